@@ -1,0 +1,3 @@
+from kernbot.cli import main
+
+raise SystemExit(main())

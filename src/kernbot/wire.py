@@ -1,0 +1,120 @@
+"""The agent <-> bot contract: request and response bodies of the HTTP APIs.
+
+Agent and bot never import each other; they share only this module and `kernbot.core.events`.
+Every body carries `version`; receivers validate with these models and reject what does not fit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent
+
+MAX_BATCH = 500
+"""Most events in one POST /v1/events."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: int = WIRE_VERSION
+
+
+class EventBatch(_Wire):
+    host: str
+    events: list[Event] = Field(max_length=MAX_BATCH)
+
+
+class EventBatchResult(_Wire):
+    accepted: int
+    duplicates: int
+
+
+class Heartbeat(_Wire):
+    host: str
+    advertise_url: str | None = None
+    agent_version: str
+    kernel: str | None = None
+    boot_id: str | None = None
+    uptime_s: float | None = None
+    source: str
+    source_healthy: bool = True
+    source_error: str | None = None
+    records_read: int = 0
+    records_lost: int = 0
+    outbox_depth: int = 0
+    time: str | None = None
+
+
+class ProcInfo(_Wire):
+    pid: int
+    comm: str
+    oom_score: int | None = None
+    oom_score_adj: int | None = None
+    rss_kb: int | None = None
+    cgroup: str | None = None
+    namespace: str | None = None
+    pod: str | None = None
+    container: str | None = None
+
+
+class Listener(_Wire):
+    family: str
+    addr: str
+    port: int
+    pid: int | None = None
+    comm: str | None = None
+    accept_queue: int | None = None
+    """Current accept queue length (ss Recv-Q on a listener)."""
+    backlog: int | None = None
+    """The listen() backlog (ss Send-Q on a listener)."""
+    syn_recv: int | None = None
+    """Half-open connections (SYN_RECV request socks) for this port."""
+
+
+class AgentStatus(_Wire):
+    host: str
+    agent_version: str
+    kernel: str | None = None
+    boot_id: str | None = None
+    uptime_s: float | None = None
+    source: str
+    source_healthy: bool = True
+    source_error: str | None = None
+    records_read: int = 0
+    records_lost: int = 0
+    records_garbled: int = 0
+    events: dict[str, int] = Field(default_factory=dict)
+    outbox_depth: int = 0
+    meminfo: dict[str, int] = Field(default_factory=dict)
+    psi: dict[str, Any] = Field(default_factory=dict)
+
+
+class OomResponse(_Wire):
+    host: str
+    events: list[OomKillEvent] = Field(default_factory=list)
+    top: list[ProcInfo] = Field(default_factory=list)
+    meminfo: dict[str, int] = Field(default_factory=dict)
+    psi: dict[str, Any] = Field(default_factory=dict)
+
+
+class SynResponse(_Wire):
+    host: str
+    events: list[SynFloodEvent] = Field(default_factory=list)
+    listeners: list[Listener] = Field(default_factory=list)
+    counter_rates: dict[str, float] = Field(default_factory=dict)
+    """TcpExt counters per second over the last sampling interval."""
+    counters: dict[str, int] = Field(default_factory=dict)
+    sysctls: dict[str, int] = Field(default_factory=dict)
+
+
+class TopResponse(_Wire):
+    host: str
+    processes: list[ProcInfo] = Field(default_factory=list)
+
+
+class DmesgResponse(_Wire):
+    host: str
+    lines: list[str] = Field(default_factory=list)
+    truncated: bool = False
