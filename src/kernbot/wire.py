@@ -54,6 +54,9 @@ class ProcInfo(_Wire):
     oom_score_adj: int | None = None
     rss_kb: int | None = None
     cgroup: str | None = None
+    """The memory cgroup path (v1 `memory` line, else the v2 one), as /proc/PID/cgroup shows it."""
+    pod_uid: str | None = None
+    container_id: str | None = None
     namespace: str | None = None
     pod: str | None = None
     container: str | None = None
