@@ -1,0 +1,212 @@
+"""Answers to slash commands as Block Kit messages (`/oom`, `/synflood`, `/kernbot ...`).
+
+Same rules as `render`: host text escaped, Slack limits enforced by `blocks`. Each answer says
+where its data came from: the live agent, or the bot's store when the agent did not answer.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block
+
+from kernbot.bot import blocks as bk
+from kernbot.bot.escape import code_block, mrkdwn, plain
+from kernbot.bot.ports import (
+    AgentInfo,
+    DmesgAnswer,
+    FleetRow,
+    FleetSummary,
+    HostAnswer,
+    Message,
+    OomHostAnswer,
+    Silence,
+    SynHostAnswer,
+    TopAnswer,
+    UnknownHost,
+)
+from kernbot.bot.render import human_kb
+from kernbot.wire import ProcInfo
+
+HELP = """\
+*kernbot* tells you when the kernel OOM-kills a process or sees a SYN flood.
+• `/oom HOST` — recent OOM kills on HOST, top processes by oom_score, memory pressure now
+• `/oom` — kills across the fleet in the last 24 h, repeat offenders
+• `/synflood HOST` — listeners and their queues, SYN cookie counters, sysctls, recent floods
+• `/kernbot hosts` — agents and their last heartbeat
+• `/kernbot top HOST` — processes most likely to be killed next
+• `/kernbot dmesg HOST [FILTER]` — the last kernel log lines, optionally only those with FILTER
+• `/kernbot silence TARGET DURATION` — e.g. `/kernbot silence host:web-1 2h` or `pod:shop/cart 30m`
+• `/kernbot help` — this message"""
+
+
+def _source_note(answer: HostAnswer) -> str:
+    if answer.agent_reachable and not answer.from_store:
+        return f"live from the agent on `{mrkdwn(answer.host)}`"
+    why = f" ({mrkdwn(answer.agent_error)})" if answer.agent_error else ""
+    if answer.from_store:
+        return f"⚠ the agent did not answer{why}: showing what the bot stored earlier"
+    return f"⚠ the agent did not answer{why}"
+
+
+def _procs_table(procs: list[ProcInfo]) -> str:
+    rows = [f"{'pid':>8} {'score':>6} {'adj':>5} {'rss':>10}  name / pod"]
+    for p in procs:
+        where = f"  {p.namespace}/{p.pod}" if p.pod else ""
+        score = "?" if p.oom_score is None else str(p.oom_score)
+        rows.append(
+            f"{p.pid:>8} {score:>6} {p.oom_score_adj or 0:>5} {human_kb(p.rss_kb):>10}  "
+            f"{p.comm[:32]}{where}"
+        )
+    return "\n".join(rows)
+
+
+def render_oom_host(a: OomHostAnswer) -> Message:
+    blocks: list[Block] = [bk.header(plain(f"OOM on {a.host}")), bk.context([_source_note(a)])]
+    if a.events:
+        lines = []
+        for e in a.events[-10:]:
+            v = e.victim
+            where = (e.memcg.oom_path if e.memcg else None) or "system-wide"
+            lines.append(
+                f"• {mrkdwn(e.time or '?')} `{mrkdwn(v.comm or '?')}` pid {v.pid} "
+                f"score {v.oom_score} — {mrkdwn(where)}"
+            )
+        blocks.append(bk.section(f"*Recent kills* ({len(a.events)})\n" + "\n".join(lines)))
+    else:
+        blocks.append(bk.section("No OOM kills recorded recently."))
+    if a.top:
+        head = "*Next in line* (highest oom_score now)\n"
+        blocks.append(bk.section(head + code_block(_procs_table(a.top[:10]), 2900)))
+    pressure = []
+    if a.meminfo:
+        total, avail = a.meminfo.get("MemTotal"), a.meminfo.get("MemAvailable")
+        pressure.append(f"MemAvailable {human_kb(avail)} of {human_kb(total)}")
+    some = a.psi.get("memory", a.psi) if isinstance(a.psi, dict) else {}
+    if isinstance(some, dict) and some:
+        pressure.append(
+            "PSI memory " + ", ".join(f"{mrkdwn(k)} {mrkdwn(v)}" for k, v in some.items())
+        )
+    if pressure:
+        blocks.append(bk.section("*Memory now*\n" + "\n".join(pressure)))
+    return bk.message(f"OOM on {mrkdwn(a.host)}: {len(a.events)} recent kills", blocks)
+
+
+def render_oom_fleet(s: FleetSummary) -> Message:
+    blocks: list[Block] = [
+        bk.header(plain(f"OOM kills across the fleet: {s.total_kills}")),
+        bk.context([f"since {mrkdwn(s.since)}", f"{s.syn_floods} SYN floods"]),
+    ]
+
+    def row(r: FleetRow) -> str:
+        pod = f" pod {mrkdwn(r.namespace or '?')}/{mrkdwn(r.pod)}" if r.pod else ""
+        victim = f" `{mrkdwn(r.victim)}`" if r.victim else ""
+        return f"• *{mrkdwn(r.host)}*{pod}{victim}: {r.kills}"
+
+    if s.by_host:
+        blocks.append(bk.section("*Kills per host/pod*\n" + "\n".join(map(row, s.by_host[:30]))))
+    if s.repeat_offenders:
+        text = "\n".join(map(row, s.repeat_offenders[:20]))
+        blocks.append(bk.section("*Repeat offenders* (killed more than once)\n" + text))
+    if not s.by_host:
+        blocks.append(bk.section("No OOM kills in this window. 🎉"))
+    return bk.message(f"{s.total_kills} OOM kills across the fleet since {mrkdwn(s.since)}", blocks)
+
+
+def render_syn_host(a: SynHostAnswer) -> Message:
+    blocks: list[Block] = [bk.header(plain(f"SYN on {a.host}")), bk.context([_source_note(a)])]
+    if a.listeners:
+        rows = [f"{'address':<28} {'accept q':>12} {'syn_recv':>8}  process"]
+        for lst in a.listeners[:30]:
+            addr = f"[{lst.addr}]:{lst.port}" if ":" in lst.addr else f"{lst.addr}:{lst.port}"
+            queue = f"{lst.accept_queue}/{lst.backlog}"
+            rows.append(f"{addr:<28} {queue:>12} {lst.syn_recv or 0:>8}  {lst.comm} {lst.pid}")
+        blocks.append(bk.section("*Listeners*\n" + code_block("\n".join(rows), 2900)))
+    if a.counter_rates:
+        rows = [f"{k:<24} {v:.1f}/s" for k, v in a.counter_rates.items()]
+        blocks.append(bk.section("*TcpExt counters*\n" + code_block("\n".join(rows), 2900)))
+    if a.sysctls:
+        rows = [f"{k:<34} {v}" for k, v in a.sysctls.items()]
+        blocks.append(bk.section("*Sysctls*\n" + code_block("\n".join(rows), 2900)))
+    if a.events:
+        lines = [
+            f"• {mrkdwn(e.time or '?')} port {e.port} {e.action}"
+            + (f" ({mrkdwn(e.episode)})" if e.episode else "")
+            for e in a.events[-10:]
+        ]
+        blocks.append(bk.section("*Recent floods*\n" + "\n".join(lines)))
+    else:
+        blocks.append(bk.section("No SYN floods recorded recently."))
+    return bk.message(f"SYN flood status of {mrkdwn(a.host)}", blocks)
+
+
+def render_hosts(agents: list[AgentInfo]) -> Message:
+    stale = sum(a.stale for a in agents)
+    lines = []
+    for a in sorted(agents, key=lambda a: (not a.stale, a.host)):
+        flag = "🔇 *stale*" if a.stale else "✅"
+        health = "" if a.source_healthy else f", source {mrkdwn(a.source or '?')} unhealthy"
+        lost = f", {a.records_lost} records lost" if a.records_lost else ""
+        lines.append(
+            f"{flag} `{mrkdwn(a.host)}` last seen {mrkdwn(a.last_seen or 'never')}, "
+            f"kernel {mrkdwn(a.kernel or '?')}{health}{lost}"
+        )
+    blocks: list[Block] = [bk.header(plain(f"{len(agents)} agents, {stale} stale"))]
+    for i in range(0, len(lines), 40):
+        blocks.append(bk.section("\n".join(lines[i : i + 40])))
+    if not agents:
+        blocks.append(bk.section("No agent has reported yet."))
+    return bk.message(f"{len(agents)} agents, {stale} stale", blocks)
+
+
+def render_top(a: TopAnswer) -> Message:
+    blocks: list[Block] = [
+        bk.header(plain(f"Top oom_score on {a.host}")),
+        bk.context([_source_note(a)]),
+    ]
+    if a.processes:
+        blocks.append(bk.section(code_block(_procs_table(a.processes[:25]), bk.SECTION_MAX)))
+    else:
+        blocks.append(bk.section("No process information."))
+    return bk.message(f"Top processes by oom_score on {mrkdwn(a.host)}", blocks)
+
+
+def render_dmesg(a: DmesgAnswer, grep: str | None = None) -> Message:
+    title = f"dmesg on {a.host}" + (f" matching {grep}" if grep else "")
+    blocks: list[Block] = [bk.header(plain(title)), bk.context([_source_note(a)])]
+    if a.lines:
+        chunk: list[str] = []
+        size = 0
+        for line in a.lines:
+            if chunk and size + len(line) > 2600:
+                blocks.append(bk.section(code_block("\n".join(chunk), bk.SECTION_MAX)))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        blocks.append(bk.section(code_block("\n".join(chunk), bk.SECTION_MAX)))
+    else:
+        blocks.append(bk.section("No matching lines."))
+    if a.truncated:
+        blocks.append(bk.context(["older lines left out"]))
+    return bk.message(mrkdwn(title), blocks[: bk.BLOCKS_MAX])
+
+
+def render_silence(s: Silence) -> Message:
+    by = f" by <@{s.by}>" if s.by and s.by.isalnum() else ""
+    text = f"🔕 `{mrkdwn(s.target)}` silenced until {mrkdwn(s.until)}{by}."
+    return bk.message(text, [bk.section(text)])
+
+
+def render_unknown_host(err: UnknownHost) -> Message:
+    text = f"I don't know a host called `{mrkdwn(err.host)}`."
+    if err.suggestions:
+        text += " Did you mean " + ", ".join(f"`{mrkdwn(s)}`" for s in err.suggestions[:5]) + "?"
+    text += " `/kernbot hosts` lists them all."
+    return bk.message(text, [bk.section(text)])
+
+
+def render_help() -> Message:
+    return bk.message("kernbot commands", [bk.section(HELP)])
+
+
+def render_text(text: str) -> Message:
+    """A one-paragraph answer; `text` is ours and already escaped where it quotes user input."""
+    return bk.message(text, [bk.section(text)])
