@@ -47,7 +47,7 @@ def test_invalid_values_give_one_message_per_field(tmp_path: Path) -> None:
 
 
 def test_missing_and_malformed_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="nope.yaml"):
+    with pytest.raises(SettingsError, match=r"nope\.yaml"):
         load_settings(BotSettings, tmp_path / "nope.yaml")
     bad = tmp_path / "list.yaml"
     bad.write_text("- a\n- b\n")

