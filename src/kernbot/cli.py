@@ -1,13 +1,14 @@
 """The `kernbot` command: one subcommand per part, each implemented in its own module.
 
-Each command module exposes `add_arguments(parser)` and `run(args) -> int`; they are imported
-lazily so `kernbot scan` never pays for Slack or SQLAlchemy imports.
+Each command module exposes `add_arguments(parser)` and `run(args) -> int`; only the chosen one is
+imported, so `kernbot scan` never pays for Slack or SQLAlchemy imports.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,21 +23,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (to add its options)."""
     parser = argparse.ArgumentParser(prog="kernbot", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kernbot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        mod.add_arguments(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(args_list)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
@@ -45,3 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(mod.run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kernbot scan --json | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
