@@ -1,0 +1,320 @@
+"""The outbox worker: turns queued notifications into Slack calls, and never loses one.
+
+Rows are claimed in a short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas
+share the work without both sending a row; BEGIN IMMEDIATE on SQLite) and leased; the Slack call
+happens outside any transaction; the result is written back. A transient failure (429 with
+Retry-After, 5xx, timeouts, connection errors) reschedules the row; a permanent one
+(invalid_auth, channel_not_found) marks it failed, logs loudly and shows on /healthz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from kernbot.bot.ports import AlertView, DeliveryError, Message, Notice, Notifier, PostedRef
+from kernbot.bot.render import render_alert, render_notice, render_thread_reply
+from kernbot.bot.store import Database, Repository
+from kernbot.bot.store.models import AlertRow, OutboxRow
+from kernbot.core.events import Event
+
+log = logging.getLogger(__name__)
+_EVENT = TypeAdapter[Event](Event)
+DAY_S = 86400.0
+
+
+@dataclass
+class DeliveryHealth:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    last_ok_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    permanent_error: str | None = None
+    """Set by invalid_auth / channel_not_found...; cleared by the next success."""
+    latencies: list[float] = field(default_factory=list)
+    """Seconds from enqueue to a successful call, last 1000 (for /metrics and benchmarks)."""
+
+
+@dataclass(slots=True)
+class _Send:
+    """A prepared call: what to send where, decided from the store."""
+
+    row_id: int
+    op: str
+    message: Message
+    channel: str | None = None
+    thread: PostedRef | None = None
+    update: PostedRef | None = None
+    alert_id: int | None = None
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Skip:
+    row_id: int
+    defer_s: float | None
+    """None: nothing left to do (done); a number: try again that much later."""
+    error: str | None = None
+
+
+def _ref(alert: AlertRow) -> PostedRef | None:
+    if alert.ref_ts and alert.ref_channel:
+        return PostedRef(channel=alert.ref_channel, ts=alert.ref_ts)
+    return None
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        notifier: Notifier,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch: int = 20,
+        lease_s: float = 60.0,
+        poll_s: float = 0.25,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        burst_window_s: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.clock = clock
+        self.batch = batch
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.burst_window_s = burst_window_s
+        self.health = DeliveryHealth()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                busy = await self.drain_once()
+            except Exception:
+                log.exception("delivery: outbox pass failed; retrying")
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def drain_once(self) -> int:
+        """Claim due rows and deliver them in order; returns how many were claimed."""
+        now = self.clock()
+        jobs = await self.db.run(lambda s: self._claim_and_prepare(s, now))
+        for i, job in enumerate(jobs):
+            if isinstance(job, _Skip):
+                await self.db.run(lambda s, j=job: self._finish_skip(s, j))  # type: ignore[misc]
+                continue
+            delay = await self._send(job)
+            if delay is not None:  # rate limited: everything after waits too
+                rest = [j.row_id for j in jobs[i + 1 :]]
+                await self.db.run(lambda s, r=rest, d=delay: self._release(s, r, d))  # type: ignore[misc]
+                break
+        return len(jobs)
+
+    # -- preparing ---------------------------------------------------------------------------
+    def _claim_and_prepare(self, session: Session, now: float) -> list[_Send | _Skip]:
+        repo = Repository(session)
+        jobs: list[_Send | _Skip] = []
+        for row in repo.claim(now, self.batch, self.lease_s):
+            try:
+                jobs.append(self._prepare(repo, row, now))
+            except Exception as exc:  # bad stored data must not block the queue
+                log.exception("delivery: cannot prepare notification %d", row.id)
+                jobs.append(_Skip(row.id, None, f"{type(exc).__name__}: {exc}"))
+        return jobs
+
+    def _prepare(self, repo: Repository, row: OutboxRow, now: float) -> _Send | _Skip:
+        if row.op == "notice":
+            notice = Notice.model_validate(row.payload or {})
+            return _Send(
+                row.id,
+                row.op,
+                render_notice(notice),
+                channel=row.channel,
+                created_at=row.created_at,
+            )
+        alert = repo.get_alert(row.alert_id) if row.alert_id is not None else None
+        if alert is None:
+            return _Skip(row.id, None, f"alert {row.alert_id} is gone")
+        ref = _ref(alert)
+        if row.op == "post":
+            if ref is not None:
+                return _Skip(row.id, None)  # posted already (a lease expired mid-call)
+            return _Send(
+                row.id,
+                row.op,
+                self._parent(repo, alert, now),
+                channel=alert.channel,
+                alert_id=alert.id,
+                created_at=row.created_at,
+            )
+        if ref is None:  # the parent is not posted yet: wait for it unless it failed for good
+            if repo.has_failed_post(alert.id):
+                return _Skip(row.id, None, "the alert it belongs to could not be posted")
+            return _Skip(row.id, min(self.poll_s, 1.0))
+        if row.op == "update":
+            return _Send(
+                row.id,
+                row.op,
+                self._parent(repo, alert, now),
+                update=ref,
+                alert_id=alert.id,
+                created_at=row.created_at,
+            )
+        event_row = repo.get_event(row.event_key or "")
+        if event_row is None:
+            return _Skip(row.id, None, f"event {row.event_key} is gone")
+        view = self._view(repo, alert, _EVENT.validate_python(event_row.data), now)
+        return _Send(
+            row.id,
+            row.op,
+            render_thread_reply(view),
+            channel=ref.channel,
+            thread=ref,
+            created_at=row.created_at,
+        )
+
+    def _parent(self, repo: Repository, alert: AlertRow, now: float) -> Message:
+        if alert.kind == "burst":
+            notice = Notice(
+                kind="fleet_burst",
+                title=f"{len(alert.hosts)} hosts alerting at once",
+                lines=[
+                    f"{alert.count} events since the burst began; individual alerts are held "
+                    f"back until {self.burst_window_s:g}s pass without a new one",
+                ],
+                hosts=list(alert.hosts),
+            )
+            return render_notice(notice)
+        event_row = repo.get_event(alert.event_key or "")
+        if event_row is None:
+            raise LookupError(f"event {alert.event_key} of alert {alert.id} is gone")
+        return render_alert(self._view(repo, alert, _EVENT.validate_python(event_row.data), now))
+
+    def _view(self, repo: Repository, alert: AlertRow, event: Event, now: float) -> AlertView:
+        host_kills = pod_kills = None
+        if event.kind == "oom_kill":
+            host_kills = repo.count_events("oom_kill", now - DAY_S, host=event.host or "")
+            k8s = event.kubernetes
+            if k8s and k8s.pod:
+                pod_kills = repo.count_events(
+                    "oom_kill", now - DAY_S, namespace=k8s.namespace, pod=k8s.pod
+                )
+        return AlertView(
+            event=event,
+            repeat_count=alert.count,
+            kills_24h_host=host_kills,
+            kills_24h_pod=pod_kills,
+        )
+
+    # -- sending -----------------------------------------------------------------------------
+    async def _send(self, job: _Send) -> float | None:
+        """Deliver one job; returns a delay when the service asked everyone to wait."""
+        try:
+            if job.update is not None:
+                await self.notifier.update(job.update, job.message)
+                ref = job.update
+            else:
+                ref = await self.notifier.post(job.channel, job.message, job.thread)
+        except DeliveryError as exc:
+            return await self._failed(job, exc.code, exc.permanent, exc.retry_after)
+        except (TimeoutError, OSError) as exc:
+            return await self._failed(job, f"{type(exc).__name__}: {exc}", False, None)
+        except Exception as exc:  # a notifier bug must not stop the worker
+            log.exception("delivery: notifier %s raised", self.notifier.name)
+            return await self._failed(job, f"{type(exc).__name__}: {exc}", False, None)
+        now = self.clock()
+        self.health.delivered += 1
+        self.health.last_ok_at = now
+        self.health.permanent_error = None
+        self.health.latencies = [*self.health.latencies[-999:], now - job.created_at]
+        await self.db.run(lambda s: self._mark_sent(s, job, ref, now))
+        return None
+
+    async def _failed(
+        self, job: _Send, code: str, permanent: bool, retry_after: float | None
+    ) -> float | None:
+        now = self.clock()
+        self.health.last_error, self.health.last_error_at = code, now
+        if permanent:
+            self.health.failed += 1
+            self.health.permanent_error = code
+            log.error(
+                "delivery: %s FAILED for good (%s): notification %d dropped from the queue; "
+                "fix the Slack settings",
+                self.notifier.name,
+                code,
+                job.row_id,
+            )
+            await self.db.run(lambda s: self._mark_failed(s, job.row_id, code))
+            return None
+        self.health.retried += 1
+
+        def _reschedule(session: Session) -> float:
+            row = Repository(session).get_outbox(job.row_id)
+            assert row is not None
+            delay = retry_after
+            if delay is None:
+                delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, row.attempts - 1))
+                delay *= 1 + random.random() * 0.1
+            row.next_at, row.claimed_until, row.last_error = now + delay, None, code
+            return delay
+
+        delay = await self.db.run(_reschedule)
+        log.warning("delivery: %s: %s; retrying in %.1fs", self.notifier.name, code, delay)
+        return retry_after
+
+    def _mark_sent(self, session: Session, job: _Send, ref: PostedRef, now: float) -> None:
+        repo = Repository(session)
+        row = repo.get_outbox(job.row_id)
+        if row is not None:
+            row.status, row.sent_at, row.claimed_until = "sent", now, None
+        if job.op == "post" and job.alert_id is not None:
+            alert = repo.get_alert(job.alert_id)
+            if alert is not None:
+                alert.ref_channel, alert.ref_ts = ref.channel, ref.ts
+
+    def _mark_failed(self, session: Session, row_id: int, code: str) -> None:
+        row = Repository(session).get_outbox(row_id)
+        if row is not None:
+            row.status, row.last_error, row.claimed_until = "failed", code, None
+
+    def _finish_skip(self, session: Session, job: _Skip) -> None:
+        row = Repository(session).get_outbox(job.row_id)
+        if row is None:
+            return
+        if job.defer_s is None:
+            row.status = "failed" if job.error else "sent"
+            row.last_error = job.error
+        else:
+            row.next_at = self.clock() + job.defer_s
+            row.attempts = max(0, row.attempts - 1)
+        row.claimed_until = None
+
+    def _release(self, session: Session, row_ids: list[int], delay: float) -> None:
+        repo = Repository(session)
+        until = self.clock() + delay
+        for row_id in row_ids:
+            row = repo.get_outbox(row_id)
+            if row is not None:
+                row.next_at, row.claimed_until = until, None
+                row.attempts = max(0, row.attempts - 1)

@@ -1,0 +1,260 @@
+"""The bot core behind slash commands: `FleetQueries` over the store and the live agents.
+
+A live answer is preferred; when an agent is slow or down the answer still comes, from what
+the store knows, saying so (`from_store`, `agent_error`) instead of leaving Slack waiting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from kernbot.bot.agents_client import AgentError, AgentsClient, AgentTarget
+from kernbot.bot.alerts import event_key, pod_of, subject_of
+from kernbot.bot.ports import (
+    AgentInfo,
+    DmesgAnswer,
+    FleetRow,
+    FleetSummary,
+    OomHostAnswer,
+    Silence,
+    SynHostAnswer,
+    TopAnswer,
+    UnknownHost,
+)
+from kernbot.bot.store import Database, Repository
+from kernbot.bot.store.models import AgentRow, SilenceRow
+from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
+
+_EVENT = TypeAdapter[Event](Event)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class FleetService:
+    def __init__(
+        self,
+        db: Database,
+        client: AgentsClient,
+        *,
+        stale_after_s: float = 180.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+
+    # -- registry --------------------------------------------------------------------------
+    def _info(self, row: AgentRow, now: float) -> AgentInfo:
+        data = row.data or {}
+        return AgentInfo(
+            host=row.host,
+            advertise_url=row.advertise_url,
+            agent_version=row.agent_version,
+            kernel=row.kernel,
+            last_seen=iso(row.last_seen),
+            stale=row.stale or row.last_seen < now - self.stale_after_s,
+            source=data.get("source"),
+            source_healthy=bool(data.get("source_healthy", True)),
+            records_lost=int(data.get("records_lost") or 0),
+        )
+
+    async def hosts(self) -> list[AgentInfo]:
+        now = self.clock()
+        rows = await self.db.run(lambda s: Repository(s).agents())
+        return [self._info(r, now) for r in rows]
+
+    async def _target(self, host: str) -> AgentTarget | None:
+        """The agent to ask, None when it never told us where it listens; UnknownHost if none."""
+        rows = await self.db.run(lambda s: Repository(s).agents())
+        by_name = {r.host: r for r in rows}
+        row = by_name.get(host) or next((r for r in rows if r.host.lower() == host.lower()), None)
+        if row is None:
+            close = difflib.get_close_matches(host, list(by_name), n=3, cutoff=0.5)
+            raise UnknownHost(host, close)
+        return AgentTarget(row.host, row.advertise_url) if row.advertise_url else None
+
+    async def _stored(self, host: str, kind: str, limit: int = 20) -> list[Event]:
+        rows = await self.db.run(lambda s: Repository(s).recent_events(host, kind, limit))
+        return [_EVENT.validate_python(r.data) for r in rows]
+
+    # -- per host --------------------------------------------------------------------------
+    async def oom_host(self, host: str) -> OomHostAnswer:
+        target = await self._target(host)
+        try:
+            if target is None:
+                raise AgentError(host, "the agent did not advertise a URL")
+            resp = await self.client.get(target, "/v1/oom", OomResponse)
+        except AgentError as exc:
+            events = [
+                e for e in await self._stored(host, "oom_kill") if isinstance(e, OomKillEvent)
+            ]
+            return OomHostAnswer(
+                host=host,
+                agent_reachable=False,
+                agent_error=str(exc),
+                from_store=True,
+                events=events,
+            )
+        return OomHostAnswer(
+            host=target.host,
+            agent_reachable=True,
+            events=resp.events,
+            top=resp.top,
+            meminfo=resp.meminfo,
+            psi=resp.psi,
+        )
+
+    async def syn_host(self, host: str) -> SynHostAnswer:
+        target = await self._target(host)
+        try:
+            if target is None:
+                raise AgentError(host, "the agent did not advertise a URL")
+            resp = await self.client.get(target, "/v1/syn", SynResponse)
+        except AgentError as exc:
+            events = [
+                e for e in await self._stored(host, "syn_flood") if isinstance(e, SynFloodEvent)
+            ]
+            return SynHostAnswer(
+                host=host,
+                agent_reachable=False,
+                agent_error=str(exc),
+                from_store=True,
+                events=events,
+            )
+        return SynHostAnswer(
+            host=target.host,
+            agent_reachable=True,
+            events=resp.events,
+            listeners=resp.listeners,
+            counter_rates=resp.counter_rates,
+            sysctls=resp.sysctls,
+        )
+
+    async def top(self, host: str, n: int = 10) -> TopAnswer:
+        target = await self._target(host)
+        try:
+            if target is None:
+                raise AgentError(host, "the agent did not advertise a URL")
+            resp = await self.client.get(target, "/v1/top", TopResponse, {"n": n})
+        except AgentError as exc:
+            return TopAnswer(
+                host=host, agent_reachable=False, agent_error=str(exc), from_store=True
+            )
+        return TopAnswer(host=target.host, agent_reachable=True, processes=resp.processes[:n])
+
+    async def dmesg(self, host: str, grep: str | None, lines: int = 50) -> DmesgAnswer:
+        target = await self._target(host)
+        params: dict[str, str | int] = {"lines": lines}
+        if grep:
+            params["grep"] = grep
+        try:
+            if target is None:
+                raise AgentError(host, "the agent did not advertise a URL")
+            resp = await self.client.get(target, "/v1/dmesg", DmesgResponse, params)
+        except AgentError as exc:
+            stored: list[str] = []
+            for kind in ("oom_kill", "syn_flood"):
+                for event in await self._stored(host, kind, 5):
+                    stored.extend(event.lines)
+            if grep:
+                stored = [line for line in stored if grep.lower() in line.lower()]
+            return DmesgAnswer(
+                host=host,
+                agent_reachable=False,
+                agent_error=str(exc),
+                from_store=True,
+                lines=stored[-lines:],
+                truncated=len(stored) > lines,
+            )
+        return DmesgAnswer(
+            host=target.host, agent_reachable=True, lines=resp.lines, truncated=resp.truncated
+        )
+
+    # -- fleet -----------------------------------------------------------------------------
+    async def oom_fleet(self, since_s: float = 86400.0) -> FleetSummary:
+        """Kills per host/pod from the store, plus any the live agents know that it lacks."""
+        now = self.clock()
+        since = now - since_s
+
+        def _read(
+            s: Session,
+        ) -> tuple[
+            list[tuple[str, str | None, str | None, str | None, int]], set[str], int, list[AgentRow]
+        ]:
+            repo = Repository(s)
+            return (
+                repo.kill_groups(since),
+                repo.event_keys_since("oom_kill", since),
+                repo.count_events("syn_flood", since),
+                repo.agents(),
+            )
+
+        groups, known, syn, agents = await self.db.run(_read)
+        counts: Counter[tuple[str, str | None, str | None, str | None]] = Counter()
+        for host, ns, pod, subject, n in groups:
+            counts[(host, ns, pod, subject)] += n
+        live = [
+            AgentTarget(a.host, a.advertise_url)
+            for a in agents
+            if a.advertise_url and not a.stale and a.last_seen >= now - self.stale_after_s
+        ]
+        answers = await self.client.fan_out(live, "/v1/oom", OomResponse)
+        for host, answer in answers.items():
+            if isinstance(answer, AgentError):
+                continue
+            for event in answer.events:
+                event.host = event.host or host
+                when = _epoch(event.time)
+                if when is None or when < since or event_key(event) in known:
+                    continue
+                known.add(event_key(event))
+                ns, pod = pod_of(event)
+                counts[(event.host, ns, pod, subject_of(event))] += 1
+        per_host: Counter[str] = Counter()
+        for (host, _ns, _pod, _subject), n in counts.items():
+            per_host[host] += n
+        offenders = [
+            FleetRow(host=h, namespace=ns, pod=p, victim=s, kills=n)
+            for (h, ns, p, s), n in counts.most_common()
+            if n > 1
+        ]
+        return FleetSummary(
+            since=iso(since),
+            total_kills=sum(per_host.values()),
+            by_host=[FleetRow(host=h, kills=n) for h, n in per_host.most_common()],
+            repeat_offenders=offenders,
+            syn_floods=syn,
+        )
+
+    async def silence(self, target: str, duration_s: float, by: str | None) -> Silence:
+        now = self.clock()
+        row = SilenceRow(target=target[:600], until=now + duration_s, by=by, created_at=now)
+        await self.db.run(lambda s: Repository(s).add(row))
+        return Silence(target=row.target, until=iso(row.until), by=by)
+
+    async def silences(self) -> list[Silence]:
+        rows = await self.db.run(lambda s: Repository(s).active_silences(self.clock()))
+        return [Silence(target=r.target, until=iso(r.until), by=r.by) for r in rows]

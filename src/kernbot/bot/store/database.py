@@ -1,0 +1,95 @@
+"""One engine per bot, the schema upgrade at start, and transactions that serialize writers.
+
+SQLAlchemy here is synchronous; the async bot runs each transaction in a worker thread
+(`Database.run`). SQLite transactions start with BEGIN IMMEDIATE so two writers never both read
+then both write; on PostgreSQL a transaction that decides alerts takes an advisory lock, so two
+bot replicas ingesting the same events decide each alert exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATION_LOCK = 0x6B65726E  # "kern": serializes schema upgrades of replicas starting together
+DECIDE_LOCK = 0x626F7431  # "bot1": serializes alert decisions across replicas
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_postgres = make_url(url).get_backend_name() == "postgresql"
+        if make_url(url).get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (Alembic, configured in code)."""
+        from kernbot.bot.migrations import upgrade
+
+        with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
+            try:
+                upgrade(conn)
+            finally:
+                if self.is_postgres:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                    conn.commit()
+
+    @contextmanager
+    def transaction(self, *, decide: bool = False) -> Iterator[Session]:
+        """A committed-or-rolled-back session; `decide=True` serializes it across replicas."""
+        with self._sessions() as session, session.begin():
+            if decide and self.is_postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECIDE_LOCK})
+            yield session
+
+    async def run(self, fn: Callable[[Session], T], *, decide: bool = False) -> T:
+        """Run `fn` in one transaction on a worker thread."""
+
+        def _work() -> T:
+            with self.transaction(decide=decide) as session:
+                return fn(session)
+
+        return await asyncio.to_thread(_work)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
