@@ -1,0 +1,258 @@
+"""Kernel log text in any transport's format → `Record`s, one line of message each.
+
+People paste, grep and concatenate logs, so the format is detected per line, not per file: a
+`dmesg -T` excerpt may sit under a kern.log one. The first character picks the few prefix parsers
+that could apply (cheap, since `kernbot scan` pushes large files through here); a line no parser
+claims is kept whole as fmt `plain`, so nothing is lost. The reader keeps just enough state for the
+multi-line cases: dmesg/journalctl indenting a record's embedded lines to the prefix width,
+/dev/kmsg dictionary lines and `c`/`+` fragments, syslogd's wall broadcast, and pretty-printed
+`dmesg --json`.
+
+Records from other programs (`sshd[12]: …` in /var/log/messages, non-kernel journal entries) come
+out with a fmt in `OTHER_FORMATS`; detectors should skip them (`is_kernel`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+from kernbot.core.fmt_dmesg import parse_bracket, parse_fac_level, parse_netconsole, parse_raw_prio
+from kernbot.core.fmt_head import Head, to_records
+from kernbot.core.fmt_journal import dmesg_json_head, is_kernel_entry, journal_head, json_member
+from kernbot.core.fmt_kmsg import DICT_LINE, parse_kmsg_line
+from kernbot.core.fmt_syslog import (
+    parse_iso,
+    parse_traditional,
+    parse_wall_header,
+    parse_wall_kernel,
+    unescape_octal,
+)
+from kernbot.core.record import Record
+
+__all__ = [
+    "OTHER_FORMATS",
+    "LineReader",
+    "is_kernel",
+    "parse_journal_entry",
+    "parse_kmsg_record",
+    "read_lines",
+]
+
+OTHER_FORMATS = frozenset({"syslog-other", "journal-other"})
+"""Formats of records that did not come from the kernel."""
+
+_MONTH_INITIALS = frozenset("JFMASOND")
+_JSON_STRUCTURE = frozenset({"{", "},{", "}", "},", "]", "],", "}]", "]}"})
+"""Lines of pretty-printed `dmesg --json` that carry no record."""
+_NOT_JSON = Head("", "not-json")
+
+
+def is_kernel(record: Record) -> bool:
+    """False for lines another program logged (the detectors' filter)."""
+    return record.fmt not in OTHER_FORMATS
+
+
+class LineReader:
+    """Stateful: detects the format PER LINE (mixed/concatenated files work), joins continuations.
+
+    `host`/`boot_id` fill records whose format does not carry them; `year` dates the year-less
+    syslog and `dmesg -e` stamps (their `wall` stays None without it).
+    """
+
+    def __init__(
+        self, *, host: str | None = None, boot_id: str | None = None, year: int | None = None
+    ) -> None:
+        self.host = host
+        self.boot_id = boot_id
+        self.year = year
+        self._lineno = 0
+        self._cont: Head | None = None  # the record that indented lines continue
+        self._indent = ""
+        self._after_kmsg = False  # dictionary lines (` KEY=value`) may follow
+        self._fragment: tuple[Head, int] | None = None  # a kmsg `c` record and its line number
+        self._held: tuple[Head, int] | None = None
+        self._wall_host: str | None = None
+        self._wall_time: datetime | None = None
+        self._json_mode = False  # inside pretty-printed `dmesg --json`
+        self._json_members: dict[str, object] = {}
+
+    def feed(self, line: str, lineno: int = 0) -> list[Record]:
+        """Records for one input line (without its newline); [] for blank or metadata lines."""
+        if line[-1:] in ("\n", "\r"):
+            line = line.rstrip("\r\n")
+        self._lineno = lineno
+        # A kmsg `c` fragment held from earlier lines: a `+` line below may still extend it.
+        self._held, self._fragment = self._fragment, None
+        if not line or line.isspace():
+            self._cont = None
+            self._after_kmsg = False
+            return self._take_held()
+        try:
+            head = self._parse(line)
+        except (ValueError, OverflowError, IndexError, KeyError, TypeError, RecursionError):
+            head = Head(line, "plain")
+        out = self._take_held() if self._held is not None else []
+        if head is None:
+            return out
+        if head.fmt == "plain" and "#01" in line:  # rsyslog escapes, prefix cut off by a human
+            head = head._replace(text=unescape_octal(line))
+        if head is not self._cont:
+            if head.width and head.fmt != "kmsg":
+                self._cont = head
+                if len(self._indent) != head.width:
+                    self._indent = " " * head.width
+            else:
+                self._cont = None
+        out.extend(to_records(head, lineno=lineno, host=self.host, boot_id=self.boot_id))
+        return out
+
+    def flush(self) -> list[Record]:
+        """Whatever is still held back (a kmsg `c` fragment); call at end of input."""
+        self._held, self._fragment = self._fragment, None
+        return self._take_held()
+
+    def _take_held(self) -> list[Record]:
+        held = self._held
+        if held is None:
+            return []
+        self._held = None
+        return to_records(held[0], lineno=held[1], host=self.host, boot_id=self.boot_id)
+
+    def _parse(self, line: str) -> Head | None:
+        after_kmsg, self._after_kmsg = self._after_kmsg, False
+        if self._json_mode:
+            member = self._parse_json_member(line)
+            if member is not _NOT_JSON:
+                return member
+        first = line[0]
+        if first == "[":
+            return parse_bracket(line, self.year) or Head(line, "plain")
+        if first in " \t":
+            return self._parse_indented(line, after_kmsg)
+        if first.isdigit():
+            return self._parse_digit(line)
+        if first in _MONTH_INITIALS:
+            head = parse_traditional(line, self.year)
+            if head is not None:
+                return head
+            if first == "M" and line.startswith("Message from syslogd@"):
+                found = parse_wall_header(line, self.year)
+                if found is not None:
+                    head, self._wall_host, self._wall_time = found
+                    return head
+            return Head(line, "plain")
+        if first == "<":
+            return parse_raw_prio(line, self.year) or Head(line, "plain")
+        if first == "{":
+            return self._parse_json_line(line)
+        if "a" <= first <= "z":
+            return parse_fac_level(line, self.year) or Head(line, "plain")
+        return Head(line, "plain")
+
+    def _parse_indented(self, line: str, after_kmsg: bool) -> Head | None:
+        cont = self._cont
+        if cont is not None and line.startswith(self._indent):
+            return cont._replace(text=line[cont.width :])
+        if after_kmsg and DICT_LINE.match(line):
+            self._after_kmsg = True
+            self._fragment, self._held = self._held, None  # still open for `+` pieces
+            return None
+        stripped = line.lstrip(" \t")
+        if stripped.startswith("kernel:"):
+            head = parse_wall_kernel(line, self._wall_host, self._wall_time)
+            if head is not None:
+                return head
+        elif stripped.startswith('"dmesg"') and stripped.rstrip().endswith("["):
+            self._json_mode = True
+            return None
+        return Head(line, "plain")
+
+    def _parse_digit(self, line: str) -> Head | None:
+        found = parse_kmsg_line(line)
+        if found is not None:
+            head, flags = found
+            self._after_kmsg = True
+            held = self._held
+            if flags == "+" and held is not None:
+                self._held = None
+                self._fragment = (held[0]._replace(text=held[0].text + head.text), held[1])
+                return None
+            if flags == "c":
+                self._fragment = (head, self._lineno)
+                return None
+            return head
+        if line[4:5] == "-":
+            dated = parse_iso(line) or parse_netconsole(line, self.year)
+            if dated is not None:
+                return dated
+        return Head(line, "plain")
+
+    def _parse_json_line(self, line: str) -> Head | None:
+        if line.rstrip() == "{":  # may open pretty-printed `dmesg --json`
+            return None
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return Head(line, "plain")
+        if not isinstance(obj, dict):
+            return Head(line, "plain")
+        if "MESSAGE" in obj or "__CURSOR" in obj:
+            return journal_head(obj)
+        records = obj.get("dmesg")
+        if isinstance(records, list):  # `dmesg --json | jq -c .`: the whole log on one line
+            found = (dmesg_json_head(r) for r in records if isinstance(r, dict))
+            heads = [h for h in found if h is not None]
+            if not heads:
+                return None
+            return heads[0]._replace(text="\n".join(h.text for h in heads))
+        return dmesg_json_head(obj) or Head(line, "plain")
+
+    def _parse_json_member(self, line: str) -> Head | None:
+        """One line of pretty-printed `dmesg --json`; leaves json mode on anything else."""
+        if line.strip() in _JSON_STRUCTURE:
+            return None
+        member = json_member(line)
+        if member is None:
+            self._json_mode = False
+            self._json_members = {}
+            return _NOT_JSON
+        key, value = member
+        self._json_members[key] = value
+        if key != "msg":
+            return None
+        members, self._json_members = self._json_members, {}
+        return dmesg_json_head(members) or Head(line, "plain")
+
+
+def read_lines(
+    lines: Iterable[str],
+    *,
+    host: str | None = None,
+    boot_id: str | None = None,
+    year: int | None = None,
+) -> Iterator[Record]:
+    """Records for an iterable of lines (trailing newlines are fine); numbers lines from 1."""
+    reader = LineReader(host=host, boot_id=boot_id, year=year)
+    for lineno, line in enumerate(lines, start=1):
+        yield from reader.feed(line, lineno)
+    yield from reader.flush()
+
+
+def parse_kmsg_record(raw: str, boot_id: str | None = None) -> list[Record]:
+    """ONE read() of /dev/kmsg: `PRI,SEQ,TS,FLAGS[,caller=..];MSG\\n KEY=val\\n...`.
+
+    Dictionary lines are dropped; `\\x0a` in the message splits it into several records.
+    """
+    line = raw.partition("\n")[0]
+    found = parse_kmsg_line(line)
+    head = found[0] if found is not None else Head(line, "plain")
+    return to_records(head, boot_id=boot_id)
+
+
+def parse_journal_entry(entry: Mapping[str, object]) -> list[Record]:
+    """One `journalctl -o json` object; [] unless it is a kernel entry (`_TRANSPORT=kernel`)."""
+    if not is_kernel_entry(entry):
+        return []
+    return to_records(journal_head(entry))
