@@ -1,0 +1,393 @@
+"""One parser per kind of line in a kernel OOM report, 2.6.32 → 6.11+.
+
+The report assembler needs to know what each record *is* before it can decide which report it
+belongs to, so every line shape the kernel (and the distro backports) printed is recognised here,
+with no state. Comms are hostile text: they are matched non-greedily up to the fixed token that
+follows them, or greedily up to the last fixed token where the kernel prints one after the comm.
+See tests/fixtures/corpus/PROVENANCE.md (section 1) for the catalogue these regexes follow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+UNLIMITED_KB = 9007199254740988
+"""What a memcg prints for an unlimited limit (PAGE_COUNTER_MAX pages, in kB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    comm: str
+    gfp_mask: str
+    order: int | None
+    oom_score_adj: int | None
+    oom_adj: int | None
+    has_nodemask: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CpusetLine:
+    comm: str
+    cpuset: str
+    mems_allowed: str
+
+
+@dataclass(frozen=True, slots=True)
+class StackHeader:
+    pid: int
+    comm: str
+    uid: int | None
+    version: tuple[int, int, int] | None
+    style: str
+    """`Pid:` (≤3.9), `CPU:` (3.10+), `CPU-UID:` (6.11+)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemInfoLine:
+    key: str
+    """`start`, `managed`, `pages_ram`, `reserved`, `total_swap`, `free_swap`, `free`,
+    `unstable`, `sec_pagetables`."""
+    value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskIn:
+    task_path: str | None
+    oom_path: str | None
+    partial: bool = False
+    """The poster/mailer wrapped the line; the assembler joins the pieces."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    name: str
+    """`memory`, `memory+swap`, `kmem`, `swap`."""
+    usage_kb: int
+    limit_kb: int | None
+    failcnt: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemcgStats:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class TasksState:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TableHeader:
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OomKillLine:
+    constraint: str | None
+    nodemask: str | None
+    cpuset: str | None
+    mems_allowed: str | None
+    oom_memcg: str | None
+    global_oom: bool
+    task_memcg: str | None
+    task: str | None
+    pid: int | None
+    uid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillProcess:
+    """`Kill process N (comm) score S or sacrifice child` (≤5.0) and `sharing same memory`."""
+
+    pid: int
+    comm: str
+    score: int | None
+    memcg: bool
+    sharing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Killed:
+    pid: int
+    comm: str
+    memcg: bool
+    uid: int | None = None
+    total_vm_kb: int | None = None
+    anon_rss_kb: int | None = None
+    file_rss_kb: int | None = None
+    shmem_rss_kb: int | None = None
+    pgtables_kb: int | None = None
+    oom_score_adj: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReaperLine:
+    pid: int
+    comm: str
+    reaped: bool
+    anon_rss_kb: int | None = None
+    file_rss_kb: int | None = None
+    shmem_rss_kb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OomGroup:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Panic:
+    text: str
+
+
+Parsed = (
+    Header
+    | CpusetLine
+    | StackHeader
+    | MemInfoLine
+    | TaskIn
+    | Counter
+    | MemcgStats
+    | TasksState
+    | TableHeader
+    | OomKillLine
+    | KillProcess
+    | Killed
+    | ReaperLine
+    | OomGroup
+    | Panic
+)
+
+_HEADER = re.compile(
+    r"^(?P<comm>.*?) invoked oom-killer: gfp_mask=(?P<gfp>\S+?),"
+    r"(?P<nodemask> nodemask=\S*?,)?\s+order=(?P<order>-?\d+)"
+    r"(?:, oom_adj=(?P<oom_adj>-?\d+))?(?:, oomkilladj=(?P<oomkilladj>-?\d+))?"
+    r"(?:, oom_score_adj=(?P<adj>-?\d+))?"
+)
+_CPUSET = re.compile(r"^(?P<comm>.*?) cpuset=(?P<cpuset>\S*) mems_allowed=(?P<mems>\S*)\s*$")
+_STACK_CPU = re.compile(
+    r"^CPU: \d+ (?:UID: (?P<uid>\d+) )?PID: (?P<pid>\d+) Comm: (?P<comm>.*?)"
+    r" (?:Not tainted|Tainted:|Kdump:)(?P<rest>.*)$"
+)
+_STACK_PID = re.compile(
+    r"^Pid: (?P<pid>\d+), comm: (?P<comm>.*?) (?:Not tainted|Tainted:)(?P<rest>.*)$"
+)
+_VERSION = re.compile(r"(?:^|\s)(\d+)\.(\d+)(?:\.(\d+))?[\w.+~-]*\s+#\d+")
+_MEMINFO_START = re.compile(r"^Mem-[Ii]nfo:\s*$")
+_ZONE = re.compile(r"^(?:Node \d+ )?\w+ free:\d+kB .*? managed:(\d+)kB")
+_PAGES_RAM = re.compile(r"^(\d+) pages (?:of )?RAM\s*$")
+_RESERVED = re.compile(r"^(\d+) (?:pages reserved|reserved pages)\s*$")
+_TOTAL_SWAP = re.compile(r"^Total swap = (\d+)kB")
+_FREE_SWAP = re.compile(r"^Free swap\s+=\s+(\d+)kB")
+_FREE = re.compile(r"^\s*(?:active_anon:\d+.*\s)?free:(\d+)\s")
+_UNSTABLE = re.compile(r"\bunstable:\d+")
+_SEC_PGT = re.compile(r"^\s*sec_pagetables:\d+")
+_TASK_IN = re.compile(r"^Task in (?P<task>\S+) killed as a result of limit of (?P<oom>\S+)\s*$")
+_TASK_IN_HEAD = re.compile(r"^Task in (?P<task>\S+)\s*$")
+_TASK_IN_TAIL = re.compile(r"^killed as a result of limit of (?P<oom>\S*)\s*$")
+_LIMIT_REACHED = re.compile(r"^Memory limit reached of cgroup (?P<oom>\S+)\s*$")
+_COUNTER = re.compile(
+    r"^(?P<name>memory|memory\+swap|kmem|swap): usage (?P<usage>\d+)kB, limit (?P<limit>\d+)kB,"
+    r" failcnt (?P<failcnt>\d+)"
+)
+_STATS = re.compile(r"^Memory cgroup stats for (?P<path>.*?):(?:\s|$)")
+_TASKS_STATE = re.compile(r"^Tasks state \(memory values in pages\):")
+_TABLE_HEADER = re.compile(r"^\[\s*pid\s*\]\s+(?P<cols>uid\s.*\bname)\s*$")
+_OOM_KILL_HEAD = re.compile(
+    r"^(?:constraint=(?P<constraint>[A-Z_]*))?(?:,?nodemask=(?P<nodemask>.*?))?"
+    r"(?:,cpuset=(?P<cpuset>.*?))?(?:,mems_allowed=(?P<mems>.*?))?"
+    r"(?:,oom_memcg=(?P<oom_memcg>.*?)|,(?P<global>global_oom))?(?:,task_memcg=(?P<task_memcg>.*))?$"
+)
+_OOM_KILL_TAIL = re.compile(r",task=(?P<task>.*?),pid=(?P<pid>-?\d+),uid=(?P<uid>\d+)\s*$")
+_MSG = r"(?P<msg>Out of memory(?: \(oom_kill_allocating_task\))?|Memory cgroup out of memory)"
+_KILL_PROCESS = re.compile(
+    rf"^(?:{_MSG}: )?[Kk]ill process (?P<pid>\d+) \((?P<comm>.*)\) score (?P<score>-?\d+)"
+    r" or (?:sacrifice child|a child)\s*$"
+)
+_KILL_SHARING = re.compile(r"^Kill process (?P<pid>\d+) \((?P<comm>.*)\) sharing same memory\s*$")
+_KILLED = re.compile(
+    rf"^(?:{_MSG}: )?Killed process (?P<pid>\d+)"
+    r"(?:, UID (?P<uid6>\d+),)? \((?P<comm>.*)\)(?:, UID (?P<uid7>\d+),)?"
+    r"(?P<rest>(?: (?:total-vm|vsz):.*)?)\s*$"
+)
+_KB = re.compile(r"(?P<key>total-vm|vsz|anon-rss|file-rss|shmem-rss|pgtables):(?P<v>\d+)kB")
+_KILLED_UID = re.compile(r"\bUID:(\d+)")
+_KILLED_ADJ = re.compile(r"\boom_score_adj:(-?\d+)")
+_REAPED = re.compile(
+    r"^oom_reaper: reaped process (?P<pid>\d+) \((?P<comm>.*)\), now anon-rss:(?P<anon>\d+)kB,"
+    r" file-rss:(?P<file>\d+)kB, shmem-rss:(?P<shmem>\d+)kB"
+)
+_UNABLE = re.compile(r"^oom_reaper: unable to reap pid:(?P<pid>\d+) \((?P<comm>.*)\)\s*$")
+_GROUP = re.compile(
+    r"^Tasks in (?P<path>.*) are going to be killed due to memory\.oom\.group set\s*$"
+)
+_PANIC = re.compile(
+    r"^Kernel panic - not syncing: (?:[Oo]ut of memory|Out of memory and no killable processes)"
+)
+
+
+def _int(s: str | None) -> int | None:
+    return int(s) if s is not None else None
+
+
+def _limit(kb: int) -> int | None:
+    return None if kb >= UNLIMITED_KB else kb
+
+
+def _version(rest: str) -> tuple[int, int, int] | None:
+    m = _VERSION.search(rest)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def _parse_oom_kill(body: str) -> OomKillLine:
+    tail = _OOM_KILL_TAIL.search(body)
+    head = body[: tail.start()] if tail else body
+    m = _OOM_KILL_HEAD.match(head)
+    g: dict[str, str | None] = m.groupdict() if m else {}
+    return OomKillLine(
+        constraint=g.get("constraint") or None,
+        nodemask=g.get("nodemask"),
+        cpuset=g.get("cpuset"),
+        mems_allowed=g.get("mems"),
+        oom_memcg=g.get("oom_memcg"),
+        global_oom=bool(g.get("global")),
+        task_memcg=g.get("task_memcg"),
+        task=tail.group("task") if tail else None,
+        pid=int(tail.group("pid")) if tail else None,
+        uid=int(tail.group("uid")) if tail else None,
+    )
+
+
+def _parse_killed(m: re.Match[str]) -> Killed:
+    rest = m.group("rest") or ""
+    kb = {k.group("key"): int(k.group("v")) for k in _KB.finditer(rest)}
+    uid_new = _KILLED_UID.search(rest)
+    adj = _KILLED_ADJ.search(rest)
+    uid = _int(m.group("uid6") or m.group("uid7") or (uid_new.group(1) if uid_new else None))
+    return Killed(
+        pid=int(m.group("pid")),
+        comm=m.group("comm"),
+        memcg=m.group("msg") == "Memory cgroup out of memory",
+        uid=uid,
+        total_vm_kb=kb.get("total-vm", kb.get("vsz")),
+        anon_rss_kb=kb.get("anon-rss"),
+        file_rss_kb=kb.get("file-rss"),
+        shmem_rss_kb=kb.get("shmem-rss"),
+        pgtables_kb=kb.get("pgtables"),
+        oom_score_adj=_int(adj.group(1)) if adj else None,
+    )
+
+
+def parse_line(text: str) -> Parsed | None:
+    """What kind of OOM-report line `text` is, with its fields; None for anything else."""
+    t = text.rstrip("\r\n")
+    if not t:
+        return None
+    if m := _HEADER.match(t):
+        oom_adj = m.group("oom_adj") or m.group("oomkilladj")
+        return Header(
+            comm=m.group("comm"),
+            gfp_mask=m.group("gfp"),
+            order=int(m.group("order")),
+            oom_score_adj=_int(m.group("adj")),
+            oom_adj=_int(oom_adj),
+            has_nodemask=m.group("nodemask") is not None,
+        )
+    if t.startswith("oom-kill:"):
+        return _parse_oom_kill(t[len("oom-kill:") :].rstrip())
+    if m := _KILLED.match(t):
+        return _parse_killed(m)
+    if m := _KILL_PROCESS.match(t):
+        return KillProcess(
+            pid=int(m.group("pid")),
+            comm=m.group("comm"),
+            score=int(m.group("score")),
+            memcg=m.group("msg") == "Memory cgroup out of memory",
+        )
+    if m := _KILL_SHARING.match(t):
+        return KillProcess(
+            pid=int(m.group("pid")), comm=m.group("comm"), score=None, memcg=False, sharing=True
+        )
+    if m := _REAPED.match(t):
+        return ReaperLine(
+            pid=int(m.group("pid")),
+            comm=m.group("comm"),
+            reaped=True,
+            anon_rss_kb=int(m.group("anon")),
+            file_rss_kb=int(m.group("file")),
+            shmem_rss_kb=int(m.group("shmem")),
+        )
+    if m := _UNABLE.match(t):
+        return ReaperLine(pid=int(m.group("pid")), comm=m.group("comm"), reaped=False)
+    if m := _GROUP.match(t):
+        return OomGroup(path=m.group("path"))
+    if _PANIC.match(t):
+        return Panic(text=t.strip())
+    if m := _COUNTER.match(t):
+        return Counter(
+            name=m.group("name"),
+            usage_kb=int(m.group("usage")),
+            limit_kb=_limit(int(m.group("limit"))),
+            failcnt=int(m.group("failcnt")),
+        )
+    if m := _TASK_IN.match(t):
+        return TaskIn(task_path=m.group("task"), oom_path=m.group("oom"))
+    if m := _TASK_IN_HEAD.match(t):
+        return TaskIn(task_path=m.group("task"), oom_path=None, partial=True)
+    if m := _TASK_IN_TAIL.match(t):
+        return TaskIn(task_path=None, oom_path=m.group("oom"), partial=True)
+    if m := _LIMIT_REACHED.match(t):
+        return TaskIn(task_path=None, oom_path=m.group("oom"))
+    if m := _STATS.match(t):
+        return MemcgStats(path=m.group("path"))
+    if _TASKS_STATE.match(t):
+        return TasksState()
+    if m := _TABLE_HEADER.match(t):
+        return TableHeader(columns=tuple(m.group("cols").split()))
+    if m := _STACK_CPU.match(t):
+        return StackHeader(
+            pid=int(m.group("pid")),
+            comm=m.group("comm"),
+            uid=_int(m.group("uid")),
+            version=_version(m.group("rest")),
+            style="CPU-UID:" if m.group("uid") is not None else "CPU:",
+        )
+    if m := _STACK_PID.match(t):
+        return StackHeader(
+            pid=int(m.group("pid")),
+            comm=m.group("comm"),
+            uid=None,
+            version=_version(m.group("rest")),
+            style="Pid:",
+        )
+    if m := _CPUSET.match(t):
+        return CpusetLine(
+            comm=m.group("comm"), cpuset=m.group("cpuset"), mems_allowed=m.group("mems")
+        )
+    return _parse_meminfo(t)
+
+
+def _parse_meminfo(t: str) -> MemInfoLine | None:
+    if _MEMINFO_START.match(t):
+        return MemInfoLine("start")
+    if m := _ZONE.match(t):
+        return MemInfoLine("managed", int(m.group(1)))
+    if m := _PAGES_RAM.match(t):
+        return MemInfoLine("pages_ram", int(m.group(1)))
+    if m := _RESERVED.match(t):
+        return MemInfoLine("reserved", int(m.group(1)))
+    if m := _TOTAL_SWAP.match(t):
+        return MemInfoLine("total_swap", int(m.group(1)))
+    if m := _FREE_SWAP.match(t):
+        return MemInfoLine("free_swap", int(m.group(1)))
+    if _SEC_PGT.match(t):
+        return MemInfoLine("sec_pagetables")
+    if m := _FREE.match(t):
+        return MemInfoLine("free", int(m.group(1)))
+    if _UNSTABLE.search(t) and "writeback:" in t:
+        return MemInfoLine("unstable")
+    return None
