@@ -51,16 +51,19 @@ def _family(proto: str | None, addr6: str | None, addr4: str | None) -> Literal[
 def stable_event_id(rec: Record, host: str | None, boot_id: str | None) -> str:
     """`boot_id:seq` when the record carries both, else a hash that is the same on every rescan.
 
-    Identical lines repeat (the 2.6 kernel printed the same text every minute), so the hash
-    covers the record's time fields too, and the line number only when there is no time at all.
+    Same recipe as the OOM assembler's ids (host, monotonic else wall time, text). Identical
+    lines repeat (2.6 printed the same text every minute), so with no time at all the line
+    number stands in.
     """
     if boot_id and rec.seq is not None:
         return f"{boot_id}:{rec.seq}"
-    when = rec.wall.isoformat() if rec.wall is not None else ""
-    mono = "" if rec.mono_usec is None else str(rec.mono_usec)
-    lineno = str(rec.lineno) if not when and not mono else ""
-    key = "\x1f".join((host or "", boot_id or "", when, mono, lineno, rec.text))
-    return "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    when = str(rec.mono_usec) if rec.mono_usec is not None else ""
+    if not when and rec.wall is not None:
+        when = rec.wall.isoformat()
+    if not when and rec.lineno:
+        when = f"line {rec.lineno}"
+    key = f"{host or ''}\x00{when}\x00{rec.text}"
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def parse_syn_flood(

@@ -1,0 +1,87 @@
+"""All detectors behind one `feed(record) -> events` call, with advice attached.
+
+`kernbot scan`, the agent and the tests all run records through a `Detector`: it hands every
+record to the OOM report assembler (which needs the lines between header and kill line), tries
+the SYN flood parser only on lines that contain its marker, and joins a SYN line that a mailer
+wrapped after `port`. Events come out as soon as they are known; the OOM assembler may emit
+the same event again with a higher `revision` as more of its report arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from kernbot.core.advice import advise
+from kernbot.core.events import Event
+from kernbot.core.formats import OTHER_FORMATS
+from kernbot.core.oom_report import OomAssembler
+from kernbot.core.record import Record
+from kernbot.core.syn_flood import MARKER, is_wrapped_head, parse_syn_flood
+
+
+class Detector:
+    """Routes records to the OOM assembler and the SYN parser; attaches advice to each event."""
+
+    def __init__(self, host: str | None = None, boot_id: str | None = None) -> None:
+        self.host = host
+        self.boot_id = boot_id
+        self._oom = OomAssembler(host=host, boot_id=boot_id)
+        self._syn_head: Record | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True while a report or a wrapped line is half read: flushing now would cut it."""
+        return self._syn_head is not None or bool(self._oom.pending)
+
+    def feed(self, rec: Record) -> list[Event]:
+        if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
+            return []
+        out: list[Event] = []
+        head = self._syn_head
+        if head is not None:
+            self._syn_head = None
+            joined = replace(head, text=head.text.rstrip() + " " + rec.text.strip())
+            ev = parse_syn_flood(joined, host=self.host, boot_id=self.boot_id)
+            if ev is not None:
+                ev.lines = [head.text, rec.text]
+                out.append(ev)
+        if MARKER in rec.text:
+            syn = parse_syn_flood(rec, host=self.host, boot_id=self.boot_id)
+            if syn is not None:
+                out.append(syn)
+            elif is_wrapped_head(rec.text):
+                self._syn_head = rec
+        out.extend(self._oom.feed(rec))
+        return self._advised(out)
+
+    def flush(self) -> list[Event]:
+        """Emit what is still pending (a truncated OOM report); a lone wrapped head is dropped."""
+        self._syn_head = None
+        return self._advised(list(self._oom.flush()))
+
+    @staticmethod
+    def _advised(events: list[Event]) -> list[Event]:
+        for ev in events:
+            ev.advice = advise(ev)
+        return events
+
+
+def detect(
+    records: Iterable[Record], *, host: str | None = None, boot_id: str | None = None
+) -> list[Event]:
+    """The final revision of every event in `records`, in order of first appearance."""
+    det = Detector(host=host, boot_id=boot_id)
+    latest: dict[str, Event] = {}
+    for rec in records:
+        _keep_latest(latest, det.feed(rec))
+    _keep_latest(latest, det.flush())
+    return list(latest.values())
+
+
+def _keep_latest(latest: dict[str, Event], events: list[Event]) -> None:
+    for ev in events:
+        key = ev.id or f"anon:{len(latest)}:{ev.kind}"
+        old = latest.get(key)
+        if old is None or ev.revision >= old.revision:
+            latest[key] = ev

@@ -1,0 +1,205 @@
+"""`kernbot scan`: explain every OOM kill and SYN flood in kernel logs, or in this host's log now.
+
+Files are read whole (gzip detected by its magic bytes, whatever the name) and handed to the
+pure core; without a file, the live kernel ring buffer is read once from /dev/kmsg, falling back
+to `dmesg`. Exit status: 0 events found, 1 none, 2 an input could not be read (the others are
+still scanned and their events printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from kernbot.core.events import Event
+
+GZIP_MAGIC = b"\x1f\x8b"
+KMSG_PATH = "/dev/kmsg"
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+KMSG_BUFSIZE = 16384
+NO_LOG_ACCESS = (
+    "cannot read the kernel log: {why}. Run as root, give the process CAP_SYSLOG, "
+    "or allow everyone with `sysctl -w kernel.dmesg_restrict=0`."
+)
+
+
+class InputError(Exception):
+    """An input that cannot be read; the message names it and says why."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="kernel logs (dmesg, kern.log, journalctl -k, /dev/kmsg records; .gz too); "
+        "`-` for stdin; none: read this host's kernel log now",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per event per line")
+    parser.add_argument("--host", metavar="NAME", help="host name to put on events")
+
+
+def _say(message: str) -> None:
+    print(f"kernbot scan: {message}", file=sys.stderr, flush=True)
+
+
+def _decompress(data: bytes, name: str) -> bytes:
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{name}: not a valid gzip file ({exc})") from None
+
+
+def read_input(name: str, stdin: BinaryIO | None = None) -> bytes:
+    """The bytes of one input (`-` is stdin), decompressed when gzip."""
+    try:
+        if name == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            data = stream.read()
+            shown = "<stdin>"
+        else:
+            data = Path(name).read_bytes()
+            shown = name
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"{name}: cannot read: {why}") from None
+    return _decompress(data, shown)
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path(BOOT_ID_PATH).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def read_kmsg_once(path: str = KMSG_PATH) -> tuple[list[bytes], int]:
+    """Every record now in the ring buffer as raw /dev/kmsg lines, and how many were overwritten.
+
+    One read() returns one record; EAGAIN means we reached the end; EPIPE means records were
+    overwritten while we read (count and carry on); EINVAL means the buffer was too small.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    records: list[bytes] = []
+    lost = 0
+    size = KMSG_BUFSIZE
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, size)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:
+                    lost += 1
+                    continue
+                if exc.errno == errno.EINVAL and size < 1 << 20:
+                    size *= 4
+                    continue
+                raise
+            if not chunk:
+                break
+            records.append(chunk)
+    finally:
+        os.close(fd)
+    return records, lost
+
+
+def _scan_kmsg(host: str | None) -> list[Event]:
+    from kernbot.core.detector import Detector
+    from kernbot.core.formats import parse_kmsg_record
+
+    boot_id = _boot_id()
+    records, lost = read_kmsg_once()
+    if lost:
+        _say(f"{lost} kernel log records were overwritten while reading {KMSG_PATH}")
+    detector = Detector(host=host, boot_id=boot_id)
+    latest: dict[str, Event] = {}
+    for raw in records:
+        for rec in parse_kmsg_record(raw.decode("utf-8", "replace")):
+            _keep(latest, detector.feed(rec))
+    _keep(latest, detector.flush())
+    return list(latest.values())
+
+
+def _keep(latest: dict[str, Event], events: Sequence[Event]) -> None:
+    for ev in events:
+        key = ev.id or f"anon:{len(latest)}:{ev.kind}"
+        old = latest.get(key)
+        if old is None or ev.revision >= old.revision:
+            latest[key] = ev
+
+
+def _scan_live(host: str | None) -> list[Event]:
+    """This host's kernel log: /dev/kmsg, else `dmesg`, else InputError naming the fix."""
+    try:
+        return _scan_kmsg(host)
+    except OSError as exc:
+        kmsg_why = f"{KMSG_PATH}: {exc.strerror or exc}"
+    _say(f"{kmsg_why}; reading `dmesg` instead")
+    try:
+        proc = subprocess.run(["dmesg"], capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(NO_LOG_ACCESS.format(why=f"{kmsg_why}; dmesg: {exc}")) from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+        raise InputError(NO_LOG_ACCESS.format(why=f"{kmsg_why}; dmesg: {err}"))
+    from kernbot.core.prefilter import detect_bytes
+
+    return detect_bytes(proc.stdout, host=host)
+
+
+def _print(events: Sequence[Event], as_json: bool) -> None:
+    out = sys.stdout
+    if as_json:
+        out.write("".join(ev.model_dump_json() + "\n" for ev in events))
+    else:
+        from kernbot.render_text import render_event
+
+        out.write("".join(render_event(ev) + "\n\n" for ev in events))
+    out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernbot.core.prefilter import detect_bytes
+
+    host: str | None = args.host
+    files: list[str] = list(args.files)
+    events: list[Event] = []
+    failed = False
+    if not files:
+        try:
+            events = _scan_live(host or socket.gethostname())
+        except InputError as exc:
+            _say(str(exc))
+            return 2
+        _print(events, args.json)
+    for name in files:
+        try:
+            data = read_input(name)
+        except InputError as exc:
+            _say(str(exc))
+            failed = True
+            continue
+        found = detect_bytes(data, host=host)
+        _print(found, args.json)
+        events.extend(found)
+    if not args.json:
+        from kernbot.render_text import render_summary
+
+        print(render_summary(events), flush=True)
+    if failed:
+        return 2
+    return 0 if events else 1
