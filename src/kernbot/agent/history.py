@@ -1,0 +1,104 @@
+"""What this host has seen, for answering `/oom host` and `/synflood host` from Slack.
+
+Events (the newest revision of each id) are kept in SQLite so yesterday's kills survive an agent
+restart; the table is bounded. `RecentLines` is the in-memory tail behind `/v1/dmesg`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def event_epoch(body: dict[str, Any]) -> float | None:
+    raw = body.get("time")
+    if not isinstance(raw, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return dt.timestamp()
+
+
+class History:
+    def __init__(self, path: Path, keep: int = 5000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS history (row INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, revision INTEGER NOT NULL,"
+            " at REAL NOT NULL, body TEXT NOT NULL)"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, body: dict[str, Any], now: float | None = None) -> None:
+        """Keep the newest revision of an event; `at` is the event's time, else when seen."""
+        event_id, revision = str(body.get("id")), int(body.get("revision") or 0)
+        at = event_epoch(body) or (now if now is not None else time.time())
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT revision FROM history WHERE id=?", (event_id,)
+            ).fetchone()
+            if row is not None and row[0] > revision:
+                return
+            self._db.execute(
+                "INSERT INTO history (id, kind, revision, at, body) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET revision=excluded.revision, at=excluded.at,"
+                " body=excluded.body",
+                (event_id, str(body.get("kind")), revision, at, json.dumps(body)),
+            )
+            self._db.execute(
+                "DELETE FROM history WHERE row IN"
+                " (SELECT row FROM history ORDER BY row DESC LIMIT -1 OFFSET ?)",
+                (self.keep,),
+            )
+
+    def query(self, kind: str, since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        rows = self._db.execute(
+            "SELECT body FROM history WHERE kind=? AND at>=? ORDER BY at DESC, row DESC LIMIT ?",
+            (kind, since if since is not None else float("-inf"), limit),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def count(self, kind: str) -> int:
+        return int(
+            self._db.execute("SELECT count(*) FROM history WHERE kind=?", (kind,)).fetchone()[0]
+        )
+
+
+class RecentLines:
+    """The last `size` kernel log lines, for `/v1/dmesg` (bounded memory, bounded answers)."""
+
+    def __init__(self, size: int = 5000) -> None:
+        self._lines: deque[str] = deque(maxlen=size)
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+
+    def tail(self, lines: int, grep: str | None = None) -> tuple[list[str], bool]:
+        """Up to `lines` newest matching lines (oldest first) and whether more matched."""
+        needle = grep.lower() if grep else None
+        out: list[str] = []
+        more = False
+        for line in reversed(self._lines):
+            if needle is not None and needle not in line.lower():
+                continue
+            if len(out) >= lines:
+                more = True
+                break
+            out.append(line)
+        out.reverse()
+        return out, more

@@ -1,0 +1,183 @@
+"""The agent's data path: source batches -> detector -> (SYN episodes) -> enrichment -> store.
+
+Every event is written to the history and the outbox before anyone is told about it. Old events
+(the ring buffer found on first start, or older than `history_max_age_s`) are stored and shipped
+with `context["history"] = True`, which tells the bot to keep them without alerting. The position
+to resume from only advances while no report is half assembled, so a restart re-reads whole
+reports; the outbox drops what was already sent (same id and revision).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from kernbot.agent.history import History, RecentLines, event_epoch
+from kernbot.agent.metrics import AgentMetrics
+from kernbot.agent.outbox import Outbox
+from kernbot.agent.position import Position
+from kernbot.agent.reconcile import OomReconciler
+from kernbot.agent.sources import Batch
+from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.core.record import Record
+
+log = logging.getLogger(__name__)
+
+
+class EventDetector(Protocol):
+    @property
+    def pending(self) -> bool: ...
+    def feed(self, rec: Record) -> list[Event]: ...
+    def flush(self) -> list[Event]: ...
+
+
+class SynTracker(Protocol):
+    def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]: ...
+
+
+@dataclass
+class Stats:
+    records_read: int = 0
+    records_lost: int = 0
+    records_garbled: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        detector: EventDetector,
+        outbox: Outbox,
+        history: History,
+        recent: RecentLines,
+        metrics: AgentMetrics,
+        reconciler: OomReconciler | None,
+        enrich: Callable[[Event], Event] = lambda ev: ev,
+        syn: SynTracker | None = None,
+        on_stored: Callable[[], None] = lambda: None,
+        first_start: bool = False,
+        history_max_age_s: float = 86400.0,
+        boot_id: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        mono_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.outbox = outbox
+        self.history = history
+        self.recent = recent
+        self.metrics = metrics
+        self.reconciler = reconciler
+        self.enrich = enrich
+        self.syn = syn
+        self.on_stored = on_stored
+        self.first_start = first_start
+        self.history_max_age_s = history_max_age_s
+        self.boot_id = boot_id
+        self.wall_clock = wall_clock
+        self.mono_clock = mono_clock
+        self.stats = Stats()
+        self.safe_position: Position | None = None
+        """Where a restart should resume: after the last record that left no half-read report."""
+        self.last_record_mono = mono_clock()
+        self._latest_position: Position | None = None
+        self._seen_ids: set[str] = set()
+        self._counted_ids: set[str] = set()
+
+    def feed(self, batch: Batch) -> None:
+        for item in batch.items:
+            for rec in item.records:
+                self.stats.records_read += 1
+                self.recent.add(rec.text)
+                for ev in self.detector.feed(rec):
+                    self.emit(ev, old=batch.backlog and self.first_start)
+            if item.position is not None:
+                self._latest_position = item.position
+                if not self.detector.pending:
+                    self._advance(item.position)
+        if batch.items:
+            self.last_record_mono = self.mono_clock()
+            self.metrics.records_read.inc(sum(len(i.records) for i in batch.items))
+        if batch.lost:
+            self.stats.records_lost += batch.lost
+            self.metrics.records_lost.inc(batch.lost)
+            log.warning("%d kernel log records were overwritten before they were read", batch.lost)
+        if batch.garbled:
+            self.stats.records_garbled += batch.garbled
+            self.metrics.records_garbled.inc(batch.garbled)
+
+    def flush_if_idle(self, timeout_s: float) -> None:
+        """Emit a report that stopped arriving (truncated, or the rest was never printed)."""
+        if self.detector.pending and self.mono_clock() - self.last_record_mono >= timeout_s:
+            self.flush()
+
+    def flush(self) -> None:
+        for ev in self.detector.flush():
+            self.emit(ev, old=False)
+        if self._latest_position is not None:
+            self._advance(self._latest_position)
+
+    def _advance(self, pos: Position) -> None:
+        if self.reconciler is not None:
+            pos.oom_kills_accounted = self.reconciler.accounted
+        self.safe_position = pos
+
+    def _is_old(self, ev: Event) -> bool:
+        at = event_epoch(ev.model_dump(include={"time"}))
+        return at is not None and self.wall_clock() - at > self.history_max_age_s
+
+    def _fill_time(self, ev: Event) -> None:
+        """kmsg records carry only boot-relative time; derive wall time for this boot's events."""
+        if ev.time is not None or ev.mono_usec is None or ev.boot_id != self.boot_id:
+            return
+        if ev.boot_id is None:
+            return
+        now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
+        at = self.wall_clock() - (now_mono - ev.mono_usec / 1e6)
+        ev.time = datetime.fromtimestamp(at, UTC).isoformat()
+
+    def emit(self, ev: Event, old: bool) -> None:
+        self._fill_time(ev)
+        old = old or self._is_old(ev) or bool(ev.context.get("before_first_start"))
+        events: list[Event] = [ev]
+        if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
+            events = list(self.syn.on_kernel_event(ev, self.wall_clock()))
+        for out in events:
+            self.store(out, old=old)
+
+    def store(self, ev: Event, old: bool = False) -> None:
+        if not old:
+            try:
+                ev = self.enrich(ev)
+            except Exception:
+                log.exception("enrichment failed; shipping the event without context")
+        else:
+            ev.context["history"] = True
+        if ev.id is None:
+            ev.id = f"{ev.boot_id}:{ev.seq}" if ev.seq is not None else f"{ev.kind}:{ev.time}"
+        body = ev.model_dump(mode="json")
+        if ev.id not in self._seen_ids:
+            self._seen_ids.add(ev.id)
+            if len(self._seen_ids) > 100_000:
+                self._seen_ids.clear()
+            self.stats.events[ev.kind] += 1
+            self.metrics.events.labels(kind=ev.kind).inc()
+        if self.reconciler is not None and isinstance(ev, OomKillEvent):
+            kills = _kills_in(ev)
+            if kills and ev.id not in self._counted_ids:
+                self._counted_ids.add(ev.id)
+                self.reconciler.saw_kills(kills)
+        self.history.add(body, now=self.wall_clock())
+        if self.outbox.put(ev.id, ev.revision, ev.kind, body):
+            self.on_stored()
+
+
+def _kills_in(ev: OomKillEvent) -> int:
+    if ev.missing_from_log or ev.panic or ev.victim.pid is None:
+        return 0
+    return max(1, len(ev.group_victims)) if ev.group_kill else 1

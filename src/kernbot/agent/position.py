@@ -1,0 +1,69 @@
+"""Where the agent stopped reading, kept on disk so a restart (even `kill -9`) resumes after it.
+
+The position is small JSON (boot_id + kmsg seq, a journald cursor, or a file's inode + offset)
+plus the /proc/vmstat `oom_kill` count already accounted for. It is replaced atomically
+(write a temp file, fsync, rename, fsync the directory) so a crash leaves the old or the new
+file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Position:
+    source: str
+    boot_id: str | None = None
+    seq: int | None = None
+    cursor: str | None = None
+    inode: int | None = None
+    offset: int | None = None
+    oom_kills_accounted: int | None = None
+    """vmstat oom_kill value already matched with log events (for `boot_id`)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PositionStore:
+    """Loads and atomically saves one `Position` under the state directory."""
+
+    def __init__(self, state_dir: Path, name: str = "position.json") -> None:
+        self.path = state_dir / name
+
+    def load(self) -> Position | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable position file %s: %s", self.path, exc)
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+            log.warning("ignoring malformed position file %s", self.path)
+            return None
+        known = set(Position.__dataclass_fields__)
+        return Position(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, pos: Position) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        body = json.dumps(asdict(pos), sort_keys=True).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -1,0 +1,146 @@
+"""Ships the outbox to the bot: POST /v1/events with the agent token, and the heartbeat.
+
+Rows leave the outbox only once the bot answered 2xx, so delivery is at-least-once and the bot's
+idempotent ids (`boot_id:seq`) make it exactly-once. Failures back off exponentially with full
+jitter, capped, so a fleet of agents does not hammer a bot that just came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+
+import aiohttp
+
+from kernbot.agent.metrics import AgentMetrics
+from kernbot.agent.outbox import Outbox, Queued
+from kernbot.wire import MAX_BATCH, Heartbeat
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_4XX = {401, 403, 404, 408, 409, 425, 429}
+
+
+class Shipper:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        bot_url: str | None,
+        token: str | None,
+        host: str,
+        metrics: AgentMetrics,
+        timeout_s: float = 10.0,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.outbox = outbox
+        self.bot_url = bot_url.rstrip("/") if bot_url else None
+        self.token = token
+        self.host = host
+        self.metrics = metrics
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._rand = rand
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self.failures = 0
+        self.last_error: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self._headers())
+        return self._session
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def backoff(self, failures: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**failures)], at least 50 ms."""
+        ceiling = min(self.backoff_cap_s, self.backoff_base_s * float(2 ** min(failures, 30)))
+        return max(0.05, ceiling * float(self._rand()))
+
+    async def _post(self, items: list[Queued]) -> str:
+        """'ok', 'retry' or 'reject' for one batch."""
+        assert self.bot_url is not None
+        body = {"version": 1, "host": self.host, "events": [q.body for q in items]}
+        try:
+            async with self._sess().post(f"{self.bot_url}/v1/events", json=body) as resp:
+                await resp.read()
+                if resp.status < 300:
+                    return "ok"
+                self.last_error = f"bot answered HTTP {resp.status}"
+                if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
+                    return "reject"
+                return "retry"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return "retry"
+
+    async def ship_once(self) -> bool:
+        """Send everything queued; False when the bot could not take it (retry later)."""
+        if self.bot_url is None:
+            return True
+        while items := self.outbox.peek(MAX_BATCH):
+            verdict = await self._post(items)
+            if verdict == "reject" and len(items) > 1:
+                for q in items:  # find the bad one(s); the rest go through
+                    one = await self._post([q])
+                    if one == "retry":
+                        return self._failed()
+                    (self.outbox.ack if one == "ok" else self.outbox.drop)([q])
+                continue
+            if verdict == "retry":
+                return self._failed()
+            if verdict == "reject":
+                log.error("bot rejected event %s: %s; dropped", items[0].event_id, self.last_error)
+                self.outbox.drop(items)
+            else:
+                self.outbox.ack(items)
+                self.metrics.events_shipped.inc(len(items))
+            self.failures = 0
+            self.last_error = None
+        return True
+
+    def _failed(self) -> bool:
+        self.failures += 1
+        self.metrics.ship_failures.inc()
+        log.warning("shipping failed (%d in a row): %s", self.failures, self.last_error)
+        return False
+
+    async def run(self) -> None:
+        if self.bot_url is None:
+            log.warning("KERNBOT_BOT_URL is not set: events stay in the outbox and history")
+        while True:
+            self._wake.clear()
+            if await self.ship_once():
+                await self._wake.wait()
+            else:
+                await asyncio.sleep(self.backoff(self.failures))
+
+    async def heartbeat(self, hb: Heartbeat) -> bool:
+        if self.bot_url is None:
+            return False
+        try:
+            async with self._sess().post(
+                f"{self.bot_url}/v1/heartbeat", json=hb.model_dump(mode="json")
+            ) as resp:
+                await resp.read()
+                return resp.status < 300
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.info("heartbeat failed: %s", exc)
+            return False
+
+    async def close(self) -> None:
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()
+            self._session = None

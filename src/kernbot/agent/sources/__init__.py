@@ -1,0 +1,120 @@
+"""Kernel log sources: each turns one transport into `Item`s (records + the position after them).
+
+A source only reads and converts; detection, enrichment and shipping happen downstream, so every
+source is a small plugin behind the `Source` protocol, registered by name in `SOURCES`
+(`KERNBOT_SOURCE` = `kmsg`, `journal`, `file:PATH` or `stdin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from kernbot.agent.position import Position
+from kernbot.core.record import Record
+
+
+class SourceUnavailable(Exception):
+    """The source cannot be opened; the message names the fix."""
+
+
+@dataclass(slots=True)
+class Item:
+    """What one raw unit (a kmsg record, a journal entry, a file line) became."""
+
+    records: list[Record]
+    position: Position | None
+    """Where to resume after this item; None when the transport cannot resume (stdin)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    items: list[Item] = field(default_factory=list)
+    lost: int = 0
+    """Records the transport says were lost (kmsg EPIPE / sequence gaps)."""
+    garbled: int = 0
+    """Raw units that could not be parsed and were skipped."""
+    backlog: bool = False
+    """True while reading what was already in the log when the source opened."""
+
+
+class Source(Protocol):
+    name: str
+    healthy: bool
+    error: str | None
+
+    async def open(self) -> None:
+        """Acquire the transport; raise `SourceUnavailable` with a fix in the message."""
+
+    def batches(self) -> AsyncIterator[Batch]:
+        """Yield batches until closed; a batch may be empty (a keep-alive)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class SourceConfig:
+    arg: str | None
+    """What follows `name:` in the spec (a path for `file:`)."""
+    resume: Position | None
+    boot_id: str | None
+    proc_root: Path = Path("/proc")
+
+
+SourceFactory = Callable[[SourceConfig], Source]
+
+
+def _kmsg(cfg: SourceConfig) -> Source:
+    from kernbot.agent.sources.kmsg import KmsgSource
+
+    return KmsgSource(Path(cfg.arg or "/dev/kmsg"), cfg.boot_id, cfg.resume)
+
+
+def _journal(cfg: SourceConfig) -> Source:
+    from kernbot.agent.sources.journal import JournalSource
+
+    return JournalSource(cfg.resume, journalctl=cfg.arg or "journalctl")
+
+
+def _file(cfg: SourceConfig) -> Source:
+    from kernbot.agent.sources.logfile import LogFileSource
+
+    if not cfg.arg:
+        raise SourceUnavailable(
+            "source `file:` needs a path, e.g. KERNBOT_SOURCE=file:/var/log/kern.log"
+        )
+    return LogFileSource(Path(cfg.arg), cfg.resume)
+
+
+def _stdin(cfg: SourceConfig) -> Source:
+    from kernbot.agent.sources.stdin import StdinSource
+
+    return StdinSource()
+
+
+SOURCES: dict[str, SourceFactory] = {
+    "kmsg": _kmsg,
+    "journal": _journal,
+    "file": _file,
+    "stdin": _stdin,
+}
+
+
+def source_name(spec: str) -> str:
+    return spec.partition(":")[0].strip().lower()
+
+
+def make_source(spec: str, cfg: SourceConfig) -> Source:
+    """Build the source named by a `KERNBOT_SOURCE` spec such as `file:/var/log/kern.log`."""
+    name, _, arg = spec.partition(":")
+    factory = SOURCES.get(name.strip().lower())
+    if factory is None:
+        known = ", ".join(sorted(SOURCES))
+        raise SourceUnavailable(f"unknown source {spec!r}; choose one of {known} (file:PATH)")
+    return factory(
+        SourceConfig(
+            arg=arg or None, resume=cfg.resume, boot_id=cfg.boot_id, proc_root=cfg.proc_root
+        )
+    )

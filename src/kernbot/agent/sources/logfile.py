@@ -1,0 +1,202 @@
+"""A kernel log file (/var/log/kern.log, /var/log/messages) followed like `tail -F`.
+
+watchdog wakes the reader when the file or its directory changes; a slow poll backs it up for
+filesystems without inotify. Rotation (the path now names a new inode) drains the old file and
+starts the new one at 0; truncation (size below our offset) restarts at 0; a missing file is
+waited for. Position = inode + byte offset after the last whole line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kernbot.agent.position import Position
+from kernbot.agent.sources import Batch, Item, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+FIRST_START_TAIL = 8 << 20
+"""On first start read at most this much of an existing file: the rest is old history."""
+POLL_S = 1.0
+MAX_LINE = 1 << 20
+
+
+class _Wakeup:
+    """watchdog handler: runs in watchdog's thread, so it only pokes the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event, name: str) -> None:
+        self.loop, self.event, self.name = loop, event, name
+
+    def dispatch(self, ev: Any) -> None:
+        paths = {os.path.basename(str(getattr(ev, "src_path", "")))}
+        paths.add(os.path.basename(str(getattr(ev, "dest_path", "") or "")))
+        if self.name in paths:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.event.set)
+
+
+class LogFileSource:
+    name = "file"
+
+    def __init__(self, path: Path, resume: Position | None) -> None:
+        self.path = path
+        self.healthy = False
+        self.error: str | None = None
+        self._resume = resume
+        self._first_start = resume is None
+        self._fh: BinaryIO | None = None
+        self._inode: int | None = None
+        self._offset = 0
+        self._observer: Any = None
+
+    async def open(self) -> None:
+        if not self.path.parent.is_dir():
+            self.error = f"cannot follow {self.path}: directory {self.path.parent} does not exist"
+            raise SourceUnavailable(self.error)
+        self.healthy = True
+
+    def _start_watch(self, event: asyncio.Event) -> None:
+        from watchdog.observers import Observer
+
+        observer = Observer()
+        handler = _Wakeup(asyncio.get_running_loop(), event, self.path.name)
+        observer.schedule(handler, str(self.path.parent), recursive=False)  # type: ignore[arg-type]
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _open_current(self, first: bool) -> bool:
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 - kept open while following
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self.error = f"cannot read {self.path}: {exc.strerror or exc}"
+            self.healthy = False
+            return False
+        st = os.fstat(fh.fileno())
+        offset = 0
+        resume = self._resume
+        if resume is not None and resume.inode == st.st_ino and (resume.offset or 0) <= st.st_size:
+            offset = resume.offset or 0
+        elif first and self._first_start and st.st_size > FIRST_START_TAIL:
+            fh.seek(st.st_size - FIRST_START_TAIL)
+            fh.readline()
+            offset = fh.tell()
+        fh.seek(offset)
+        self._fh, self._inode, self._offset = fh, st.st_ino, offset
+        self._resume = None
+        self.healthy, self.error = True, None
+        return True
+
+    def _rotated_old(self) -> Path | None:
+        """After a restart: the file we were reading may now be `kern.log.1`."""
+        resume = self._resume
+        if resume is None or resume.inode is None:
+            return None
+        for cand in (self.path.with_name(self.path.name + ".1"),):
+            with contextlib.suppress(OSError):
+                if cand.stat().st_ino == resume.inode:
+                    return cand
+        return None
+
+    def _open_rotated(self, old: Path) -> None:
+        resume = self._resume
+        assert resume is not None
+        fh = open(old, "rb")  # noqa: SIM115 - kept open while draining
+        self._offset = resume.offset or 0
+        fh.seek(self._offset)
+        self._fh, self._inode, self._resume = fh, resume.inode, None
+
+    def _read_lines(self, batch: Batch, reader: Any) -> None:
+        fh = self._fh
+        assert fh is not None
+        data = fh.read(CHUNK)
+        if not data:
+            return
+        end = data.rfind(b"\n")
+        if end < 0:
+            if len(data) < MAX_LINE:
+                fh.seek(self._offset)  # wait for the rest of the line
+                return
+            end = len(data) - 1
+        fh.seek(self._offset + end + 1)
+        offset = self._offset
+        for raw in data[: end + 1].splitlines(keepends=True):
+            offset += len(raw)
+            try:
+                records = reader.feed(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            except ValueError:
+                records = []
+                batch.garbled += 1
+            pos = Position(source=self.name, inode=self._inode, offset=offset)
+            batch.items.append(Item(records=list(records), position=pos))
+        self._offset = offset
+
+    def _check_rotation(self) -> bool:
+        """True when the open file is done for: the path names another inode, or is gone."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return st.st_ino != self._inode
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        from kernbot.core.formats import LineReader
+
+        reader = LineReader()
+        wake = asyncio.Event()
+        self._start_watch(wake)
+        old = self._rotated_old()
+        if old is not None:
+            self._open_rotated(old)
+        backlog = self._first_start
+        first = True
+        while True:
+            if self._fh is None and not self._open_current(first):
+                first = False
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), POLL_S)
+                continue
+            first = False
+            batch = Batch(backlog=backlog)
+            self._read_lines(batch, reader)
+            cur = self._fh
+            assert cur is not None
+            if batch.items:
+                yield batch
+                continue
+            if os.fstat(cur.fileno()).st_size < self._offset:
+                log.info("%s was truncated; reading from the start", self.path)
+                self._offset = 0
+                cur.seek(0)
+                continue
+            if self._check_rotation():
+                log.info("%s was rotated; following the new file", self.path)
+                cur.close()
+                self._fh = None
+                continue
+            if backlog:
+                backlog = False
+                yield Batch(backlog=True)
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), POLL_S)
+
+    async def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            await asyncio.to_thread(self._observer.join, 2.0)
+            self._observer = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.healthy = False
