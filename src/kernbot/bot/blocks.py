@@ -83,10 +83,13 @@ def divider() -> DividerBlock:
 
 
 def message(fallback: str, blocks: Sequence[Block]) -> Message:
-    """Assemble a Message: at most 50 blocks (the last says how many were left out)."""
+    """Assemble a Message: at most 50 blocks; a note says how many were left out, and trailing
+    buttons (Silence) are kept."""
     kept = list(blocks)
     if len(kept) > BLOCKS_MAX:
-        dropped = len(kept) - (BLOCKS_MAX - 1)
-        kept = [*kept[: BLOCKS_MAX - 1], context([f"…{dropped} more blocks not shown"])]
+        tail = [kept.pop()] if isinstance(kept[-1], ActionsBlock) else []
+        room = BLOCKS_MAX - 1 - len(tail)
+        note = context([f"…{len(kept) - room} more blocks not shown"])
+        kept = [*kept[:room], note, *tail]
     dicts: list[dict[str, Any]] = [b.to_dict() for b in kept]
     return Message(text=escape.truncate(fallback, FALLBACK_MAX) or " ", blocks=dicts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, unquote
 
 from slack_sdk.models.blocks import Block
 
@@ -69,8 +70,17 @@ def advice_blocks(advice: Iterable[Advice]) -> list[Block]:
     return out
 
 
+def encode_target(target: str) -> str:
+    """Button values are data, never shown; percent-encoded so no markup travels in a message."""
+    return quote(target, safe=":/@")
+
+
+def decode_target(value: str) -> str:
+    return unquote(value)
+
+
 def _silence_buttons(view: AlertView) -> Block:
-    target = silence_target(view)
+    target = encode_target(silence_target(view))
     return bk.actions(
         [
             bk.button("Silence 1h", "kernbot_silence_1h", target),

@@ -186,7 +186,7 @@ def render_dmesg(a: DmesgAnswer, grep: str | None = None) -> Message:
         blocks.append(bk.section("No matching lines."))
     if a.truncated:
         blocks.append(bk.context(["older lines left out"]))
-    return bk.message(mrkdwn(title), blocks[: bk.BLOCKS_MAX])
+    return bk.message(mrkdwn(title), blocks)
 
 
 def render_silence(s: Silence) -> Message:
