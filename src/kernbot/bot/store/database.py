@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,6 +91,31 @@ class Database:
                 return fn(session)
 
         return await asyncio.to_thread(_work)
+
+    @asynccontextmanager
+    async def singleton(self, name: str) -> AsyncIterator[bool]:
+        """True inside when this replica may run job `name` now (pg_try_advisory_lock); always
+        True on SQLite, which one bot process owns."""
+        if not self.is_postgres:
+            yield True
+            return
+        key = zlib.crc32(name.encode("utf-8"))
+        conn = await asyncio.to_thread(self.engine.connect)
+        try:
+            got = await asyncio.to_thread(
+                lambda: bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                )
+            )
+            try:
+                yield got
+            finally:
+                if got:
+                    await asyncio.to_thread(
+                        conn.execute, text("SELECT pg_advisory_unlock(:k)"), {"k": key}
+                    )
+        finally:
+            await asyncio.to_thread(conn.close)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,236 @@
+"""`kernbot bot`: wires settings into the store, the alert rules, the outbox worker, the HTTP
+server, the agent client and the scheduler, and runs them until SIGTERM.
+
+`build_bot` is the one place that builds these I/O objects; `kernbot up` embeds the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import web
+
+    from kernbot.bot.delivery import DeliveryWorker
+    from kernbot.bot.ingest import Ingestor
+    from kernbot.bot.jobs import BotJobs
+    from kernbot.bot.ports import Notifier
+    from kernbot.bot.server import ServerContext
+    from kernbot.bot.service import FleetService
+    from kernbot.bot.store import Database
+    from kernbot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (else KERNBOT_CONFIG)")
+
+
+def default_notifier(settings: BotSettings) -> Notifier:
+    """Slack when a bot token is set, else the terminal."""
+    if settings.slack_bot_token is not None:
+        from kernbot.bot.slack_notifier import SlackNotifier
+
+        return SlackNotifier(
+            settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            default_channel=settings.slack_channel,
+        )
+    console: Any = importlib.import_module("kernbot.bot.console_notifier")
+    notifier: Notifier = console.ConsoleNotifier(sys.stdout)
+    return notifier
+
+
+class Bot:
+    """The running bot. `start()` returns once it serves; `stop()` undoes it all."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        *,
+        notifier: Notifier,
+        clock: Callable[[], float] = time.time,
+        delivery_backoff_s: float = 1.0,
+    ) -> None:
+        from kernbot.bot.alerts import AlertDecider, AlertPolicy, parse_routes
+        from kernbot.bot.delivery import DeliveryWorker
+        from kernbot.bot.ingest import Ingestor
+        from kernbot.bot.store import Database
+
+        self.settings = settings
+        self.notifier = notifier
+        self.clock = clock
+        self.db: Database = Database(settings.effective_database_url())
+        policy = AlertPolicy(
+            storm_window_s=settings.storm_window_s,
+            fleet_burst_hosts=settings.fleet_burst_hosts,
+            fleet_burst_window_s=settings.fleet_burst_window_s,
+            default_channel=settings.slack_channel,
+            routes=parse_routes(settings.routes),
+        )
+        self.delivery: DeliveryWorker = DeliveryWorker(
+            self.db,
+            notifier,
+            clock=clock,
+            backoff_base_s=delivery_backoff_s,
+            burst_window_s=settings.fleet_burst_window_s,
+        )
+        self.ingestor: Ingestor = Ingestor(
+            self.db,
+            AlertDecider(policy),
+            notice_channel=settings.slack_channel,
+            clock=clock,
+            on_enqueue=self.delivery.wake,
+        )
+        self.service: FleetService | None = None
+        self.jobs: BotJobs | None = None
+        self.app: web.Application | None = None
+        self.url = ""
+        self._http: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        import aiohttp
+        from aiohttp import web
+
+        from kernbot.bot.agents_client import AgentsClient
+        from kernbot.bot.jobs import BotJobs
+        from kernbot.bot.server import ServerContext, build_app
+        from kernbot.bot.service import FleetService
+
+        s = self.settings
+        await asyncio.to_thread(self.db.migrate)
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+        token = s.token.get_secret_value() if s.token else None
+        if token is None:
+            log.warning("KERNBOT_TOKEN is not set: the ingest API accepts unauthenticated agents")
+        client = AgentsClient(self._http, token=token, timeout_s=s.agent_timeout_s)
+        self.service = FleetService(
+            self.db, client, stale_after_s=s.stale_after_s, clock=self.clock
+        )
+        ctx = ServerContext(
+            db=self.db,
+            ingestor=self.ingestor,
+            delivery=self.delivery.health,
+            notifier_name=self.notifier.name,
+            token=token,
+            stale_after_s=s.stale_after_s,
+            clock=self.clock,
+        )
+        self.app = build_app(ctx, max_body_bytes=s.max_body_bytes)
+        self._mount_slack(self.app, ctx)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        host, port = s.listen_host_port()
+        await web.TCPSite(self._runner, host, port).start()
+        bound = self._runner.addresses[0]
+        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
+        self._tasks.append(asyncio.create_task(self.delivery.run(), name="kernbot-delivery"))
+        self.jobs = BotJobs(
+            self.db,
+            stale_after_s=s.stale_after_s,
+            notice_channel=s.slack_channel,
+            digest_time=s.digest_time,
+            fleet=self.service,
+            clock=self.clock,
+            on_enqueue=self.delivery.wake,
+        )
+        self.jobs.start()
+        log.info("kernbot bot listening on %s (notifier: %s)", self.url, self.notifier.name)
+
+    def _mount_slack(self, app: web.Application, ctx: ServerContext) -> None:
+        """Slash commands and buttons, when the Slack edge provides its mount hook."""
+        try:
+            slack_app = importlib.import_module("kernbot.bot.slack_app")
+        except ImportError:
+            return
+        mount: Any = getattr(slack_app, "mount", None)
+        if mount is None or self.service is None:
+            return
+        try:
+            mount(app, self.settings, self.service)
+        except Exception as exc:
+            log.exception("Slack endpoint not mounted")
+            ctx.extra_problems.append(f"/slack/events not mounted: {exc}")
+
+    async def stop(self) -> None:
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        close = getattr(self.notifier, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+        await asyncio.to_thread(self.db.dispose)
+        self._stopped.set()
+
+    async def run_forever(self) -> None:
+        """Start, serve until SIGTERM/SIGINT (or cancellation), then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def build_bot(
+    settings: BotSettings,
+    *,
+    notifier: Notifier | None = None,
+    clock: Callable[[], float] = time.time,
+    delivery_backoff_s: float = 1.0,
+) -> Bot:
+    return Bot(
+        settings,
+        notifier=notifier or default_notifier(settings),
+        clock=clock,
+        delivery_backoff_s=delivery_backoff_s,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernbot.settings import BotSettings, SettingsError, load_settings
+
+    try:
+        settings = load_settings(BotSettings, getattr(args, "config", None))
+        bot = build_bot(settings)
+    except (SettingsError, ValueError) as exc:
+        print(f"kernbot bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(bot.run_forever())
+    return 0
