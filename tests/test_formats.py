@@ -232,8 +232,8 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     (
         "doxygen invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0",
         {
-            "text": "doxygen invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP),"
-            " order=0",
+            "text": "doxygen invoked oom-killer: "
+            "gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0",
             "fmt": "plain",
         },
     ),
@@ -420,7 +420,7 @@ def test_parse_journal_entry_kernel_with_newlines() -> None:
 
 
 def test_parse_journal_entry_byte_array_message_and_non_kernel() -> None:
-    hostile = dict(JOURNAL_KERNEL, MESSAGE=list("Killed process 1 (<!channel>)\n".encode()) + [255])
+    hostile = dict(JOURNAL_KERNEL, MESSAGE=[*b"Killed process 1 (<!channel>)\n", 255])
     records = parse_journal_entry(hostile)
     assert [r.text for r in records] == ["Killed process 1 (<!channel>)", "\ufffd"]
     assert parse_journal_entry(dict(JOURNAL_KERNEL, _TRANSPORT="stdout")) == []
