@@ -103,6 +103,8 @@ class AgentSettings(CommonSettings):
     fallback_source: str | None = None
     """Used when the main source cannot be opened (e.g. `journal` when /dev/kmsg is denied)."""
     proc_root: Path = Path("/proc")
+    net_pid: int | None = None
+    """Watch the network namespace of this pid (TcpExt counters, listeners); default: the agent's."""
     pod_log_dir: Path = Path("/var/log/pods")
     kubernetes_api: bool = False
     """Ask the Kubernetes API (in-cluster service account) for pod names when the log dir lacks them."""
