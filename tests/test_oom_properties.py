@@ -1,0 +1,82 @@
+# ruff: noqa: E501  (real kernel lines and cgroup paths are longer than 100 characters)
+"""Random and mutated report text never raises, and whatever comes out is a valid event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernbot.core.events import OomKillEvent
+from kernbot.core.oom_lines import parse_line
+from kernbot.core.oom_report import OomAssembler
+from kernbot.core.record import Record
+
+CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+SEED_LINES = [
+    "x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+    "CPU: 1 UID: 0 PID: 116 Comm: a b Not tainted 6.11.0 #15",
+    "memory: usage 4194304kB, limit 9007199254740988kB, failcnt 1",
+    "Task in /a killed as a result of limit of /b",
+    "Tasks state (memory values in pages):",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    "[    111]     0   111      431      289    49152        0             0 sh",
+    "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=1,uid=0",
+    "Memory cgroup out of memory: Killed process 1 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0",
+    "Out of memory: Kill process 1 (x) score 5 or sacrifice child",
+    "oom_reaper: reaped process 1 (x), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    "Tasks in /a are going to be killed due to memory.oom.group set",
+    "Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled",
+    "Node 0 DMA free:32kB boost:0kB min:20kB managed:15360kB",
+    "2097022 pages RAM",
+    "Total swap = 0kB",
+]
+CORPUS_LINES = sorted(
+    {line for p in CORPUS.glob("oom-*.txt") for line in p.read_text(encoding="utf-8").splitlines()}
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    base = draw(st.sampled_from(SEED_LINES + CORPUS_LINES[:400]))
+    if not base:
+        return draw(st.text(max_size=40))
+    i = draw(st.integers(0, len(base)))
+    j = draw(st.integers(i, min(len(base), i + 12)))
+    junk = draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+    return base[:i] + junk + base[j:]
+
+
+lines_strategy = st.lists(st.one_of(mutated(), st.text(max_size=80)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines_strategy, st.booleans())
+def test_random_and_mutated_text_never_raises(lines: list[str], with_meta: bool) -> None:
+    asm = OomAssembler(host="h", boot_id="b" if with_meta else None)
+    events: list[OomKillEvent] = []
+    for n, text in enumerate(lines):
+        parse_line(text)
+        rec = Record(text=text, seq=n if with_meta else None, mono_usec=n * 1000)
+        events += asm.feed(rec)
+    events += asm.flush()
+    assert not asm.pending
+    for e in events:
+        assert e.id
+        assert len(e.lines) <= 400
+        OomKillEvent.model_validate_json(e.model_dump_json())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=0, max_size=20))
+def test_any_comm_in_any_position_parses(comm: str) -> None:
+    comm = comm.replace("\n", " ").replace("\r", " ")
+    asm = OomAssembler()
+    out: list[OomKillEvent] = []
+    for t in SEED_LINES[:10]:
+        out += asm.feed(
+            Record(text=t.replace("(x)", f"({comm})").replace("task=x", f"task={comm}"))
+        )
+    out += asm.flush()
+    assert out and out[0].victim.pid == 1
