@@ -1,0 +1,121 @@
+"""SlackNotifier against the fake Slack Web API: delivery, threads, updates, error translation."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fakes.fake_fleet import sample_oom
+from fakes.fake_slack import FakeSlack
+from kernbot.bot import render
+from kernbot.bot.ports import AlertView, DeliveryError, Message, PostedRef
+from kernbot.bot.slack_notifier import SlackNotifier
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+def notifier(slack: FakeSlack, **kwargs: object) -> SlackNotifier:
+    opts: dict[str, object] = {"base_url": slack.base_url, "default_channel": "C0ALERTS"}
+    opts.update(kwargs)
+    token = str(opts.pop("token", slack.bot_token))
+    return SlackNotifier(token, **opts)  # type: ignore[arg-type]
+
+
+async def test_post_thread_reply_and_update(slack: FakeSlack) -> None:
+    n = notifier(slack)
+    alert = render.render_alert(AlertView(event=sample_oom()))
+    ref = await n.post(None, alert)
+    assert ref.channel == "C0ALERTS" and ref.ts
+    reply = await n.post("C0OPS", Message(text="again"), thread=ref)
+    assert reply.channel == "C0ALERTS" and reply.ts != ref.ts  # thread wins over channel
+    await n.update(ref, Message(text="updated", blocks=alert.blocks[:2]))
+    first, second = slack.messages
+    assert first["ts"] == ref.ts and first["text"] == "updated" and first["edits"] == 1
+    assert len(first["blocks"]) == 2
+    assert second["thread_ts"] == ref.ts and second["text"] == "again"
+    sent = slack.posted("chat.postMessage")[0]
+    assert sent["unfurl_links"] is False and sent["blocks"] == alert.blocks
+    await n.post_ephemeral("C0ALERTS", "U0ALICE", Message(text="only you"))
+    assert slack.ephemerals[0]["user"] == "U0ALICE"
+
+
+async def test_channel_by_name(slack: FakeSlack) -> None:
+    ref = await notifier(slack).post("#ops", Message(text="hi"))
+    assert ref.channel == "C0OPS"
+
+
+async def test_rate_limit_gives_retry_after(slack: FakeSlack) -> None:
+    slack.fail("chat.postMessage", status=429, retry_after=7)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).post(None, Message(text="x"))
+    assert err.value.retry_after == 7.0 and not err.value.permanent
+    assert (await notifier(slack).post(None, Message(text="x"))).ts  # next one goes through
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_errors_are_retryable(slack: FakeSlack, status: int) -> None:
+    slack.fail("chat.postMessage", status=status)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).post(None, Message(text="x"))
+    assert not err.value.permanent and err.value.retry_after is None
+    assert str(status) in err.value.code
+
+
+async def test_slow_slack_times_out_retryably(slack: FakeSlack) -> None:
+    slack.fail("chat.postMessage", delay=3.0)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack, timeout_s=0.3).post(None, Message(text="x"))
+    assert err.value.code == "timeout" and not err.value.permanent
+
+
+@pytest.mark.parametrize(
+    "error", ["not_authed", "account_inactive", "not_in_channel", "channel_not_found"]
+)
+async def test_permanent_errors(slack: FakeSlack, error: str) -> None:
+    slack.fail("chat.postMessage", error=error)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).post(None, Message(text="x"))
+    assert err.value.code == error and err.value.permanent
+
+
+async def test_wrong_token_and_unknown_channel_from_the_fake_itself(slack: FakeSlack) -> None:
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack, token="xoxb-wrong").post(None, Message(text="x"))
+    assert (err.value.code, err.value.permanent) == ("invalid_auth", True)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).post("C0NOPE", Message(text="x"))
+    assert (err.value.code, err.value.permanent) == ("channel_not_found", True)
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).update(PostedRef(channel="C0ALERTS", ts="1.2"), Message(text="x"))
+    assert err.value.code == "message_not_found"
+
+
+async def test_invalid_blocks_are_permanent(slack: FakeSlack) -> None:
+    header = {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack).post(None, Message(text="x", blocks=[header]))
+    assert err.value.code == "invalid_blocks" and err.value.permanent
+
+
+async def test_no_channel_anywhere_is_permanent(slack: FakeSlack) -> None:
+    with pytest.raises(DeliveryError) as err:
+        await notifier(slack, default_channel=None).post(None, Message(text="x"))
+    assert err.value.permanent
+
+
+async def test_connection_refused_is_retryable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    n = SlackNotifier("xoxb-x", base_url=f"http://127.0.0.1:{port}/api", default_channel="C1")
+    with pytest.raises(DeliveryError) as err:
+        await n.post(None, Message(text="x"))
+    assert err.value.code.startswith("network") and not err.value.permanent
