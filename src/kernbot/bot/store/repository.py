@@ -25,8 +25,7 @@ class Repository:
         """Insert unless the key exists; True when this call inserted it."""
         ins = (postgresql.insert if self._postgres else sqlite.insert)(EventRow)
         stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["key"])
-        result = self.session.execute(stmt)
-        return bool(getattr(result, "rowcount", 0))
+        return self.session.execute(stmt.returning(EventRow.key)).first() is not None
 
     def get_event(self, key: str, *, for_update: bool = False) -> EventRow | None:
         stmt = select(EventRow).where(EventRow.key == key)
@@ -181,7 +180,7 @@ class Repository:
     def insert_agent(self, values: dict[str, Any]) -> bool:
         ins = (postgresql.insert if self._postgres else sqlite.insert)(AgentRow)
         stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["host"])
-        return bool(getattr(self.session.execute(stmt), "rowcount", 0))
+        return self.session.execute(stmt.returning(AgentRow.host)).first() is not None
 
     def agents(self) -> list[AgentRow]:
         return list(self.session.scalars(select(AgentRow).order_by(AgentRow.host)))

@@ -1,0 +1,149 @@
+"""Fixtures for the bot core's tests: a migrated database on SQLite and (when reachable) a real
+PostgreSQL, a fake clock, a recording notifier and ready-made Ingestor/DeliveryWorker pairs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from kernbot.bot.alerts import AlertDecider, AlertPolicy
+from kernbot.bot.delivery import DeliveryWorker
+from kernbot.bot.ingest import Ingestor
+from kernbot.bot.ports import DeliveryError, Message, PostedRef
+from kernbot.bot.store import Database
+
+PG_ENV = "KERNBOT_TEST_POSTGRES_URL"
+TABLES = (
+    "kernbot_events",
+    "kernbot_agents",
+    "kernbot_alerts",
+    "kernbot_outbox",
+    "kernbot_silences",
+    "kernbot_alembic_version",
+)
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL with every kernbot table dropped, or skip saying why."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"{PG_ENV} is not set (e.g. postgresql+psycopg://kernbot:kernbot@127.0.0.1/kernbot_test)"
+        )
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return postgres_url()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class RecordingNotifier:
+    """A Notifier that keeps what it was asked to do; `errors` are raised first, in order."""
+
+    name: str = "recording"
+    posts: list[tuple[str | None, Message, PostedRef | None, PostedRef]] = field(
+        default_factory=list
+    )
+    updates: list[tuple[PostedRef, Message]] = field(default_factory=list)
+    errors: list[DeliveryError] = field(default_factory=list)
+    calls: int = 0
+
+    async def post(
+        self, channel: str | None, message: Message, thread: PostedRef | None = None
+    ) -> PostedRef:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        ref = thread or PostedRef(channel=channel or "C0DEFAULT", ts=f"{1000 + len(self.posts)}.0")
+        if thread is not None:
+            ref = PostedRef(channel=thread.channel, ts=f"{1000 + len(self.posts)}.0")
+        self.posts.append((channel, message, thread, ref))
+        return ref
+
+    async def update(self, ref: PostedRef, message: Message) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.updates.append((ref, message))
+
+    def top_level(self) -> list[tuple[str | None, Message, PostedRef | None, PostedRef]]:
+        return [p for p in self.posts if p[2] is None]
+
+    def replies(self) -> list[tuple[str | None, Message, PostedRef | None, PostedRef]]:
+        return [p for p in self.posts if p[2] is not None]
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@dataclass
+class Pipeline:
+    ingestor: Ingestor
+    worker: DeliveryWorker
+    notifier: RecordingNotifier
+    clock: FakeClock
+
+    async def drain(self, rounds: int = 10) -> None:
+        """Deliver everything due now (replies wait for their parent: several passes)."""
+        for _ in range(rounds):
+            if not await self.worker.drain_once():
+                self.clock.advance(1.0)
+                if not await self.worker.drain_once():
+                    return
+
+
+def make_pipeline(
+    db: Database, notifier: RecordingNotifier, clock: FakeClock, **policy: object
+) -> Pipeline:
+    decider = AlertDecider(AlertPolicy(**policy))  # type: ignore[arg-type]
+    worker = DeliveryWorker(db, notifier, clock=clock, backoff_base_s=1.0)
+    return Pipeline(Ingestor(db, decider, clock=clock), worker, notifier, clock)
+
+
+@pytest.fixture
+def pipeline(db: Database, notifier: RecordingNotifier, clock: FakeClock) -> Pipeline:
+    return make_pipeline(db, notifier, clock, default_channel="C0ALERTS")
