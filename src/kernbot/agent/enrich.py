@@ -1,0 +1,168 @@
+"""Enricher: what a senior SRE would look up on the host right after the kernel's message.
+
+For an OOM kill: memory and PSI now, who has the highest oom_score now ("who is next"), the vm
+sysctls that shaped the kill, pod names for the killed container, and how many kills this cgroup
+had in the last 24 hours. For a SYN flood: the listener (owner, queues, half-open count), the
+TcpExt counters and the net sysctls. Then the core's advice is computed over all of it.
+
+Best effort by design: a /proc read that fails is noted in `context["enrich_errors"]` and the
+event goes out anyway. The event passed in is never modified; a copy is returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from kernbot.agent.pods import PodResolver, describe_source
+from kernbot.agent.proc import ProcReader
+from kernbot.agent.syn_episodes import COUNTERS
+from kernbot.core.advice import advise
+from kernbot.core.cgroup_identity import identify
+from kernbot.core.events import Event, Kubernetes, OomKillEvent, SynFloodEvent
+from kernbot.wire import Listener, ProcInfo
+
+DAY_S = 24 * 3600.0
+
+
+def _event_ts(event: OomKillEvent) -> float | None:
+    if not event.time:
+        return None
+    try:
+        ts = datetime.fromisoformat(event.time)
+    except ValueError:
+        return None
+    return ts.timestamp() if ts.tzinfo is not None else None
+
+
+def pick_listener(listeners: list[Listener], ev: SynFloodEvent) -> Listener | None:
+    """The socket the kernel meant: same port, then exact address, then same-family wildcard."""
+    on_port = [ls for ls in listeners if ls.port == ev.port]
+
+    def rank(ls: Listener) -> int:
+        if ev.addr is not None and ls.addr == ev.addr:
+            return 0
+        wildcard = ls.addr in ("0.0.0.0", "::")
+        if ls.family == ev.family:
+            return 1 if wildcard else 3
+        return 2 if wildcard else 4
+
+    return min(on_port, key=rank, default=None)
+
+
+class Enricher:
+    def __init__(
+        self,
+        proc: ProcReader,
+        pods: PodResolver,
+        *,
+        top_n: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.proc = proc
+        self.pods = pods
+        self.top_n = top_n
+        self.clock = clock
+        self._kills: deque[tuple[float, str | None, str]] = deque()
+        """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
+
+    def enrich(self, event: Event) -> Event:
+        """A copy of `event` with live context, pod names (from pod logs) and advice."""
+        ev = event.model_copy(deep=True)
+        if isinstance(ev, OomKillEvent):
+            self._oom_context(ev)
+            if ev.kubernetes is not None:
+                ev.kubernetes = self.pods.resolve(ev.kubernetes)
+            self._names_done(ev)
+        else:
+            self._syn_context(ev)
+        ev.advice = advise(ev, ev.context)
+        return ev
+
+    async def enrich_async(self, event: Event) -> Event:
+        """`enrich`, with the Kubernetes API fallback for pod names when configured."""
+        ev = event.model_copy(deep=True)
+        if isinstance(ev, OomKillEvent):
+            self._oom_context(ev)
+            if ev.kubernetes is not None:
+                ev.kubernetes = await self.pods.resolve_async(ev.kubernetes)
+            self._names_done(ev)
+            ev.advice = advise(ev, ev.context)
+            return ev
+        return self.enrich(ev)
+
+    def _guard(self, ctx: dict[str, Any], key: str, read: Callable[[], Any]) -> None:
+        try:
+            ctx[key] = read()
+        except (OSError, ValueError) as exc:
+            ctx.setdefault("enrich_errors", []).append(f"{key}: {exc}")
+
+    def _oom_context(self, ev: OomKillEvent) -> None:
+        ctx = ev.context
+        self._guard(ctx, "meminfo", self.proc.meminfo)
+        self._guard(ctx, "psi", self.proc.psi_memory)
+        self._guard(ctx, "top_oom_score", self._top)
+        self._guard(ctx, "oom_kill_total", self.proc.vmstat_oom_kill)
+        self._guard(ctx, "sysctls", self.proc.vm_sysctls)
+        if ev.kubernetes is None and ev.memcg is not None:
+            path = ev.memcg.task_path or ev.memcg.oom_path
+            ev.kubernetes = identify(path) if path else None
+        ctx["kills_24h"] = self._count_kill(ev)
+
+    def _names_done(self, ev: OomKillEvent) -> None:
+        source = describe_source(ev.kubernetes)
+        if source is not None:
+            ev.context["pod_source"] = source
+
+    def _top(self) -> list[dict[str, Any]]:
+        resolved: dict[str, Kubernetes] = {}
+        out: list[dict[str, Any]] = []
+        for p in self.proc.top_by_oom_score(self.top_n):
+            self._name_process(p, resolved)
+            out.append(p.model_dump(exclude={"version"}, exclude_none=True))
+        return out
+
+    def _name_process(self, p: ProcInfo, cache: dict[str, Kubernetes]) -> None:
+        if p.pod_uid is None or p.pod:
+            return
+        key = f"{p.pod_uid}/{p.container_id}"
+        if key not in cache:
+            cache[key] = self.pods.resolve(
+                Kubernetes(pod_uid=p.pod_uid, container_id=p.container_id)
+            )
+        k8s = cache[key]
+        p.namespace, p.pod, p.container = k8s.namespace, k8s.pod, k8s.container
+
+    def _count_kill(self, ev: OomKillEvent) -> int:
+        """Kills in the last 24 h in the same memcg (all kills when the memcg is unknown)."""
+        now = self.clock()
+        while self._kills and self._kills[0][0] < now - DAY_S:
+            self._kills.popleft()
+        cgroup = ev.memcg.task_path or ev.memcg.oom_path if ev.memcg is not None else None
+        key = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
+        if all(k[2] != key for k in self._kills):
+            at = _event_ts(ev)
+            if at is None or at > now:
+                at = now
+            if at >= now - DAY_S:
+                self._kills.append((at, cgroup, key))
+        return sum(1 for k in self._kills if cgroup is None or k[1] == cgroup)
+
+    def _syn_context(self, ev: SynFloodEvent) -> None:
+        ctx = ev.context
+        self._guard(ctx, "sysctls", self.proc.net_sysctls)
+        try:
+            ext = self.proc.tcpext()
+            ctx["counters"] = {k: ext[k] for k in COUNTERS if k in ext}
+        except (OSError, ValueError) as exc:
+            ctx.setdefault("enrich_errors", []).append(f"counters: {exc}")
+        try:
+            listener = pick_listener(self.proc.listeners(), ev)
+        except (OSError, ValueError) as exc:
+            ctx.setdefault("enrich_errors", []).append(f"listener: {exc}")
+            return
+        if listener is not None:
+            ctx["listener"] = listener.model_dump(exclude={"version"})

@@ -1,0 +1,169 @@
+"""Enricher over the captured proc root and a kubelet-shaped pod log tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernbot.agent.enrich import Enricher, pick_listener
+from kernbot.agent.pods import PodResolver
+from kernbot.agent.proc import ProcReader
+from kernbot.core.events import Memcg, OomKillEvent, SynFloodEvent, Victim
+from kernbot.wire import Listener, ProcInfo
+
+SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "proc" / "snapshot"
+UID = "0f1c2d3e-1111-2222-3333-444455556666"
+CID = "3b8f5a1c9d2e4f60718293a4b5c6d7e8f9a0b1c2d3e4f5061728394a5b6c7d8e"
+TASK_PATH = f"/kubepods/burstable/pod{UID}/{CID}"
+NOW = 1_750_000_000.0
+
+
+@pytest.fixture
+def pods(tmp_path: Path) -> PodResolver:
+    pod_dir = tmp_path / "pods" / f"shop_web-7d9f_{UID}"
+    for name in ("app", "sidecar"):
+        (pod_dir / name).mkdir(parents=True)
+        (pod_dir / name / "0.log").write_text("{}\n")
+    (tmp_path / "containers").mkdir()
+    (tmp_path / "containers" / f"web-7d9f_shop_app-{CID}.log").symlink_to(pod_dir / "app/0.log")
+    return PodResolver(tmp_path / "pods")
+
+
+def oom(event_id: str, task_path: str, time: str | None = None) -> OomKillEvent:
+    return OomKillEvent(
+        id=event_id,
+        time=time,
+        constraint="CONSTRAINT_MEMCG",
+        victim=Victim(pid=4242, comm="<!channel>", anon_rss_kb=500_000, oom_score_adj=968),
+        memcg=Memcg(oom_path=task_path, task_path=task_path, usage_kb=524288, limit_kb=524288),
+    )
+
+
+def test_oom_gets_host_context_pod_names_and_advice(pods: PodResolver) -> None:
+    enricher = Enricher(ProcReader(SNAPSHOT), pods, top_n=3, clock=lambda: NOW)
+    original = oom("b:1", TASK_PATH)
+    ev = enricher.enrich(original)
+    assert isinstance(ev, OomKillEvent)
+    assert original.context == {} and original.kubernetes is None  # input untouched
+
+    assert ev.kubernetes is not None
+    assert (ev.kubernetes.pod_uid, ev.kubernetes.container_id) == (UID, CID)
+    assert (ev.kubernetes.namespace, ev.kubernetes.pod, ev.kubernetes.container) == (
+        "shop",
+        "web-7d9f",
+        "app",
+    )
+    assert ev.kubernetes.name_source == "pod-logs"
+    assert ev.context["pod_source"] == "names from the kubelet's pod log directories"
+
+    ctx = ev.context
+    assert ctx["meminfo"]["MemTotal"] == 24683656
+    assert ctx["psi"]["some"]["total"] == 2726
+    assert ctx["oom_kill_total"] == 2
+    assert ctx["sysctls"]["vm.panic_on_oom"] == 0
+    assert ctx["kills_24h"] == 1
+    top = ctx["top_oom_score"]
+    assert [p["pid"] for p in top] == [4243, 4242, 19029]
+    assert top[1]["comm"] == "<!channel>"
+    assert (top[1]["namespace"], top[1]["pod"], top[1]["container"]) == ("shop", "web-7d9f", "app")
+    assert "pod" not in top[0]  # 4243's pod has no log dir here: uid only
+    assert top[0]["pod_uid"] == "7a6b5c4d-0000-1111-2222-333344445555"
+    assert ev.advice, "advice computed over the enriched event"
+    ProcInfo.model_validate(top[0])  # what /v1/oom would send validates
+
+
+def test_kills_24h_counts_same_cgroup_once_per_event(pods: PodResolver) -> None:
+    enricher = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: NOW)
+    other = "/system.slice/mysqld.service"
+    counts = [
+        enricher.enrich(e).context["kills_24h"]
+        for e in (
+            oom("b:1", TASK_PATH),
+            oom("b:1", TASK_PATH),  # the same event again (a later revision)
+            oom("b:2", other),
+            oom("b:3", TASK_PATH),
+            oom("b:0", TASK_PATH, time="2020-01-01T00:00:00+00:00"),  # history, too old
+        )
+    ]
+    assert counts == [1, 1, 1, 2, 2]
+
+
+async def test_enrich_async_same_result_without_api(pods: PodResolver) -> None:
+    enricher = Enricher(ProcReader(SNAPSHOT), pods, top_n=1, clock=lambda: NOW)
+    ev = await enricher.enrich_async(oom("b:9", TASK_PATH))
+    assert isinstance(ev, OomKillEvent)
+    assert ev.kubernetes is not None and ev.kubernetes.container == "app"
+    syn = await enricher.enrich_async(SynFloodEvent(port=33933, addr="192.0.2.2"))
+    assert syn.context["listener"]["pid"] == 19133
+
+
+def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
+    enricher = Enricher(ProcReader(SNAPSHOT), pods)
+    ev = enricher.enrich(
+        SynFloodEvent(
+            port=33933,
+            addr="192.0.2.2",
+            proto="TCP",
+            context={"counter_rates": {"SyncookiesSent": 300.0, "SyncookiesRecv": 0.0}},
+        )
+    )
+    ctx = ev.context
+    assert ctx["listener"] == {
+        "family": "ipv4",
+        "addr": "192.0.2.2",
+        "port": 33933,
+        "pid": 19133,
+        "comm": "python",
+        "accept_queue": 0,
+        "backlog": None,
+        "syn_recv": 5,
+    }
+    assert ctx["counters"]["SyncookiesSent"] == 600
+    assert set(ctx["counters"]) == {
+        "SyncookiesSent",
+        "SyncookiesRecv",
+        "SyncookiesFailed",
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPReqQFullDoCookies",
+        "TCPReqQFullDrop",
+    }
+    assert ctx["sysctls"]["net.ipv4.tcp_syncookies"] == 1
+    assert ctx["counter_rates"]["SyncookiesSent"] == 300.0  # what the tracker put there stays
+    assert ev.advice[0].title == "Rate-limit SYNs to port 33933 upstream"
+    no_listener = enricher.enrich(SynFloodEvent(port=1))
+    assert "listener" not in no_listener.context
+
+
+class BrokenProc(ProcReader):
+    """A proc root whose reads fail the way a dying /proc mount does."""
+
+    def meminfo(self) -> dict[str, int]:
+        raise OSError(5, "Input/output error")
+
+    def listeners(self) -> list[Listener]:
+        raise PermissionError(13, "Permission denied")
+
+
+def test_failed_reads_are_noted_and_the_event_still_goes_out(pods: PodResolver) -> None:
+    enricher = Enricher(BrokenProc(SNAPSHOT), pods, clock=lambda: NOW)
+    ev = enricher.enrich(oom("b:1", TASK_PATH))
+    assert "meminfo" not in ev.context
+    assert ev.context["enrich_errors"] == ["meminfo: [Errno 5] Input/output error"]
+    assert ev.context["psi"]  # the other reads still happened
+    syn = enricher.enrich(SynFloodEvent(port=33933))
+    assert syn.context["enrich_errors"] == ["listener: [Errno 13] Permission denied"]
+    assert syn.context["counters"]["SyncookiesSent"] == 600
+
+
+def test_pick_listener_prefers_exact_address_then_same_family_wildcard() -> None:
+    v4_any = Listener(family="ipv4", addr="0.0.0.0", port=80)
+    v6_any = Listener(family="ipv6", addr="::", port=80)
+    v4_one = Listener(family="ipv4", addr="10.0.0.5", port=80)
+    both = [v6_any, v4_one, v4_any]
+    assert pick_listener(both, SynFloodEvent(port=80, addr="10.0.0.5")) is v4_one
+    assert pick_listener(both, SynFloodEvent(port=80)) is v4_any
+    assert pick_listener(both, SynFloodEvent(port=80, family="ipv6", addr="::")) is v6_any
+    assert pick_listener([v6_any], SynFloodEvent(port=80, addr="0.0.0.0")) is v6_any
+    assert pick_listener(both, SynFloodEvent(port=443)) is None
