@@ -8,6 +8,7 @@ answer an error code instead. Events are validated with the wire models, like th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
 from collections.abc import Callable
@@ -30,7 +31,6 @@ class FakeBot:
         """When set, answer every POST with this HTTP status (and record nothing)."""
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
         self._changed = asyncio.Event()
 
     @property
@@ -67,38 +67,39 @@ class FakeBot:
         return web.json_response({"ok": True})
 
     async def start(self) -> FakeBot:
+        await self.up()
+        return self
+
+    async def up(self) -> None:
+        """Listen (again, on the same port after `down()`)."""
         app = web.Application()
         app.router.add_post("/v1/events", self._events)
         app.router.add_post("/v1/heartbeat", self._heartbeat)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await self.up()
-        return self
-
-    async def up(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
         if self.port == 0:
-            server: Any = self._site._server
+            server: Any = site._server
             self.port = server.sockets[0].getsockname()[1]
 
     async def down(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-
-    async def stop(self) -> None:
-        await self.down()
+        """A real outage: the port refuses connections and open keep-alive connections close."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def stop(self) -> None:
+        await self.down()
 
     def matching(self, pred: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         return [e for e in self.events if pred(e)]
 
     async def wait_for(
-        self, pred: Callable[[dict[str, Any]], bool], timeout: float, count: int = 1
+        self,
+        pred: Callable[[dict[str, Any]], bool],
+        timeout: float,
+        count: int = 1,
     ) -> list[dict[str, Any]]:
         """Events matching `pred` once at least `count` arrived (or what is there at timeout)."""
         deadline = time.monotonic() + timeout
@@ -108,7 +109,5 @@ class FakeBot:
             if len(found) >= count or left <= 0:
                 return found
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
-            except TimeoutError:
-                pass

@@ -103,7 +103,11 @@ class Agent:
         self._resume = (
             saved if saved is not None and saved.source == source_name(self.source_spec) else None
         )
-        self.syn_tracker = SynEpisodeTracker(host=self.host, boot_id=self.boot_id)
+        self.syn_tracker = SynEpisodeTracker(
+            host=self.host,
+            boot_id=self.boot_id,
+            quiet_after_s=3 * settings.syn_sample_interval_s,
+        )
         token = settings.token.get_secret_value() if settings.token else None
         self.shipper = Shipper(
             self.outbox,
@@ -395,5 +399,5 @@ class Agent:
 
 def build_agent(settings: AgentSettings) -> Agent:
     """The agent for these settings; call inside a running event loop, then `await start()`."""
-    proc = ProcReader(Path(settings.proc_root))
+    proc = ProcReader(Path(settings.proc_root), net_pid=settings.net_pid)
     return Agent(settings, proc)
