@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kernbot.agent.syn_episodes import (
+    COUNTERS,
     INSUFFICIENT,
     REAL_CLIENTS,
     SPOOFED,
@@ -21,18 +22,7 @@ T0 = 1_700_000_000.0
 
 
 def counters(**kw: int) -> dict[str, int]:
-    base = dict.fromkeys(
-        (
-            "SyncookiesSent",
-            "SyncookiesRecv",
-            "SyncookiesFailed",
-            "ListenOverflows",
-            "ListenDrops",
-            "TCPReqQFullDoCookies",
-            "TCPReqQFullDrop",
-        ),
-        0,
-    )
+    base = dict.fromkeys(COUNTERS, 0)
     base.update(kw)
     return base
 
