@@ -8,9 +8,8 @@ returns an empty/None value when its file is missing rather than raising: enrich
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from kernbot.agent.proc import netns, sock_diag
 from kernbot.agent.proc.meminfo import parse_meminfo
@@ -24,19 +23,10 @@ from kernbot.agent.proc.sockets import (
     socket_owners,
     syn_recv_per_listener,
 )
-from kernbot.agent.proc.sysctls import read_net_sysctls
+from kernbot.agent.proc.sysctls import VM_SYSCTLS, read_sysctls
 from kernbot.agent.proc.vmstat import oom_kill_count
+from kernbot.core.cgroup_identity import identify as identify_cgroup
 from kernbot.wire import Listener, ProcInfo
-
-
-def default_identify() -> Identify | None:
-    """`kernbot.core.cgroup_identity.identify` when that module is installed."""
-    try:
-        mod = importlib.import_module("kernbot.core.cgroup_identity")
-    except ImportError:
-        return None
-    fn = getattr(mod, "identify", None)
-    return cast(Identify, fn) if callable(fn) else None
 
 
 class ProcReader:
@@ -51,7 +41,7 @@ class ProcReader:
         """`use_sock_diag`: ask netlink for listen backlogs; None = when `root` is a live procfs."""
         self.root = root
         self.net_pid = net_pid
-        self._identify = identify if identify is not None else default_identify()
+        self._identify = identify if identify is not None else identify_cgroup
         net_base = root / str(net_pid) if net_pid is not None else root / "self"
         self._ns_path = net_base / "ns" / "net"
         self._use_sock_diag = self._ns_path.exists() if use_sock_diag is None else use_sock_diag
@@ -92,12 +82,18 @@ class ProcReader:
         return parse_netstat(text).get("TcpExt", {}) if text else {}
 
     def net_sysctls(self) -> dict[str, int]:
+        """`net.ipv4.tcp_syncookies`, `net.ipv4.tcp_max_syn_backlog`, `net.core.somaxconn`,
+        `net.ipv4.tcp_synack_retries` of the namespace being read."""
         if self.net_pid is None:
-            return read_net_sysctls(self.root)
+            return read_sysctls(self.root)
         try:
-            return netns.run_in_netns(self._ns_path, lambda: read_net_sysctls(self.root))
+            return netns.run_in_netns(self._ns_path, lambda: read_sysctls(self.root))
         except OSError:
             return {}
+
+    def vm_sysctls(self) -> dict[str, int]:
+        """`vm.overcommit_memory`, `vm.panic_on_oom`, `vm.oom_kill_allocating_task`."""
+        return read_sysctls(self.root, VM_SYSCTLS)
 
     def _tcp_rows(self) -> list[TcpRow]:
         rows: list[TcpRow] = []

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NET_SYSCTLS: dict[str, str] = {
-    "tcp_syncookies": "sys/net/ipv4/tcp_syncookies",
-    "tcp_max_syn_backlog": "sys/net/ipv4/tcp_max_syn_backlog",
-    "somaxconn": "sys/net/core/somaxconn",
-    "tcp_synack_retries": "sys/net/ipv4/tcp_synack_retries",
-}
+NET_SYSCTLS = (
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_synack_retries",
+)
+VM_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "vm.oom_kill_allocating_task")
+"""Read for OOM kills: they decide whether and whom the kernel kills."""
 
 
-def read_net_sysctls(base: Path) -> dict[str, int]:
-    """Values found under the proc root `base`; missing or unreadable ones are left out."""
+def read_sysctls(base: Path, names: tuple[str, ...] = NET_SYSCTLS) -> dict[str, int]:
+    """{"net.core.somaxconn": 4096, ...} read under the proc root `base` (`sys/net/core/somaxconn`);
+    keys are the names `sysctl` prints. Missing or unreadable ones are left out."""
     out: dict[str, int] = {}
-    for name, rel in NET_SYSCTLS.items():
+    for name in names:
         try:
-            out[name] = int((base / rel).read_text().split()[0])
+            out[name] = int((base / "sys" / name.replace(".", "/")).read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
     return out
