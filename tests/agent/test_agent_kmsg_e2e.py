@@ -12,8 +12,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from agent_process import AgentProcess
 
-from conftest import AgentProcess
 from fakes.fake_bot import FakeBot
 from lab.memcg import OomResult, memcg_oom
 
@@ -46,7 +46,7 @@ async def _start(agent: AgentProcess, bot: FakeBot) -> None:
     agent.start()
     await asyncio.to_thread(agent.wait_serving)
     deadline = time.monotonic() + 10
-    while len(bot.heartbeats) <= before and time.monotonic() < deadline:
+    while len(bot.heartbeats) <= before and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     assert len(bot.heartbeats) > before, agent.log()
 

@@ -98,7 +98,7 @@ class FakeBot:
     async def wait_for(
         self,
         pred: Callable[[dict[str, Any]], bool],
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109
         count: int = 1,
     ) -> list[dict[str, Any]]:
         """Events matching `pred` once at least `count` arrived (or what is there at timeout)."""
