@@ -70,9 +70,9 @@ async def test_server_errors_are_retryable(slack: FakeSlack, status: int) -> Non
 
 
 async def test_slow_slack_times_out_retryably(slack: FakeSlack) -> None:
-    slack.fail("chat.postMessage", delay=3.0)
+    slack.fail("chat.postMessage", delay=1.0)
     with pytest.raises(DeliveryError) as err:
-        await notifier(slack, timeout_s=0.3).post(None, Message(text="x"))
+        await notifier(slack, timeout_s=0.2).post(None, Message(text="x"))
     assert err.value.code == "timeout" and not err.value.permanent
 
 
@@ -119,3 +119,26 @@ async def test_connection_refused_is_retryable() -> None:
     with pytest.raises(DeliveryError) as err:
         await n.post(None, Message(text="x"))
     assert err.value.code.startswith("network") and not err.value.permanent
+
+
+async def test_console_notifier_prints_the_same_facts_without_terminal_escapes() -> None:
+    import io
+
+    from kernbot.bot.console_notifier import ConsoleNotifier
+
+    event = sample_oom(host="node-1")
+    event.victim.comm = "\x1b]0;pwned\x07*x*<!channel>"
+    out = io.StringIO()
+    console = ConsoleNotifier(stream=out)
+    ref = await console.post(None, render.render_alert(AlertView(event=event, kills_24h_host=2)))
+    await console.post(None, Message(text="again"), thread=ref)
+    await console.update(ref, Message(text="resolved"))
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07*x*<!channel>" in text  # shown literally, readable
+    assert "== 💀 OOM kill on node-1" in text and "Host: node-1" in text
+    assert "oom_score: 1974 (oom_score_adj 916)" in text
+    assert "    kubectl -n payments describe pod ledger-7d9f8-x2k4q" in text
+    assert "[Silence 1h] [Silence 24h]" in text
+    assert "  ↳ again" in text and "(update of alert 1)\nresolved" in text
+    assert ref.channel == "console"

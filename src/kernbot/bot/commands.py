@@ -107,16 +107,19 @@ HANDLERS: dict[str, Handler] = {"/oom": _oom, "/synflood": _synflood, "/kernbot"
 
 
 async def answer(
-    command: str, text: str, queries: FleetQueries, *, user_id: str | None = None
+    command: str,
+    text: str,
+    queries: FleetQueries,
+    *,
+    user_id: str | None = None,
+    timeout_s: float = ANSWER_TIMEOUT_S,
 ) -> Message:
     """The full answer to one slash command; never raises."""
     handler = HANDLERS.get(command)
     if handler is None:
         return ra.render_text(f"Unknown command `{mrkdwn(command)}`.")
     try:
-        return await asyncio.wait_for(
-            handler(text.split(), queries, user_id), timeout=ANSWER_TIMEOUT_S
-        )
+        return await asyncio.wait_for(handler(text.split(), queries, user_id), timeout=timeout_s)
     except UnknownHost as exc:
         return ra.render_unknown_host(exc)
     except UsageError as exc:

@@ -115,7 +115,11 @@ def _oom_fields(view: AlertView, event: OomKillEvent) -> list[tuple[str, str]]:
     pairs = [
         ("Host", mrkdwn(event.host or "unknown")),
         ("When", mrkdwn(event.time or "unknown")),
-        ("Victim", f"`{mrkdwn(v.comm or '?')}` pid {v.pid}" + (f", uid {v.uid}" if v.uid else "")),
+        (
+            "Victim",
+            f"`{mrkdwn(v.comm or '?')}` pid {v.pid}"
+            + (f", uid {v.uid}" if v.uid is not None else ""),
+        ),
         ("oom_score", score),
         ("Memory (RSS)", rss),
     ]
