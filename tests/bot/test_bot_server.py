@@ -1,0 +1,135 @@
+"""The bot as it runs: `build_bot` on loopback, agents' requests over real HTTP, alerts into the
+fake Slack Web API; bad requests get 4xx with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from fakes.fake_fleet import sample_oom, sample_syn
+from fakes.fake_slack import FakeSlack
+from kernbot.bot.main import Bot, build_bot
+from kernbot.settings import BotSettings
+from kernbot.wire import EventBatch, Heartbeat
+
+TOKEN = "agent-secret"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+def bot_settings(tmp_path: Path, slack: FakeSlack, **extra: object) -> BotSettings:
+    return BotSettings(
+        token=TOKEN,  # type: ignore[arg-type]
+        listen="127.0.0.1:0",
+        state_dir=tmp_path,
+        slack_bot_token=slack.bot_token,  # type: ignore[arg-type]
+        slack_api_url=slack.base_url,
+        slack_channel="C0ALERTS",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Bot]:
+    b = build_bot(bot_settings(tmp_path, slack, max_body_bytes=64 * 1024))
+    await b.start()
+    yield b
+    await b.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as s:
+        yield s
+
+
+async def wait_for(pred: object, within_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not pred():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_events_reach_slack_once_despite_agent_retries(
+    bot: Bot, slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    body = EventBatch(host="k8s-node-17", events=[sample_oom(), sample_syn()]).model_dump_json()
+    for _ in range(3):  # the agent retries (its first answers got lost)
+        async with http.post(bot.url + "/v1/events", data=body) as resp:
+            assert resp.status == 200
+    await wait_for(lambda: len(slack.messages) == 2)
+    await asyncio.sleep(0.5)
+    assert len(slack.messages) == 2
+    assert {m["channel"] for m in slack.messages} == {"C0ALERTS"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ({"Authorization": "Bearer wrong"}, "{}", 401, "token"),
+        ({"Authorization": ""}, "{}", 401, "token"),
+        ({}, "{not json", 400, "not JSON"),
+        ({}, json.dumps({"host": "h"}), 422, "events"),
+        ({}, json.dumps({"host": "h", "events": [{"kind": "nope"}]}), 422, "events.0"),
+        ({}, json.dumps({"host": "h", "events": [{}] * 501}), 422, "events"),
+        ({}, json.dumps({"host": "h", "events": [], "pad": "x" * 70_000}), 413, "too large"),
+    ],
+)
+async def test_bad_requests_are_refused_with_a_reason(
+    bot: Bot, http: aiohttp.ClientSession, case: tuple[dict[str, str], str, int, str]
+) -> None:
+    headers, body, status, reason = case
+    async with http.post(bot.url + "/v1/events", data=body, headers=headers) as resp:
+        assert resp.status == status
+        assert reason in await resp.text()
+
+
+async def test_heartbeat_registers_agent_and_healthz_metrics(
+    bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    hb = Heartbeat(host="web-1", agent_version="0.1.0", source="kmsg")
+    async with http.post(bot.url + "/v1/heartbeat", data=hb.model_dump_json()) as resp:
+        assert resp.status == 200
+    async with http.get(bot.url + "/healthz") as resp:
+        health = await resp.json()
+        assert resp.status == 200
+    assert health["status"] == "ok" and health["agents"] == {"total": 1, "stale": 0}
+    assert bot.service is not None
+    assert [a.host for a in await bot.service.hosts()] == ["web-1"]
+    async with http.get(bot.url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'kernbot_bot_outbox{status="pending"}' in text
+
+
+async def test_healthz_shouts_when_slack_rejects_the_token(
+    tmp_path: Path, slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    settings = bot_settings(tmp_path, slack)
+    settings = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-revoked")})
+    bot = build_bot(settings)
+    await bot.start()
+    try:
+        body = EventBatch(host="h", events=[sample_oom()]).model_dump_json()
+        async with http.post(bot.url + "/v1/events", data=body) as resp:
+            assert resp.status == 200
+        await wait_for(lambda: bot.delivery.health.permanent_error is not None)
+        async with http.get(bot.url + "/healthz") as resp:
+            health = await resp.json()
+        assert health["status"] == "degraded"
+        assert "invalid_auth" in health["problems"][0]
+        assert health["outbox"]["failed"] == 1
+    finally:
+        await bot.stop()
