@@ -26,6 +26,9 @@ FIRST_START_TAIL = 8 << 20
 """On first start read at most this much of an existing file: the rest is old history."""
 POLL_S = 1.0
 MAX_LINE = 1 << 20
+SIG_BYTES = 64
+"""The last bytes read are re-checked before each read: a file rewritten in place (copytruncate
+followed by more writes than we had read) no longer has them at our offset."""
 
 
 class _Wakeup:
@@ -54,6 +57,7 @@ class LogFileSource:
         self._fh: BinaryIO | None = None
         self._inode: int | None = None
         self._offset = 0
+        self._sig = b""
         self._observer: Any = None
 
     async def open(self) -> None:
@@ -91,7 +95,7 @@ class LogFileSource:
             fh.readline()
             offset = fh.tell()
         fh.seek(offset)
-        self._fh, self._inode, self._offset = fh, st.st_ino, offset
+        self._fh, self._inode, self._offset, self._sig = fh, st.st_ino, offset, b""
         self._resume = None
         self.healthy, self.error = True, None
         return True
@@ -113,7 +117,7 @@ class LogFileSource:
         fh = open(old, "rb")  # noqa: SIM115 - kept open while draining
         self._offset = resume.offset or 0
         fh.seek(self._offset)
-        self._fh, self._inode, self._resume = fh, resume.inode, None
+        self._fh, self._inode, self._resume, self._sig = fh, resume.inode, None, b""
 
     def _read_lines(self, batch: Batch, reader: Any) -> None:
         fh = self._fh
@@ -128,6 +132,7 @@ class LogFileSource:
                 return
             end = len(data) - 1
         fh.seek(self._offset + end + 1)
+        self._sig = data[max(0, end + 1 - SIG_BYTES) : end + 1]
         offset = self._offset
         for raw in data[: end + 1].splitlines(keepends=True):
             offset += len(raw)
@@ -139,6 +144,13 @@ class LogFileSource:
             pos = Position(source=self.name, inode=self._inode, offset=offset)
             batch.items.append(Item(records=list(records), position=pos))
         self._offset = offset
+
+    def _rewritten(self, fh: BinaryIO) -> bool:
+        """Truncated (shorter than our offset) or rewritten (our last bytes are gone)."""
+        if os.fstat(fh.fileno()).st_size < self._offset:
+            return True
+        sig = self._sig
+        return bool(sig) and os.pread(fh.fileno(), len(sig), self._offset - len(sig)) != sig
 
     def _check_rotation(self) -> bool:
         """True when the open file is done for: the path names another inode, or is gone."""
@@ -168,15 +180,19 @@ class LogFileSource:
                 continue
             first = False
             batch = Batch(backlog=backlog)
-            self._read_lines(batch, reader)
             cur = self._fh
             assert cur is not None
+            if self._rewritten(cur):
+                log.info("%s was truncated; reading from the start", self.path)
+                self._offset, self._sig = 0, b""
+                cur.seek(0)
+            self._read_lines(batch, reader)
             if batch.items:
                 yield batch
                 continue
-            if os.fstat(cur.fileno()).st_size < self._offset:
+            if self._rewritten(cur):
                 log.info("%s was truncated; reading from the start", self.path)
-                self._offset = 0
+                self._offset, self._sig = 0, b""
                 cur.seek(0)
                 continue
             if self._check_rotation():
