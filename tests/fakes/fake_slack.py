@@ -4,7 +4,8 @@ What it implements (only what kernbot calls):
 - `POST /api/<method>`, JSON or form-encoded bodies; token from `Authorization: Bearer` (or a
   `token` form field). Missing -> `not_authed`, wrong -> `invalid_auth`, `ok:false` envelopes.
 - auth.test, chat.postMessage (channel by ID or `#name`, thread_ts), chat.update,
-  chat.postEphemeral, apps.connections.open (for Socket Mode clients; needs an `xapp-` token).
+  chat.postEphemeral, apps.connections.open (needs an `xapp-` token) and the websocket it
+  hands out: `hello`, then envelopes sent with `socket_send()`, acks kept in `socket_acks`.
 - Block Kit limit checks (50 blocks, header 150, section 3000, 10 fields of 2000, button text 75,
   action_id 255, value 2000, unique block_id) -> `invalid_blocks` with the reasons, like Slack.
 - Injectable faults: `fail(method, status=429, retry_after=…)`, `fail(method, status=500)`,
@@ -18,6 +19,7 @@ and every call in `calls`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ class FakeSlack:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     socket_mode_url: str | None = None
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _socket_changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     base_url: str = ""
@@ -55,17 +60,64 @@ class FakeSlack:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/api/"
+        self.socket_mode_url = f"ws://127.0.0.1:{port}/socket"
+        self._socket_changed = asyncio.Condition()
         return self.base_url
 
     async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # --- Socket Mode: apps.connections.open hands out this websocket --------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0KERNBOT"}}
+        await ws.send_json(hello)
+        await self._socket_event(lambda: self._sockets.append(ws))
+        async for msg in ws:
+            if msg.type == web.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                await self._socket_event(functools.partial(self.socket_acks.append, data))
+        await self._socket_event(lambda: self._sockets.remove(ws))
+        return ws
+
+    async def _socket_event(self, change: Any) -> None:
+        async with self._socket_changed:
+            change()
+            self._socket_changed.notify_all()
+
+    async def socket_send(self, envelope: dict[str, Any], within_s: float = 5.0) -> None:
+        """Send an envelope to the (first) connected Socket Mode client."""
+        async with self._socket_changed:
+            await asyncio.wait_for(
+                self._socket_changed.wait_for(lambda: bool(self._sockets)), within_s
+            )
+        await self._sockets[0].send_json(envelope)
+
+    async def socket_ack(self, envelope_id: str, within_s: float = 5.0) -> dict[str, Any]:
+        """Wait for the client's acknowledgement of `envelope_id`."""
+
+        def found() -> dict[str, Any] | None:
+            return next((a for a in self.socket_acks if a.get("envelope_id") == envelope_id), None)
+
+        async with self._socket_changed:
+            await asyncio.wait_for(
+                self._socket_changed.wait_for(lambda: found() is not None), within_s
+            )
+        ack = found()
+        assert ack is not None
+        return ack
 
     def fail(self, method: str | None, **kwargs: Any) -> None:
         self.faults.append(Fault(method, **kwargs))

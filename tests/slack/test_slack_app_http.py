@@ -233,3 +233,45 @@ def test_http_mode_without_signing_secret_is_refused() -> None:
     )
     with pytest.raises(SlackSetupError):
         mount(web.Application(), settings, FakeFleet())
+
+
+async def test_socket_mode_when_app_token_is_set() -> None:
+    from urllib.parse import parse_qsl
+
+    slack, recorder, fleet = FakeSlack(), ResponseUrlRecorder(), FakeFleet()
+    await slack.start()
+    await recorder.start()
+    settings = BotSettings(
+        slack_bot_token=slack.bot_token,
+        slack_app_token=slack.app_token,
+        slack_signing_secret=None,
+        slack_api_url=slack.base_url,
+    )
+    app = web.Application()
+    mount(app, settings, fleet)
+    assert not any(
+        r.resource and r.resource.canonical == "/slack/events" for r in app.router.routes()
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()  # starts the Socket Mode connection
+    try:
+        body = slash_command_body("/oom", "edge-3", response_url=recorder.url())
+        payload = dict(parse_qsl(body))
+        await slack.socket_send(
+            {
+                "envelope_id": "env-1",
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": payload,
+            }
+        )
+        ack = await slack.socket_ack("env-1")
+        assert ack["envelope_id"] == "env-1"
+        (post,) = await recorder.wait_for(1)
+        assert "java" in post["text"] + json.dumps(post["blocks"])
+        assert fleet.calls == [("oom_host", ("edge-3",))]
+        assert slack.posted("apps.connections.open")
+    finally:
+        await runner.cleanup()
+        await recorder.close()
+        await slack.close()

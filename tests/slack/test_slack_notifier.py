@@ -142,3 +142,17 @@ async def test_console_notifier_prints_the_same_facts_without_terminal_escapes()
     assert "[Silence 1h] [Silence 24h]" in text
     assert "  ↳ again" in text and "(update of alert 1)\nresolved" in text
     assert ref.channel == "console"
+
+
+async def test_build_notifier_picks_slack_with_a_token(slack: FakeSlack) -> None:
+    from kernbot.bot.console_notifier import ConsoleNotifier
+    from kernbot.bot.notifiers import build_notifier
+    from kernbot.settings import BotSettings
+
+    assert isinstance(build_notifier(BotSettings(slack_bot_token=None)), ConsoleNotifier)
+    settings = BotSettings(
+        slack_bot_token=slack.bot_token, slack_api_url=slack.base_url, slack_channel="#ops"
+    )
+    chosen = build_notifier(settings)
+    assert isinstance(chosen, SlackNotifier)
+    assert (await chosen.post(None, Message(text="hi"))).channel == "C0OPS"
