@@ -186,3 +186,15 @@ def test_unrelated_input_produces_nothing() -> None:
     for t in ["Mem-Info:", "Node 0 DMA free:15888kB min:28kB managed:15360kB", "hello", ""]:
         assert f.line(t) == []
     assert asm.flush() == []
+
+
+def test_reaper_of_the_previous_victim_while_the_next_report_is_open() -> None:
+    asm = OomAssembler(boot_id=BOOT)
+    f = Feeder(asm)
+    (a,) = f.lines(REPORT, pid=2001, comm="one")
+    assert f.lines(REPORT[:5], pid=2002, comm="two") == []
+    (upd,) = f.line(REAPER.format(pid=2001, comm="one"))
+    assert upd.id == a.id and upd.revision == 1
+    assert asm.pending
+    (b,) = f.lines(REPORT[5:], pid=2002, comm="two")
+    assert b.victim.pid == 2002 and b.reaper is None and b.id != a.id

@@ -257,14 +257,19 @@ class OomAssembler:
         )
 
     def _owner_of(self, pid: int) -> _Report | None:
-        """The report a reaper line for `pid` belongs to: its victim's, or an open fragment."""
-        if self._open is not None and (
-            pid in self._open.victim_pids() or self._open.killed is None
-        ):
-            return self._open
+        """The report a reaper line for `pid` belongs to: its victim's, or an open fragment.
+
+        A back-to-back report may already be open when the previous victim's reaper line comes,
+        so victims are matched by pid before an open report without a kill line takes the line.
+        """
+        op = self._open
+        if op is not None and pid in op.victim_pids():
+            return op
         for r in reversed(self._recent):
             if pid in r.victim_pids():
                 return r
+        if op is not None and op.killed is None:
+            return op
         return None
 
     def _start(self, rec: Record, parsed: ol.Parsed | None) -> list[OomKillEvent]:
