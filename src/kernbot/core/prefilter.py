@@ -11,7 +11,9 @@ is skipped without being decoded. The result is the same as feeding every line
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ctypes
+from collections.abc import Callable, Iterator
+from typing import cast
 
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event
@@ -19,28 +21,26 @@ from kernbot.core.formats import LineReader
 from kernbot.core.record import Record
 
 KEYWORDS: tuple[bytes, ...] = (
-    b"invoked oom-killer",
+    b" invoked oom-killer: ",
     b"oom-kill:",
-    b"Killed process",
-    b"ill process",
-    b"Out of memory",
-    b"out of memory",
-    b"oom_reaper",
-    b"panic_on_oom",
-    b"Task in ",
-    b"Tasks in ",
-    b"killed as a result of limit",
-    b"Memory limit reached",
-    b"Memory cgroup",
-    b": usage ",
-    b"mems_allowed=",
-    b"Tasks state",
+    b"Killed process ",
+    b"ill process ",
+    b"Kernel panic - not syncing: ",
+    b"oom_reaper: ",
+    b"are going to be killed due to memory.oom.group",
+    b"Tasks state (memory values in pages)",
     b"tgid total_vm",
-    b"SYN flooding",
+    b" mems_allowed=",
+    b"Task in ",
+    b"killed as a result of limit",
+    b"Memory limit reached of cgroup",
+    b"kB, failcnt ",
+    b"Memory cgroup stats for ",
+    b"SYN flooding on port",
 )
 """Every line that can start (or, alone, make) an event contains one of these: the starters of
 `kernbot.core.oom_report` (header, cpuset, memcg counters, `Task in`, table header, kill,
-reaper, group and panic lines) and the SYN flood marker."""
+reaper, group and panic lines) and the SYN flood marker. Long needles search faster."""
 
 JSON_PRETTY = b'"dmesg"'
 """Pretty-printed `dmesg --json` spreads records over lines with file-wide state: no skipping."""
@@ -53,11 +53,50 @@ AFTER_LINES = 2
 """Lines fed after the last keyword line once nothing is pending (readers emit one line late)."""
 
 
-def candidate_offsets(data: bytes) -> list[int]:
-    """Sorted byte offsets of every keyword occurrence."""
+def _libc_memmem() -> Callable[..., int | None] | None:
+    """libc's memmem(3): two to three times faster than `bytes.find` for these needles."""
+    try:
+        fn = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_void_p
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    return cast(Callable[..., int | None], fn)
+
+
+_MEMMEM = _libc_memmem()
+CHUNK = 2 << 20
+"""Bytes searched for every needle before moving on: stays in the CPU cache."""
+
+
+def _offsets_memmem(data: bytes, memmem: Callable[..., int | None]) -> set[int]:
+    """All needles, one cache-sized chunk at a time (one pass over memory, not sixteen)."""
     found: set[int] = set()
+    keep = ctypes.c_char_p(data)  # points into `data` itself (bytes are immutable: no copy)
+    base = ctypes.cast(keep, ctypes.c_void_p).value or 0
+    size = len(data)
+    overlap = max(map(len, KEYWORDS)) - 1
+    for chunk_start in range(0, size, CHUNK):
+        chunk_end = min(chunk_start + CHUNK, size)
+        limit = min(chunk_end + overlap, size)
+        for word in KEYWORDS:
+            off = chunk_start
+            while True:
+                hit = memmem(base + off, limit - off, word, len(word))
+                if hit is None or hit - base >= chunk_end:
+                    break
+                found.add(hit - base)
+                off = hit - base + 1
+    return found
+
+
+def candidate_offsets(data: bytes, *, use_libc: bool = True) -> list[int]:
+    """Sorted byte offsets of every keyword occurrence."""
+    if use_libc and _MEMMEM is not None and data:
+        return sorted(_offsets_memmem(data, _MEMMEM))
+    found: set[int] = set()
+    find = data.find
     for word in KEYWORDS:
-        find = data.find
         pos = find(word)
         while pos >= 0:
             found.add(pos)
