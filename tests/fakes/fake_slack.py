@@ -71,6 +71,13 @@ class FakeSlack:
         self._socket_changed = asyncio.Condition()
         return self.base_url
 
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
@@ -380,6 +387,13 @@ class ResponseUrlRecorder:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def __aenter__(self) -> ResponseUrlRecorder:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def url(self, key: str = "cmd") -> str:
         return self._base + key

@@ -7,6 +7,7 @@ at a recorder; FleetQueries is a fake that records its calls, so "no side effect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -64,34 +65,34 @@ class SlowFleet(FakeFleet):
         return await super().oom_host(host)
 
 
-async def start_stack(fleet: FakeFleet, **settings_kw: object) -> tuple[Stack, web.AppRunner]:
-    slack, recorder = FakeSlack(), ResponseUrlRecorder()
-    await slack.start()
-    await recorder.start()
-    settings = BotSettings(
-        slack_bot_token=slack.bot_token,
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        **settings_kw,  # type: ignore[arg-type]
-    )
-    app = web.Application()
-    mount(app, settings, fleet)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    return Stack(url, slack, recorder, fleet, aiohttp.ClientSession()), runner
+@contextlib.asynccontextmanager
+async def running_stack(fleet: FakeFleet, **settings_kw: object) -> AsyncIterator[Stack]:
+    """Fake Slack, response_url recorder and an aiohttp server with mount(), all on loopback."""
+    async with FakeSlack() as slack, ResponseUrlRecorder() as recorder:
+        settings = BotSettings(
+            slack_bot_token=slack.bot_token,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.base_url,
+            **settings_kw,  # type: ignore[arg-type]
+        )
+        app = web.Application()
+        mount(app, settings, fleet)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+            async with aiohttp.ClientSession() as session:
+                yield Stack(url, slack, recorder, fleet, session)
+        finally:
+            await runner.cleanup()
 
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    s, runner = await start_stack(FakeFleet(down={"k8s-node-18"}))
-    yield s
-    await s.session.close()
-    await runner.cleanup()
-    await s.recorder.close()
-    await s.slack.close()
+    async with running_stack(FakeFleet(down={"k8s-node-18"})) as s:
+        yield s
 
 
 async def test_oom_host_answers_through_response_url(stack: Stack) -> None:
@@ -174,24 +175,17 @@ async def test_silence_button_confirms_ephemerally(stack: Stack) -> None:
 
 
 async def test_ack_is_fast_even_when_the_answer_is_slow() -> None:
-    s, runner = await start_stack(SlowFleet())
-    try:
+    async with running_stack(SlowFleet()) as s:
         started = time.monotonic()
         status, _ = await s.command("/oom", "k8s-node-17")
         assert status == 200 and time.monotonic() - started < 2.0
         assert s.recorder.posts == []
         (post,) = await s.recorder.wait_for(1, within_s=8)
         assert "java" in post["text"] + json.dumps(post["blocks"])
-    finally:
-        await s.session.close()
-        await runner.cleanup()
-        await s.recorder.close()
-        await s.slack.close()
 
 
 async def test_access_control_refuses_politely() -> None:
-    s, runner = await start_stack(FakeFleet(), allowed_users=["U0ALICE"], allowed_channels=[])
-    try:
+    async with running_stack(FakeFleet(), allowed_users=["U0ALICE"], allowed_channels=[]) as s:
         status, body = await s.command("/oom", "k8s-node-17", user="U0MALLORY")
         assert status == 200 and "Sorry, you can't use kernbot" in body
         press = block_action_body(
@@ -202,16 +196,10 @@ async def test_access_control_refuses_politely() -> None:
         assert "Sorry" in post["text"]
         assert s.fleet.calls == []
         assert "java" in await s.answer("/oom", "k8s-node-17")  # U0ALICE is allowed
-    finally:
-        await s.session.close()
-        await runner.cleanup()
-        await s.recorder.close()
-        await s.slack.close()
 
 
 async def test_hostile_host_names_in_answers_stay_inert() -> None:
-    s, runner = await start_stack(FakeFleet(hosts=["<!channel>", "*x*"], down={"*x*"}))
-    try:
+    async with running_stack(FakeFleet(hosts=["<!channel>", "*x*"], down={"*x*"})) as s:
         for command, text in [
             ("/oom", "<!channel>"),
             ("/kernbot", "hosts"),
@@ -220,11 +208,6 @@ async def test_hostile_host_names_in_answers_stay_inert() -> None:
         ]:
             shown = await s.answer(command, text)
             assert "<!" not in shown and "<@" not in shown
-    finally:
-        await s.session.close()
-        await runner.cleanup()
-        await s.recorder.close()
-        await s.slack.close()
 
 
 def test_http_mode_without_signing_secret_is_refused() -> None:

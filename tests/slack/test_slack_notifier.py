@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,14 +11,6 @@ from fakes.fake_slack import FakeSlack
 from kernbot.bot import render
 from kernbot.bot.ports import AlertView, DeliveryError, Message, PostedRef
 from kernbot.bot.slack_notifier import SlackNotifier
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def notifier(slack: FakeSlack, **kwargs: object) -> SlackNotifier:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -187,14 +186,6 @@ def test_real_pipeline_events_render() -> None:
     for event in events:
         msg = render.render_alert(AlertView(event=event))
         assert validate_blocks(msg.blocks) == []
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 @pytest.mark.parametrize("name", HOSTILE)
