@@ -80,6 +80,8 @@ def _oom_lines(ev: OomKillEvent) -> list[str]:
         note = "the kernel panicked: panic_on_oom"
     elif ev.global_oom or (ev.constraint == "CONSTRAINT_NONE" and ev.memcg is None):
         note = "system-wide"
+    elif _scope_unknown(ev):
+        note = "partial report"
     else:
         note = _CONSTRAINT.get(ev.constraint or "", escape_terminal(ev.constraint or "memory"))
     if not ev.complete:
@@ -142,6 +144,10 @@ def _oom_lines(ev: OomKillEvent) -> list[str]:
     return lines
 
 
+def _scope_unknown(ev: OomKillEvent) -> bool:
+    return not ev.global_oom and ev.constraint is None and ev.memcg is None and ev.meminfo is None
+
+
 def _why(ev: OomKillEvent) -> str:
     m = ev.memcg
     if m is not None and not ev.global_oom and (m.oom_path or m.usage_kb is not None):
@@ -157,6 +163,8 @@ def _why(ev: OomKillEvent) -> str:
         return text
     if ev.panic:
         return "out of memory with vm.panic_on_oom set: the host crashed instead of killing"
+    if _scope_unknown(ev):
+        return "not in this part of the log: the report around the kill line is missing"
     text = "the whole host ran out of memory"
     mi = ev.meminfo
     if mi is not None and mi.total_ram_kb is not None:

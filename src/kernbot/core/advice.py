@@ -27,6 +27,7 @@ from typing import Any
 from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
 
 _UNIT_RE = re.compile(r"/([^/]+\.(?:service|scope|slice))$")
+_LXC_RE = re.compile(r"^/lxc(?:\.payload)?[./]([^/]+)")
 _DOCKER_RE = re.compile(r"(?:/docker/|docker-)([0-9a-f]{64})(?:\.scope)?$")
 _MIB = 1024
 
@@ -68,8 +69,10 @@ def _advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     )
     if memcg_oom:
         out.extend(_memcg_advice(ev))
-    elif not ev.panic or ev.tasks:
+    elif ev.global_oom or ev.constraint is not None or ev.meminfo is not None:
         out.extend(_global_advice(ev))
+    elif not ev.panic:
+        out.extend(_fragment_advice(ev))
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
@@ -129,14 +132,32 @@ def _usage_text(ev: OomKillEvent) -> str:
 def _memcg_advice(ev: OomKillEvent) -> list[Advice]:
     m = ev.memcg
     oom_path = (m.oom_path if m else None) or (m.task_path if m else None) or "?"
-    task_path = (m.task_path if m else None) or oom_path
     limit_kb = m.limit_kb if m else None
     new_mib = _raised_limit_mib(limit_kb) if limit_kb else None
     usage = _usage_text(ev)
     k8s = ev.kubernetes
     if k8s is not None:
         return _k8s_advice(ev, usage, new_mib)
-    docker = _DOCKER_RE.search(task_path) or _DOCKER_RE.search(oom_path)
+    docker = _DOCKER_RE.search(oom_path)
+    lxc = _LXC_RE.match(oom_path)
+    if docker is None and lxc is not None:
+        ct = lxc.group(1)
+        cmds = [f"pct config {_q(ct)} | grep -i memory   # Proxmox"]
+        if new_mib:
+            cmds += [
+                f"pct set {_q(ct)} --memory {new_mib}   # Proxmox",
+                f"lxc config set {_q(ct)} limits.memory {new_mib}MiB   # LXD/Incus",
+            ]
+        return [
+            Advice(
+                title=f"LXC container {ct} hit its memory limit",
+                why=f"{_victim_name(ev)} was killed by the memory limit of LXC container {ct}"
+                f" ({oom_path}).{usage} Everything inside that container shares the limit: "
+                "raise it or find what grew inside.",
+                commands=cmds,
+                severity="critical",
+            )
+        ]
     if docker is not None:
         cid = docker.group(1)[:12]
         cmds = [
@@ -248,6 +269,31 @@ def _k8s_advice(ev: OomKillEvent, usage: str, new_mib: int | None) -> list[Advic
         )
     )
     return out
+
+
+def _fragment_advice(ev: OomKillEvent) -> list[Advice]:
+    """Only the kill line survived (grep output, a truncated paste): say what to look for."""
+    text = "\n".join(ev.lines)
+    if "Memory cgroup out of memory" in text:
+        scope = "The kill line says a memory cgroup (container) limit was hit"
+    elif "Out of memory" in text:
+        scope = "The kill line says the host (or a cpuset/NUMA policy) ran out of memory"
+    else:
+        scope = "Only part of the report is here, so whether a cgroup limit or the host ran out"
+        scope += " is not known"
+    pid = ev.victim.pid if ev.victim.pid is not None else ""
+    return [
+        Advice(
+            title="Read the whole OOM report",
+            why=f"{scope}. The full report (printed just before the kill line) names the cgroup "
+            "and its limit, the trigger and every candidate's memory.",
+            commands=[
+                f"journalctl -k | grep -B 60 -A 2 'Killed process {pid}'",
+                "dmesg -T | grep -iE 'invoked oom-killer|oom-kill:|Killed process|Task in'",
+            ],
+            severity="warning",
+        )
+    ]
 
 
 def _top_tasks(ev: OomKillEvent, n: int = 3) -> list[Task]:
