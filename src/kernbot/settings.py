@@ -104,10 +104,12 @@ class AgentSettings(CommonSettings):
     """Used when the main source cannot be opened (e.g. `journal` when /dev/kmsg is denied)."""
     proc_root: Path = Path("/proc")
     net_pid: int | None = None
-    """Watch the network namespace of this pid (TcpExt counters, listeners); default: the agent's."""
+    """Watch the network namespace of this pid (TcpExt counters, listeners); default: the
+    agent's."""
     pod_log_dir: Path = Path("/var/log/pods")
     kubernetes_api: bool = False
-    """Ask the Kubernetes API (in-cluster service account) for pod names when the log dir lacks them."""
+    """Ask the Kubernetes API (in-cluster service account) for pod names when the log dir lacks
+    them."""
     history_max_age_s: float = 24 * 3600.0
     """On first start, events older than this in the existing ring buffer are kept as history
     but never alerted on."""

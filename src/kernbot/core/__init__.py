@@ -1,1 +1,4 @@
-"""The pure core: kernel text in, events out. Standard library and pydantic only; no I/O, no clock."""
+"""The pure core: kernel text in, events out.
+
+Standard library and pydantic only; no I/O, no clock.
+"""

@@ -124,13 +124,15 @@ class _EventBase(_Model):
     lines: list[str] = Field(default_factory=list)
     advice: list[Advice] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)
-    """Live host context added by the agent (meminfo, PSI, top oom_scores, listener, counters...)."""
+    """Live host context added by the agent (meminfo, PSI, top oom_scores, listener,
+    counters...)."""
 
 
 class OomKillEvent(_EventBase):
     kind: Literal["oom_kill"] = "oom_kill"
     constraint: str | None = None
-    """CONSTRAINT_MEMCG / CONSTRAINT_NONE / ... as printed; derived (`CONSTRAINT_MEMCG`) on old kernels."""
+    """CONSTRAINT_MEMCG / CONSTRAINT_NONE / ... as printed; derived (`CONSTRAINT_MEMCG`) on old
+    kernels."""
     global_oom: bool = False
     trigger: Trigger = Field(default_factory=Trigger)
     victim: Victim = Field(default_factory=Victim)
@@ -160,7 +162,8 @@ class SynFloodEvent(_EventBase):
     port: int | None = None
     action: Literal["cookies", "drop"] = "cookies"
     proto: str | None = None
-    """What the kernel printed as the proto: `TCP`, `TCPv6`, `request_sock_TCP`, `request_sock_subflow_v4`..."""
+    """What the kernel printed as the proto: `TCP`, `TCPv6`, `request_sock_TCP`,
+    `request_sock_subflow_v4`..."""
     episode: Literal["start", "ongoing", "ended"] | None = None
     """Set by the agent when it tracks the flood through the TcpExt counters."""
 

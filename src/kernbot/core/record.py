@@ -17,13 +17,16 @@ class Record:
     text: str
     """The message, with every transport prefix removed (timestamps, host, `kernel:`, caller id)."""
     level: int | None = None
-    """Syslog level 0..7 when the transport carries it (kmsg prio, dmesg -r/-x, journald PRIORITY)."""
+    """Syslog level 0..7 when the transport carries it (kmsg prio, dmesg -r/-x, journald
+    PRIORITY)."""
     seq: int | None = None
     """/dev/kmsg sequence number when known."""
     mono_usec: int | None = None
-    """Monotonic time since boot in microseconds (kmsg ts, dmesg `[s.us]`, _SOURCE_MONOTONIC_TIMESTAMP)."""
+    """Monotonic time since boot in microseconds (kmsg ts, dmesg `[s.us]`,
+    _SOURCE_MONOTONIC_TIMESTAMP)."""
     wall: datetime | None = None
-    """Wall-clock time when the format carries one (dmesg -T/iso, syslog, journald). May be naive."""
+    """Wall-clock time when the format carries one (dmesg -T/iso, syslog, journald). May be
+    naive."""
     host: str | None = None
     caller: str | None = None
     """CONFIG_PRINTK_CALLER id such as `T123` or `C1`."""
