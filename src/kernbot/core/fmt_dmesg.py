@@ -30,15 +30,23 @@ _FAC_LEVEL = re.compile(r"([a-z0-9]{2,8}) {0,6}:([a-z]{3,7}) {0,6}: ")
 _NETCONSOLE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) ([^\s\[\]]{1,255}) ")
 
 
-def parse_bracket(line: str, year: int | None, pos: int = 0) -> Head | None:
-    """A line starting (at `pos`) with one of dmesg's bracketed timestamps."""
+def parse_bracket(
+    line: str, year: int | None, pos: int = 0, level: int | None = None, outer: str = ""
+) -> Head | None:
+    """A line starting (at `pos`) with one of dmesg's bracketed timestamps.
+
+    `level` and `outer` (the fmt name) come from a prefix before the bracket (`-r`, `-x`).
+    """
     second = line[pos + 1 : pos + 2]
     mono = None
     wall = None
     if second == " " or second.isdigit():
         match = _TS.match(line, pos)
         if match is not None:
-            mono = seconds_to_usec(match[1], match[2])
+            secs, frac = match.group(1, 2)
+            mono = (
+                int(secs) * 1_000_000 + int(frac) if len(frac) == 6 else seconds_to_usec(secs, frac)
+            )
             fmt = "dmesg"
         else:
             match = _DELTA.match(line, pos)
@@ -69,7 +77,7 @@ def parse_bracket(line: str, year: int | None, pos: int = 0) -> Head | None:
             host = found[1]
             end = found.end()
             fmt = "journal-short-monotonic"
-    return Head(line[end:], fmt, end, None, mono, wall, host, caller)
+    return Head(line[end:], outer or fmt, end, level, mono, wall, host, caller)
 
 
 def parse_raw_prio(line: str, year: int | None) -> Head | None:
@@ -78,11 +86,9 @@ def parse_raw_prio(line: str, year: int | None) -> Head | None:
     if match is None:
         return None
     end = match.end()
-    head = parse_bracket(line, year, end) if line.startswith("[", end) else None
     level = int(match[1]) & 7
-    if head is None:
-        return Head(line[end:], "dmesg-r", end, level)
-    return head._replace(fmt="dmesg-r", level=level)
+    head = parse_bracket(line, year, end, level, "dmesg-r") if line.startswith("[", end) else None
+    return head or Head(line[end:], "dmesg-r", end, level)
 
 
 def parse_fac_level(line: str, year: int | None) -> Head | None:
@@ -94,10 +100,8 @@ def parse_fac_level(line: str, year: int | None) -> Head | None:
     if level is None:
         return None
     end = match.end()
-    head = parse_bracket(line, year, end) if line.startswith("[", end) else None
-    if head is None:
-        return Head(line[end:], "dmesg-x", end, level)
-    return head._replace(fmt="dmesg-x", level=level)
+    head = parse_bracket(line, year, end, level, "dmesg-x") if line.startswith("[", end) else None
+    return head or Head(line[end:], "dmesg-x", end, level)
 
 
 def parse_netconsole(line: str, year: int | None) -> Head | None:

@@ -51,25 +51,21 @@ def to_records(
     cursor: str | None = None,
 ) -> list[Record]:
     """One `Record` per line of `head.text`, all sharing the head's metadata."""
-    text = head.text
-    lines: list[str] | tuple[str] = (text,)
-    if "\n" in text:
-        lines = text.split("\n")
-        if not lines[-1]:  # a record ending in a newline has no empty last line
-            lines.pop()
+    (text, fmt, _, level, mono_usec, wall, head_host, caller, seq, head_boot, head_cursor) = head
+    if head_host is not None:
+        host = head_host
+    if head_boot is not None:
+        boot_id = head_boot
+    if head_cursor is not None:
+        cursor = head_cursor
+    if "\n" not in text:  # the common case, kept cheap for `kernbot scan`
+        return [
+            Record(text, level, seq, mono_usec, wall, host, caller, boot_id, cursor, fmt, lineno)
+        ]
+    lines = text.split("\n")
+    if not lines[-1]:  # a record ending in a newline has no empty last line
+        lines.pop()
     return [
-        Record(
-            text=line,
-            level=head.level,
-            seq=head.seq,
-            mono_usec=head.mono_usec,
-            wall=head.wall,
-            host=head.host if head.host is not None else host,
-            caller=head.caller,
-            boot_id=head.boot_id if head.boot_id is not None else boot_id,
-            cursor=head.cursor if head.cursor is not None else cursor,
-            fmt=head.fmt,
-            lineno=lineno,
-        )
+        Record(line, level, seq, mono_usec, wall, host, caller, boot_id, cursor, fmt, lineno)
         for line in lines
     ]

@@ -96,13 +96,15 @@ class LineReader:
         out = self._take_held() if self._held is not None else []
         if head is None:
             return out
-        if head.fmt == "plain" and "#01" in line:  # rsyslog escapes, prefix cut off by a human
+        fmt = head.fmt
+        if fmt == "plain" and "#01" in line:  # rsyslog escapes, prefix cut off by a human
             head = head._replace(text=unescape_octal(line))
         if head is not self._cont:
-            if head.width and head.fmt != "kmsg":
+            width = head.width
+            if width and fmt != "kmsg":
                 self._cont = head
-                if len(self._indent) != head.width:
-                    self._indent = " " * head.width
+                if len(self._indent) != width:
+                    self._indent = " " * width
             else:
                 self._cont = None
         out.extend(to_records(head, lineno=lineno, host=self.host, boot_id=self.boot_id))
