@@ -133,3 +133,19 @@ async def test_healthz_shouts_when_slack_rejects_the_token(
         assert health["outbox"]["failed"] == 1
     finally:
         await bot.stop()
+
+
+async def test_without_slack_alerts_print_to_the_terminal(
+    tmp_path: Path, http: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = build_bot(BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path))  # type: ignore[arg-type]
+    await bot.start()
+    try:
+        assert bot.notifier.name == "console"
+        body = EventBatch(host="h", events=[sample_oom(host="laptop")]).model_dump_json()
+        async with http.post(bot.url + "/v1/events", data=body) as resp:
+            assert resp.status == 200
+        await wait_for(lambda: bot.delivery.health.delivered == 1)
+    finally:
+        await bot.stop()
+    assert "laptop" in capsys.readouterr().out
