@@ -240,7 +240,7 @@ def _syn_alert(view: AlertView, event: SynFloodEvent) -> Message:
         ("When", mrkdwn(event.time or "unknown")),
         ("Episode", _episode_text(event)),
     ]
-    verdict = event.context.get("verdict")
+    verdict = event.context.get("verdict_text") or event.context.get("verdict")
     if verdict:
         pairs.append(("Verdict", describe(verdict)))
     blocks: list[Block] = [bk.header(plain(title)), bk.section(summary), *bk.fields(pairs)]
