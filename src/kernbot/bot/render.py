@@ -124,7 +124,14 @@ def _oom_fields(view: AlertView, event: OomKillEvent) -> list[tuple[str, str]]:
         ("Memory (RSS)", rss),
     ]
     if t.comm is not None and (t.comm != v.comm or t.pid != v.pid):
-        pairs.append(("Asked for memory", f"`{mrkdwn(t.comm)}` pid {t.pid}, order {t.order}"))
+        asked = [f"`{mrkdwn(t.comm)}`"]
+        if t.pid is not None:
+            asked.append(f"pid {t.pid}")
+        if t.order is not None:
+            asked.append(f"order {t.order}")
+        if t.gfp_mask:
+            asked.append(f"gfp {mrkdwn(t.gfp_mask)}")
+        pairs.append(("Asked for memory", ", ".join(asked)))
     if event.memcg is not None and event.memcg.task_path:
         pairs.append(("Victim's cgroup", f"`{mrkdwn(event.memcg.task_path)}`"))
     if event.meminfo is not None and event.meminfo.total_ram_kb:
