@@ -145,6 +145,15 @@ TABLE: list[tuple[str, dict[str, Any]]] = [
     ),
     # dmesg -e
     ("[  +0.000123] Command line: x", {"text": "Command line: x", "fmt": "dmesg-reltime"}),
+    ("[<    0.000123>] APIC: x", {"text": "APIC: x", "fmt": "dmesg-reltime"}),
+    (
+        "kern  :info  : 2026-11-25T02:38:19,000000+00:00 APIC: Static calls initialized",
+        {
+            "text": "APIC: Static calls initialized",
+            "level": 6,
+            "wall": datetime(2026, 11, 25, 2, 38, 19, tzinfo=UTC),
+        },
+    ),
     # rsyslog kern.log with the kernel's [ts] (oom-ubuntu-4.15.0-63 ... -syslog.txt)
     (
         "Dec  4 15:24:33 optiplex-2 kernel: [6686782.276093] calloc invoked oom-killer: "
@@ -348,6 +357,8 @@ def test_dmesg_T_indentation_and_journal_short_continuations() -> None:
         "[Di Aug 12 03:54:03 2025] Memory cgroup stats for /lxc/39004:",
         "                          anon 31154200576",
         "                          file 688283648",
+        "                          ",
+        "                          kernel_stack 5242880",
         "Nov 24 21:42:19 node1 kernel: Mem-Info:",
         "                              active_anon:1 inactive_anon:2",
     ]
@@ -356,11 +367,12 @@ def test_dmesg_T_indentation_and_journal_short_continuations() -> None:
         ("Memory cgroup stats for /lxc/39004:", "dmesg-T"),
         ("anon 31154200576", "dmesg-T"),
         ("file 688283648", "dmesg-T"),
+        ("kernel_stack 5242880", "dmesg-T"),
         ("Mem-Info:", "syslog"),
         ("active_anon:1 inactive_anon:2", "syslog"),
     ]
     assert records[2].wall == datetime(2025, 8, 12, 3, 54, 3)
-    assert records[4].host == "node1"
+    assert records[5].host == "node1"
 
 
 def test_indentation_without_a_prefixed_record_is_plain_text() -> None:
@@ -527,13 +539,26 @@ def test_every_dmesg_output_format_gives_the_same_records(tmp_path: Path) -> Non
     assert {r.fmt for r in reference} == {"dmesg-r"}
     texts = [r.text for r in reference]
     monos = [r.mono_usec for r in reference]
-    for options in (["-x"], [], ["-d"], ["-T"], ["--time-format", "iso"], ["-e"]):
+    for options in (
+        ["-x"],
+        [],
+        ["-d"],
+        ["-T"],
+        ["--time-format", "iso"],
+        ["-e"],
+        ["-x", "-T"],
+        ["-T", "-d"],
+        ["-x", "--time-format", "iso"],
+        ["-t"],
+        ["-x", "-t"],
+        ["--time-format", "delta"],
+    ):
         records = list(read_lines(_dmesg("-F", str(raw), *options)))
         assert [r.text for r in records] == texts, options
         if options in (["-x"], [], ["-d"]):
             assert [r.mono_usec for r in records] == monos, options
-        if options == ["-x"]:
-            assert [r.level for r in records] == [r.level for r in reference]
+        if options[:1] == ["-x"]:
+            assert [r.level for r in records] == [r.level for r in reference], options
     walls_t = [r.wall for r in read_lines(_dmesg("-F", str(raw), "-T"))]
     walls_iso = [r.wall for r in read_lines(_dmesg("-F", str(raw), "--time-format", "iso"))]
     assert None not in walls_iso

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 
 from kernbot.core.fmt_head import LEVEL_NAMES, Head
-from kernbot.core.fmt_time import make_wall, month_number, seconds_to_usec
+from kernbot.core.fmt_time import frac_to_usec, make_wall, month_number, parse_tz, seconds_to_usec
 
 _TS = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{1,9})(?: {0,12}< {0,12}[\d.]{1,24}>)?\] ?")
-_DELTA = re.compile(r"\[ {0,12}\+(\d{1,12})\.(\d{1,9})\] ?")
+_DELTA = re.compile(r"\[ {0,12}(?:\+|< {0,12})(\d{1,12})\.(\d{1,9})>?\] ?")
 _CALLER = re.compile(r"\[ {0,8}([TC]\d{1,10})\] ?")
 _DATE_T = re.compile(
     r"\[([^\]\s]{1,16}) {1,4}([^\]\s]{1,16}) {1,4}(\d{1,2}) {1,4}(\d{1,2}):(\d{2}):(\d{2}) {1,4}"
@@ -27,6 +27,9 @@ _RELTIME = re.compile(r"\[([^\]\s\d]{1,12}) ?(\d{1,2}) (\d{1,2}):(\d{2})\] ?")
 _MONO_HOST = re.compile(r"([^\s:\[\]]{1,255}) kernel: ")
 _RAW_PRIO = re.compile(r"<(\d{1,4})>")
 _FAC_LEVEL = re.compile(r"([a-z0-9]{2,8}) {0,6}:([a-z]{3,7}) {0,6}: ")
+_ISO_DMESG = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}),(\d{1,9})(Z|[+-]\d{2}:?\d{2})? "
+)
 _NETCONSOLE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) ([^\s\[\]]{1,255}) ")
 
 
@@ -40,7 +43,7 @@ def parse_bracket(
     second = line[pos + 1 : pos + 2]
     mono = None
     wall = None
-    if second == " " or second.isdigit():
+    if second in " <" or second.isdigit():
         match = _TS.match(line, pos)
         if match is not None:
             secs, frac = match.group(1, 2)
@@ -100,7 +103,21 @@ def parse_fac_level(line: str, year: int | None) -> Head | None:
     if level is None:
         return None
     end = match.end()
-    head = parse_bracket(line, year, end, level, "dmesg-x") if line.startswith("[", end) else None
+    head = None
+    if line.startswith("[", end):
+        head = parse_bracket(line, year, end, level, "dmesg-x")
+    elif line[end : end + 1].isdigit():  # `-x --time-format iso`
+        iso = _ISO_DMESG.match(line, end)
+        if iso is not None:
+            wall = make_wall(
+                int(iso[1]),
+                int(iso[2]),
+                iso[3],
+                iso.group(4, 5, 6),
+                usec=frac_to_usec(iso[7]),
+                tz=parse_tz(iso[8]),
+            )
+            return Head(line[iso.end() :], "dmesg-x", iso.end(), level, None, wall)
     return head or Head(line[end:], "dmesg-x", end, level)
 
 

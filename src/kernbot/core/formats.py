@@ -86,6 +86,8 @@ class LineReader:
         # A kmsg `c` fragment held from earlier lines: a `+` line below may still extend it.
         self._held, self._fragment = self._fragment, None
         if not line or line.isspace():
+            if self._cont is not None and line.startswith(self._indent):
+                return self._take_held()  # an empty embedded line of the record: keep going
             self._cont = None
             self._after_kmsg = False
             return self._take_held()
