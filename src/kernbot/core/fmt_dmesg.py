@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from kernbot.core.fmt_head import LEVEL_NAMES, Head
-from kernbot.core.fmt_time import frac_to_usec, make_wall, month_number, parse_tz, seconds_to_usec
+from kernbot.core.fmt_time import iso_at, make_wall, month_number, seconds_to_usec
 
 _TS = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{1,9})(?: {0,12}< {0,12}[\d.]{1,24}>)?\] ?")
 _DELTA = re.compile(r"\[ {0,12}(?:\+|< {0,12})(\d{1,12})\.(\d{1,9})>?\] ?")
@@ -27,9 +27,6 @@ _RELTIME = re.compile(r"\[([^\]\s\d]{1,12}) ?(\d{1,2}) (\d{1,2}):(\d{2})\] ?")
 _MONO_HOST = re.compile(r"([^\s:\[\]]{1,255}) kernel: ")
 _RAW_PRIO = re.compile(r"<(\d{1,4})>")
 _FAC_LEVEL = re.compile(r"([a-z0-9]{2,8}) {0,6}:([a-z]{3,7}) {0,6}: ")
-_ISO_DMESG = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}),(\d{1,9})(Z|[+-]\d{2}:?\d{2})? "
-)
 _NETCONSOLE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) ([^\s\[\]]{1,255}) ")
 
 
@@ -107,17 +104,9 @@ def parse_fac_level(line: str, year: int | None) -> Head | None:
     if line.startswith("[", end):
         head = parse_bracket(line, year, end, level, "dmesg-x")
     elif line[end : end + 1].isdigit():  # `-x --time-format iso`
-        iso = _ISO_DMESG.match(line, end)
-        if iso is not None:
-            wall = make_wall(
-                int(iso[1]),
-                int(iso[2]),
-                iso[3],
-                iso.group(4, 5, 6),
-                usec=frac_to_usec(iso[7]),
-                tz=parse_tz(iso[8]),
-            )
-            return Head(line[iso.end() :], "dmesg-x", iso.end(), level, None, wall)
+        iso = iso_at(line, end)
+        if iso is not None and iso[2] == ",":
+            return Head(line[iso[1] :], "dmesg-x", iso[1], level, None, iso[0])
     return head or Head(line[end:], "dmesg-x", end, level)
 
 

@@ -15,13 +15,10 @@ from datetime import datetime
 
 from kernbot.core.fmt_dmesg import parse_bracket
 from kernbot.core.fmt_head import Head
-from kernbot.core.fmt_time import EN_MONTHS, frac_to_usec, make_wall, parse_tz
+from kernbot.core.fmt_time import EN_MONTHS, frac_to_usec, iso_at, make_wall
 
 _TRADITIONAL = re.compile(
     r"([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ([^\s\[\]]{1,255}) "
-)
-_ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:([.,])(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})? "
 )
 _HOST = re.compile(r"([^\s:\[\]]{1,255}) ")
 _TAG = re.compile(r"([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?: ?")
@@ -65,19 +62,11 @@ def parse_traditional(line: str, year: int | None) -> Head | None:
 
 def parse_iso(line: str) -> Head | None:
     """An ISO 8601 date first: `dmesg --time-format iso`, RFC3339 syslog or journal short-iso."""
-    match = _ISO.match(line)
-    if match is None:
+    found = iso_at(line)
+    if found is None:
         return None
-    wall = make_wall(
-        int(match[1]),
-        int(match[2]),
-        match[3],
-        match.group(4, 5, 6),
-        usec=frac_to_usec(match[8]),
-        tz=parse_tz(match[9]),
-    )
-    end = match.end()
-    if match[7] != ",":
+    wall, end, mark = found
+    if mark != ",":
         host = _HOST.match(line, end)
         if host is not None and _TAG.match(line, host.end()) is not None:
             return _after_tag(line, host.end(), wall, host[1], "syslog-iso")

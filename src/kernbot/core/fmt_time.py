@@ -9,6 +9,7 @@ the caller's year.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -113,3 +114,27 @@ def make_wall(
 def seconds_to_usec(secs: str, frac: str | None) -> int:
     """`[   30.745678]` parts as microseconds since boot."""
     return int(secs) * 1_000_000 + frac_to_usec(frac)
+
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:([.,])(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})? "
+)
+
+
+def iso_at(line: str, pos: int = 0) -> tuple[datetime | None, int, str | None] | None:
+    """An ISO 8601 date and a space at `pos`: (wall, end of match, decimal mark or None).
+
+    The decimal mark tells `dmesg --time-format iso` (`,`) from RFC3339 syslog (`.`).
+    """
+    match = _ISO.match(line, pos)
+    if match is None:
+        return None
+    wall = make_wall(
+        int(match[1]),
+        int(match[2]),
+        match[3],
+        match.group(4, 5, 6),
+        usec=frac_to_usec(match[8]),
+        tz=parse_tz(match[9]),
+    )
+    return wall, match.end(), match[7]
