@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 PYTHON = sys.executable
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,7 +61,7 @@ def wait_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
     )
 
 
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGKILL, timeout: float = 5.0) -> None:
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL, timeout: float = 5.0) -> None:
     """Signal our own child by pid (if still running) and reap it; close its pipes."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

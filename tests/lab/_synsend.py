@@ -23,7 +23,7 @@ _stop = False
 def checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -83,7 +83,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_term)
     if args.family == "ipv4":
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        build, dest = ipv4_packet, (args.dst, 0)
+        build = ipv4_packet
+        dest: tuple[str, int] | tuple[str, int, int, int] = (args.dst, 0)
     else:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
         build, dest = ipv6_packet, (args.dst, 0, 0, 0)
