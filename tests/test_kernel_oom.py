@@ -8,6 +8,7 @@ Other tests OOM-kill processes on this machine at the same time, so events are p
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ def test_hostile_process_names_are_reported_verbatim(root_kernel: None) -> None:
     assert oom.victim_comm == "<!channel>"
     event = assert_is_our_oom(run_scan(), oom)
     assert event["trigger"]["comm"] == "*bold* a b/c"
+    human = run_scan("-", stdin=kmsg_raw_since(oom.seq_before), json_output=False)
+    assert human.returncode == 0, human.explain()
+    assert str(oom.victim_pid) in human.stdout
 
 
 @pytest.mark.parametrize("dmesg_args", [[], ["-T"], ["--time-format", "iso"], ["-x"], ["-r"]])
@@ -111,3 +115,13 @@ def test_scan_rsyslog_kern_log(rsyslog_kern_log: str, root_kernel: None, tmp_pat
     copy = tmp_path / "kern.log"
     copy.write_text(kern_log.read_text(errors="replace"))
     assert_is_our_oom(run_scan(str(copy)), oom)
+
+
+def test_lab_says_why_it_cannot_run_without_root(root_kernel: None) -> None:
+    """Elsewhere the kernel tests skip with a reason: check it from a process that drops root."""
+    code = (
+        "import os, sys; sys.path.insert(0, 'tests'); import lab.privileges as p; "
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534); print(p.why_not_root_kernel())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "needs root (real OOM kills in a memory cgroup, /dev/kmsg)"

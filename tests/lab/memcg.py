@@ -23,6 +23,21 @@ from lab.kmsg import KmsgRecord, KmsgTail, last_seq
 from lab.privileges import memory_cgroup_root
 
 _KILLED = re.compile(r"Killed process (\d+) \((.*)\) total-vm:")
+_OOM_MEMCG = re.compile(r"oom_memcg=([^,]*),")
+
+
+def _printed_cgroup(records: list[KmsgRecord], victim_pid: int, name: str) -> str:
+    """The path the kernel printed for our cgroup (`oom_memcg=` of the line naming our victim).
+
+    Usually `/<name>`, but it is relative to the hierarchy root, not to a cgroup namespace, so
+    inside a container it can be longer; fall back to `/<name>` on kernels without that line.
+    """
+    for rec in records:
+        if rec.message.startswith("oom-kill:") and f",pid={victim_pid}," in rec.message:
+            m = _OOM_MEMCG.search(rec.message)
+            if m and m.group(1).endswith("/" + name):
+                return m.group(1)
+    return "/" + name
 
 
 def kernel_comm(name: str) -> str:
@@ -63,6 +78,10 @@ def _write(path: str, value: str) -> None:
 
 
 def _make_cgroup(root: str, version: int, name: str, limit_bytes: int) -> str:
+    if version == 2:
+        with open(os.path.join(root, "cgroup.subtree_control")) as f:
+            if "memory" not in f.read().split():
+                _write(os.path.join(root, "cgroup.subtree_control"), "+memory")
     path = os.path.join(root, name)
     os.mkdir(path)
     if version == 1:
@@ -151,7 +170,7 @@ def memcg_oom(
         victim.wait(timeout)
         m = _KILLED.search(kill.message)
         return OomResult(
-            cgroup="/" + name,
+            cgroup=_printed_cgroup(tail.records, victim.pid, name),
             cgroup_dir=cgdir,
             cgroup_version=version,
             trigger_pid=trigger.pid,
