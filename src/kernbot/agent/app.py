@@ -273,7 +273,8 @@ class Agent:
         """Flush reports that stopped arriving; persist the position now and then."""
         tick = min(0.25, self.settings.flush_timeout_s / 4)
         while True:
-            await asyncio.sleep(tick)
+            # idle hosts: wake once a second; a half-read report: often enough to flush on time
+            await asyncio.sleep(tick if self.pipeline.detector.pending else 1.0)
             self.pipeline.flush_if_idle(self.settings.flush_timeout_s)
             self._save_position()
 
