@@ -176,7 +176,8 @@ class LogFileSource:
                 first = False
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), POLL_S)
+                    async with asyncio.timeout(POLL_S):  # not wait_for: see below
+                        await wake.wait()
                 continue
             first = False
             batch = Batch(backlog=backlog)
@@ -204,8 +205,11 @@ class LogFileSource:
                 backlog = False
                 yield Batch(backlog=True)
             wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as `wake` is set (cpython gh-86296), and the agent then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_S)
+                async with asyncio.timeout(POLL_S):
+                    await wake.wait()
 
     async def close(self) -> None:
         if self._observer is not None:
