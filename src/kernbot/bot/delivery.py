@@ -112,8 +112,11 @@ class DeliveryWorker:
                 busy = 0
             if busy:
                 continue
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as `_wake` is set (cpython gh-86296), and stop() then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
     async def drain_once(self) -> int:
         """Claim due rows and deliver them in order; returns how many were claimed."""
