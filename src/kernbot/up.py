@@ -34,6 +34,8 @@ log = logging.getLogger("kernbot.up")
 TOKEN_FILE = "token"
 STOP_BUDGET_S = 4.5
 """SIGTERM to exit: the agent ships what it has while the bot still listens, then the bot stops."""
+GIVE_UP_S = 4.9
+"""Last resort: a part that ignores its cancellation must not keep the process past 5 s."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +170,13 @@ async def serve(up: UpSettings, *, out: TextIO, err: TextIO, interactive: bool) 
     loop = asyncio.get_running_loop()
     asked_at: list[float] = []
 
+    def give_up() -> None:
+        print("kernbot up: could not stop cleanly within 5 s; exiting", file=err, flush=True)
+        os._exit(1)
+
     def request_stop() -> None:
+        if not asked_at:
+            loop.call_later(GIVE_UP_S, give_up)
         asked_at.append(loop.time())
         assert agent is not None
         agent.request_stop()
