@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernbot.core import prefilter
-from kernbot.core.detector import Detector, detect
+from kernbot.core.detector import Detector, FinalRevisions, detect
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.core.formats import read_lines
 from kernbot.core.prefilter import candidate_offsets, detect_bytes
@@ -160,3 +160,32 @@ def test_gzip_is_the_callers_job_and_invalid_utf8_is_replaced() -> None:
     (ev,) = detect_bytes(raw)
     assert ev.lines[0].endswith("\ufffd\ufffd")
     assert detect_bytes(gzip.compress(raw)) == []
+
+
+def test_colliding_ids_stay_separate_events() -> None:
+    """Year-less syslog without `[ts]`: two reports can hash alike; neither may be lost."""
+    head = (
+        "Jan  5 10:00:00 h kernel: app invoked oom-killer: gfp_mask=0xcc0(), order=0, "
+        "oom_score_adj=0"
+    )
+    kill = (
+        "Jan  5 10:00:00 h kernel: Out of memory: Killed process {pid} (app) total-vm:10kB, "
+        "anon-rss:9kB, file-rss:0kB, shmem-rss:0kB"
+    )
+    lines = [head, kill.format(pid=1), head, kill.format(pid=2)]
+    events = detect(read_lines(lines))
+    pids = [e.victim.pid for e in events if isinstance(e, OomKillEvent)]
+    assert pids == [1, 2]
+
+
+def test_final_revisions_keep_the_latest_of_each() -> None:
+    final = FinalRevisions()
+    a0 = SynFloodEvent(id="x", port=1)
+    b0 = SynFloodEvent(id="y", port=2)
+    a1 = a0.model_copy(update={"revision": 1, "port": 3})
+    stale = a0.model_copy(update={"revision": 1, "port": 4})
+    final.add([a0, b0, a1])
+    assert [(e.id, e.port) for e in final.events()] == [("x", 3), ("y", 2)]
+    final.add([a0.model_copy(update={"port": 9})])  # revision 0 again: a new event
+    final.add([stale.model_copy(update={"revision": 2})])
+    assert [(e.id, e.port) for e in final.events()] == [("x", 3), ("y", 2), ("x", 4)]

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -62,20 +63,27 @@ def _decompress(data: bytes, name: str) -> bytes:
         raise InputError(f"{name}: not a valid gzip file ({exc})") from None
 
 
-def read_input(name: str, stdin: BinaryIO | None = None) -> bytes:
-    """The bytes of one input (`-` is stdin), decompressed when gzip."""
+def read_input(name: str, stdin: BinaryIO | None = None) -> tuple[bytes, int]:
+    """The bytes of one input (`-` is stdin), decompressed when gzip, and the year it is from.
+
+    Syslog and `journalctl -o short` stamps carry no year; a file's modification time is the
+    best guess of it (stdin: this year).
+    """
     try:
         if name == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
             data = stream.read()
             shown = "<stdin>"
+            year = datetime.now().year
         else:
-            data = Path(name).read_bytes()
+            path = Path(name)
+            data = path.read_bytes()
             shown = name
+            year = datetime.fromtimestamp(path.stat().st_mtime).year
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise InputError(f"{name}: cannot read: {why}") from None
-    return _decompress(data, shown)
+    return _decompress(data, shown), year
 
 
 def _boot_id() -> str | None:
@@ -118,7 +126,7 @@ def read_kmsg_once(path: str = KMSG_PATH) -> tuple[list[bytes], int]:
 
 
 def _scan_kmsg(host: str | None) -> list[Event]:
-    from kernbot.core.detector import Detector
+    from kernbot.core.detector import Detector, FinalRevisions
     from kernbot.core.formats import parse_kmsg_record
 
     boot_id = _boot_id()
@@ -126,20 +134,12 @@ def _scan_kmsg(host: str | None) -> list[Event]:
     if lost:
         _say(f"{lost} kernel log records were overwritten while reading {KMSG_PATH}")
     detector = Detector(host=host, boot_id=boot_id)
-    latest: dict[str, Event] = {}
+    final = FinalRevisions()
     for raw in records:
-        for rec in parse_kmsg_record(raw.decode("utf-8", "replace")):
-            _keep(latest, detector.feed(rec))
-    _keep(latest, detector.flush())
-    return list(latest.values())
-
-
-def _keep(latest: dict[str, Event], events: Sequence[Event]) -> None:
-    for ev in events:
-        key = ev.id or f"anon:{len(latest)}:{ev.kind}"
-        old = latest.get(key)
-        if old is None or ev.revision >= old.revision:
-            latest[key] = ev
+        for rec in parse_kmsg_record(raw.decode("utf-8", "replace"), boot_id=boot_id):
+            final.add(detector.feed(rec))
+    final.add(detector.flush())
+    return final.events()
 
 
 def _scan_live(host: str | None) -> list[Event]:
@@ -158,7 +158,7 @@ def _scan_live(host: str | None) -> list[Event]:
         raise InputError(NO_LOG_ACCESS.format(why=f"{kmsg_why}; dmesg: {err}"))
     from kernbot.core.prefilter import detect_bytes
 
-    return detect_bytes(proc.stdout, host=host)
+    return detect_bytes(proc.stdout, host=host, year=datetime.now().year)
 
 
 def _print(events: Sequence[Event], as_json: bool) -> None:
@@ -188,12 +188,12 @@ def run(args: argparse.Namespace) -> int:
         _print(events, args.json)
     for name in files:
         try:
-            data = read_input(name)
+            data, year = read_input(name)
         except InputError as exc:
             _say(str(exc))
             failed = True
             continue
-        found = detect_bytes(data, host=host)
+        found = detect_bytes(data, host=host, year=year)
         _print(found, args.json)
         events.extend(found)
     if not args.json:

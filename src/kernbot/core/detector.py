@@ -80,21 +80,41 @@ def _absorbing(asm: OomAssembler) -> bool:
     return report is not None and getattr(report, "killed", True) is None
 
 
+class FinalRevisions:
+    """Collects emitted events and keeps the last revision of each, in order of first appearance.
+
+    Revision 0 always starts a new event. When two different reports get the same id (a format
+    with neither sequence numbers nor precise times, such as year-less syslog), the second is
+    kept as its own event instead of overwriting the first; later revisions update the newest.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, Event] = {}
+        self._current: dict[str, str] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            key = ev.id or f"anon:{len(self._events)}:{ev.kind}"
+            if ev.revision == 0 or key not in self._current:
+                slot = key if key not in self._events else f"{key}#{len(self._events)}"
+                self._current[key] = slot
+                self._events[slot] = ev
+                continue
+            slot = self._current[key]
+            if ev.revision >= self._events[slot].revision:
+                self._events[slot] = ev
+
+    def events(self) -> list[Event]:
+        return list(self._events.values())
+
+
 def detect(
     records: Iterable[Record], *, host: str | None = None, boot_id: str | None = None
 ) -> list[Event]:
     """The final revision of every event in `records`, in order of first appearance."""
     det = Detector(host=host, boot_id=boot_id)
-    latest: dict[str, Event] = {}
+    final = FinalRevisions()
     for rec in records:
-        _keep_latest(latest, det.feed(rec))
-    _keep_latest(latest, det.flush())
-    return list(latest.values())
-
-
-def _keep_latest(latest: dict[str, Event], events: list[Event]) -> None:
-    for ev in events:
-        key = ev.id or f"anon:{len(latest)}:{ev.kind}"
-        old = latest.get(key)
-        if old is None or ev.revision >= old.revision:
-            latest[key] = ev
+        final.add(det.feed(rec))
+    final.add(det.flush())
+    return final.events()

@@ -15,7 +15,7 @@ import ctypes
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from kernbot.core.detector import Detector
+from kernbot.core.detector import Detector, FinalRevisions
 from kernbot.core.events import Event
 from kernbot.core.formats import LineReader
 from kernbot.core.record import Record
@@ -110,27 +110,20 @@ class _Feeder:
     def __init__(self, host: str | None, boot_id: str | None, year: int | None) -> None:
         self.reader = LineReader(host=host, boot_id=boot_id, year=year)
         self.detector = Detector(host=host, boot_id=boot_id)
-        self.latest: dict[str, Event] = {}
+        self.final = FinalRevisions()
 
     def line(self, text: str, lineno: int) -> None:
         for rec in self.reader.feed(text, lineno):
             self._records(rec)
 
     def _records(self, rec: Record) -> None:
-        self._keep(self.detector.feed(rec))
+        self.final.add(self.detector.feed(rec))
 
     def finish(self) -> list[Event]:
         for rec in self.reader.flush():
             self._records(rec)
-        self._keep(self.detector.flush())
-        return list(self.latest.values())
-
-    def _keep(self, events: list[Event]) -> None:
-        for ev in events:
-            key = ev.id or f"anon:{len(self.latest)}:{ev.kind}"
-            old = self.latest.get(key)
-            if old is None or ev.revision >= old.revision:
-                self.latest[key] = ev
+        self.final.add(self.detector.flush())
+        return self.final.events()
 
 
 def iter_lines(data: bytes) -> Iterator[str]:
