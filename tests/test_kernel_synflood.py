@@ -73,3 +73,20 @@ def test_ongoing_flood_logs_once_and_counts_in_tcpext(netns_ready: None) -> None
     assert after - before >= sent // 2, (before, after, sent)
     assert "SyncookiesSent" in via_pid
     assert len(mentions) == 1, mentions
+
+
+def test_sender_checksums_verify() -> None:
+    """veth marks local packets checksum-verified, so the kernel would not catch a bad one here."""
+    import struct
+
+    from lab import _synsend
+
+    v4 = _synsend.ipv4_packet("192.0.2.99", "192.0.2.2", 40000, 8080)
+    ip, tcp = v4[:20], v4[20:]
+    assert _synsend.checksum(ip) == 0
+    assert _synsend.checksum(ip[12:20] + struct.pack("!BBH", 0, 6, len(tcp)) + tcp) == 0
+    assert tcp[13] == 0x02 and struct.unpack("!H", tcp[2:4])[0] == 8080
+    v6 = _synsend.ipv6_packet("2001:db8::99", "2001:db8::2", 40000, 8080)
+    tcp6 = v6[40:]
+    assert _synsend.checksum(v6[8:40] + struct.pack("!I3xB", len(tcp6), 6) + tcp6) == 0
+    assert v6[6] == 6 and struct.unpack("!H", v6[4:6])[0] == len(tcp6)

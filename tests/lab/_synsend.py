@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 _stop = False
 
@@ -29,19 +30,19 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def tcp_syn(pseudo: bytes, sport: int, dport: int) -> bytes:
-    """A SYN with an MSS option; `pseudo` is the IPv4 pseudo-header without the TCP length."""
+def tcp_syn(sport: int, dport: int, pseudo_header: Callable[[int], bytes]) -> bytes:
+    """A SYN with an MSS option, checksummed over `pseudo_header(tcp_length)` + the segment."""
     seq = random.getrandbits(32)
     options = b"\x02\x04\x05\xb4"  # MSS 1460, like a real client's first SYN
     offset = (5 + len(options) // 4) << 4
     head = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset, 0x02, 64240, 0, 0) + options
-    csum = checksum(pseudo + struct.pack("!H", len(head)) + head)
+    csum = checksum(pseudo_header(len(head)) + head)
     return head[:16] + struct.pack("!H", csum) + head[18:]
 
 
 def ipv4_packet(src: str, dst: str, sport: int, dport: int) -> bytes:
     s, d = socket.inet_aton(src), socket.inet_aton(dst)
-    tcp = tcp_syn(s + d + b"\0\x06", sport, dport)
+    tcp = tcp_syn(sport, dport, lambda n: s + d + struct.pack("!BBH", 0, 6, n))
     ident = random.getrandbits(16)
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident, 0x4000, 64, 6, 0, s, d)
     return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:] + tcp
@@ -49,20 +50,10 @@ def ipv4_packet(src: str, dst: str, sport: int, dport: int) -> bytes:
 
 def ipv6_packet(src: str, dst: str, sport: int, dport: int) -> bytes:
     s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
-    # The IPv6 pseudo-header (RFC 8200 8.1) differs from IPv4's: 32-bit length, then next header.
-    tcp = tcp_syn_v6(s, d, sport, dport)
+    # RFC 8200 8.1: the IPv6 pseudo-header has a 32-bit length, then zeros and next header.
+    tcp = tcp_syn(sport, dport, lambda n: s + d + struct.pack("!I3xB", n, 6))
     hdr = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, s, d)
     return hdr + tcp
-
-
-def tcp_syn_v6(s: bytes, d: bytes, sport: int, dport: int) -> bytes:
-    seq = random.getrandbits(32)
-    options = b"\x02\x04\x05\xa0"  # MSS 1440
-    offset = (5 + len(options) // 4) << 4
-    head = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset, 0x02, 64800, 0, 0) + options
-    pseudo = s + d + struct.pack("!I3xB", len(head), 6)
-    csum = checksum(pseudo + head)
-    return head[:16] + struct.pack("!H", csum) + head[18:]
 
 
 def main() -> int:
