@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from agent_process import AgentProcess
+
 from fakes.fake_bot import FakeBot
 from lab.memcg import OomResult, memcg_oom
 

@@ -20,7 +20,7 @@ from kernbot.agent.sources import Batch, SourceConfig, SourceUnavailable, make_s
 from kernbot.agent.sources.logfile import LogFileSource
 
 
-async def _texts(it: AsyncIterator[Batch], want: int, timeout: float = 5.0) -> list[str]:
+async def _texts(it: AsyncIterator[Batch], want: int, timeout: float = 5.0) -> list[str]:  # noqa: ASYNC109
     out: list[str] = []
 
     async def take() -> None:
@@ -54,8 +54,7 @@ async def test_file_source_follows_late_file_rotation_and_truncation(tmp_path: P
         _append(log, "[    4.000000] new file")
         assert await _texts(it, 2) == ["last words of the old file", "new file"]
 
-        with open(log, "w") as f:  # copytruncate
-            f.write("[    5.000000] after truncation\n")
+        log.write_text("[    5.000000] after truncation\n")  # copytruncate, then a write
         assert await _texts(it, 1) == ["after truncation"]
     finally:
         await it.aclose()  # type: ignore[attr-defined]
@@ -89,7 +88,7 @@ async def test_file_source_resumes_at_inode_and_offset(tmp_path: Path) -> None:
 
 
 async def test_unknown_source_names_the_choices() -> None:
-    with pytest.raises(SourceUnavailable, match="kmsg.*stdin"):
+    with pytest.raises(SourceUnavailable, match=r"kmsg.*stdin"):
         make_source("tcp:1.2.3.4", SourceConfig(arg=None, resume=None, boot_id=None))
 
 
