@@ -63,7 +63,7 @@ def render_oom_host(a: OomHostAnswer) -> Message:
     blocks: list[Block] = [bk.header(plain(f"OOM on {a.host}")), bk.context([_source_note(a)])]
     if a.events:
         lines = []
-        for e in a.events[-10:]:
+        for e in a.events[:10]:  # newest first, as the agent and the store return them
             v = e.victim
             where = (e.memcg.oom_path if e.memcg else None) or "system-wide"
             lines.append(
@@ -130,7 +130,7 @@ def render_syn_host(a: SynHostAnswer) -> Message:
         lines = [
             f"• {mrkdwn(e.time or '?')} port {e.port} {e.action}"
             + (f" ({mrkdwn(e.episode)})" if e.episode else "")
-            for e in a.events[-10:]
+            for e in a.events[:10]  # newest first
         ]
         blocks.append(bk.section("*Recent floods*\n" + "\n".join(lines)))
     else:
