@@ -157,3 +157,15 @@ async def test_hostile_names_are_stored_and_rendered(pipeline: Pipeline) -> None
     texts = " ".join(m.text + str(m.blocks) for _, m, _, _ in pipeline.notifier.posts)
     assert len(pipeline.notifier.top_level()) == 5
     assert "<!channel>" not in texts
+
+
+async def test_long_storm_stops_replying_but_keeps_counting(db: Database, clock: FakeClock) -> None:
+    notifier = RecordingNotifier()
+    p = make_pipeline(db, notifier, clock, max_thread_replies=3)
+    await p.ingestor.events(EventBatch(host="x", events=[kill(n) for n in range(10)]))
+    await p.drain()
+    assert len(notifier.top_level()) == 1 and len(notifier.replies()) == 3
+    await send(p, kill(10))
+    await p.drain()
+    assert len(notifier.replies()) == 3
+    assert "×11" in str(notifier.updates[-1][1].blocks)

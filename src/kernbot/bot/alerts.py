@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from kernbot.bot.store import Repository
 from kernbot.bot.store.models import AlertRow, EventRow
@@ -63,6 +63,9 @@ class AlertPolicy:
     fleet_burst_window_s: float = 60.0
     default_channel: str | None = None
     routes: list[Route] = field(default_factory=list)
+    max_thread_replies: int = 20
+    """Past this many repeats a storm only bumps the parent's counter: a thread of thousands of
+    identical replies helps nobody and would hit Slack's rate limits."""
 
     def channel_for(self, event: Event) -> str | None:
         for route in self.routes:
@@ -117,83 +120,166 @@ def is_history(event: Event) -> bool:
     return event.context.get("history") is True
 
 
+class _Batch:
+    """Per-transaction caches, so a batch of events costs a handful of queries, not a handful
+    per event. Valid only inside the decide lock (see `Database.transaction(decide=True)`)."""
+
+    def __init__(self, repo: Repository, policy: AlertPolicy, now: float) -> None:
+        self.repo, self.policy, self.now = repo, policy, now
+        self.outbox: list[dict[str, Any]] = []
+        self._silences: list[str] | None = None
+        self._open: dict[str, AlertRow | None] = {}
+        self._burst: AlertRow | bool | None = False  # False: not loaded yet
+        self._hosts: set[str] | None = None
+        self._waiting: dict[int, bool] = {}
+
+    def silenced(self, event: Event) -> bool:
+        if self._silences is None:
+            self._silences = [s.target for s in self.repo.active_silences(self.now)]
+        return any(silence_matches(t, event) for t in self._silences)
+
+    def preload(self, group_keys: set[str]) -> None:
+        since = self.now - self.policy.storm_window_s
+        found = self.repo.open_alerts("event", group_keys - set(self._open), since)
+        for key in group_keys:
+            self._open.setdefault(key, found.get(key))
+        ids = {a.id for a in found.values()} - set(self._waiting)
+        waiting = self.repo.waiting_alerts(ids, ("post", "update"), self.now)
+        self._waiting.update({i: i in waiting for i in ids})
+
+    def open_alert(self, gkey: str) -> AlertRow | None:
+        if gkey not in self._open:
+            self.preload({gkey})
+        return self._open[gkey]
+
+    def burst(self) -> AlertRow | None:
+        if self._burst is False:
+            since = self.now - self.policy.fleet_burst_window_s
+            self._burst = self.repo.open_alert("burst", BURST_GROUP, since)
+        assert self._burst is not True
+        return self._burst
+
+    def alert_hosts(self) -> set[str]:
+        if self._hosts is None:
+            since = self.now - self.policy.fleet_burst_window_s
+            self._hosts = self.repo.alert_hosts_since(since)
+        return self._hosts
+
+    def new_alert(self, alert: AlertRow) -> None:
+        self.repo.add(alert)
+        self._waiting[alert.id] = True
+        if alert.kind == "burst":
+            self._burst = alert
+        else:
+            self._open[alert.group_key] = alert
+            self.alert_hosts().add(alert.host or "")
+        self.enqueue("post", alert.id)
+
+    def enqueue(self, op: str, alert_id: int, event_key: str | None = None) -> None:
+        self.outbox.append(
+            {"op": op, "alert_id": alert_id, "event_key": event_key, "channel": None,
+             "payload": None}
+        )  # fmt: skip
+
+    def refresh(self, alert_id: int) -> None:
+        """Queue a re-render of an alert's parent unless one is already waiting."""
+        if alert_id not in self._waiting:
+            self._waiting[alert_id] = self.repo.has_waiting(alert_id, ("post", "update"), self.now)
+        if not self._waiting[alert_id]:
+            self.enqueue("update", alert_id)
+            self._waiting[alert_id] = True
+
+
 class AlertDecider:
     def __init__(self, policy: AlertPolicy) -> None:
         self.policy = policy
 
     def ingest(self, repo: Repository, event: Event, now: float) -> Outcome:
-        key = event_key(event)
-        namespace, pod = pod_of(event)
-        data = event.model_dump(mode="json")
-        inserted = repo.insert_event(
-            {
-                "key": key,
-                "kind": event.kind,
-                "host": event.host or "",
-                "revision": event.revision,
-                "time": event.time,
-                "received_at": now,
-                "namespace": namespace,
-                "pod": pod,
-                "subject": (subject_of(event) or "")[:255] or None,
-                "history": is_history(event),
-                "alert_id": None,
-                "data": data,
-            }
-        )
-        row = repo.get_event(key, for_update=not inserted)
-        assert row is not None
-        if not inserted:
-            return self._revise(repo, row, event, data, now)
-        return self._decide(repo, row, event, now)
+        return self.ingest_batch(repo, [event], now)[0]
 
-    def _revise(
-        self, repo: Repository, row: EventRow, event: Event, data: dict[str, object], now: float
-    ) -> Outcome:
+    def ingest_batch(self, repo: Repository, events: list[Event], now: float) -> list[Outcome]:
+        """Store and decide a batch in the caller's (decide-locked) transaction."""
+        batch = _Batch(repo, self.policy, now)
+        keyed = [(event_key(e), e) for e in events]
+        existing = repo.events_by_keys({k for k, _ in keyed})
+        batch.preload({group_key(e) for k, e in keyed if k not in existing})
+        fresh: dict[str, dict[str, Any]] = {}
+        outcomes: list[Outcome] = []
+        for key, event in keyed:
+            if key in existing:
+                outcomes.append(self._revise(batch, existing[key], event))
+            elif key in fresh:  # the same event twice in one batch
+                values = fresh[key]
+                if event.revision > values["revision"]:
+                    values.update(self._values(key, event, now), alert_id=values["alert_id"])
+                    outcomes.append("updated")
+                else:
+                    outcomes.append("duplicate")
+            else:
+                values = self._values(key, event, now)
+                outcome, values["alert_id"] = self._decide(batch, key, event, values["history"])
+                fresh[key] = values
+                outcomes.append(outcome)
+        repo.insert_events(list(fresh.values()))
+        repo.enqueue_many(batch.outbox, now)
+        return outcomes
+
+    @staticmethod
+    def _values(key: str, event: Event, now: float) -> dict[str, Any]:
+        namespace, pod = pod_of(event)
+        return {
+            "key": key,
+            "kind": event.kind,
+            "host": event.host or "",
+            "revision": event.revision,
+            "time": event.time,
+            "received_at": now,
+            "namespace": namespace,
+            "pod": pod,
+            "subject": (subject_of(event) or "")[:255] or None,
+            "history": is_history(event),
+            "data": event.model_dump(mode="json"),
+        }
+
+    def _revise(self, batch: _Batch, row: EventRow, event: Event) -> Outcome:
         if event.revision <= row.revision:
             return "duplicate"
         row.revision = event.revision
-        row.data = data
+        row.data = event.model_dump(mode="json")
         row.time = event.time
         if row.alert_id is not None:
-            alert = repo.get_alert(row.alert_id)
-            if (
-                alert is not None
-                and alert.kind == "event"
-                and alert.event_key == row.key
-                and not repo.has_waiting(alert.id, ("post", "update"), now)
-            ):
-                repo.enqueue("update", now, alert_id=alert.id)
+            alert = batch.repo.get_alert(row.alert_id)
+            if alert is not None and alert.kind == "event" and alert.event_key == row.key:
+                batch.refresh(alert.id)
         return "updated"
 
-    def _decide(self, repo: Repository, row: EventRow, event: Event, now: float) -> Outcome:
-        if row.history:
-            return "history"
-        if any(silence_matches(s.target, event) for s in repo.active_silences(now)):
-            return "silenced"
-        policy = self.policy
+    def _decide(
+        self, batch: _Batch, key: str, event: Event, history: bool
+    ) -> tuple[Outcome, int | None]:
+        if history:
+            return "history", None
+        if batch.silenced(event):
+            return "silenced", None
+        policy, now = self.policy, batch.now
         gkey = group_key(event)
-        alert = repo.open_alert("event", gkey, now - policy.storm_window_s)
+        alert = batch.open_alert(gkey)
         if alert is not None:
             alert.count += 1
             alert.last_at = now
-            row.alert_id = alert.id
-            repo.enqueue("reply", now, alert_id=alert.id, event_key=row.key)
-            if not repo.has_waiting(alert.id, ("post", "update"), now):
-                repo.enqueue("update", now, alert_id=alert.id)
-            return "threaded"
-        burst = repo.open_alert("burst", BURST_GROUP, now - policy.fleet_burst_window_s)
+            if alert.count - 1 <= policy.max_thread_replies:
+                batch.enqueue("reply", alert.id, key)
+            batch.refresh(alert.id)
+            return "threaded", alert.id
+        burst = batch.burst()
         host = event.host or ""
         if burst is not None:
             burst.count += 1
             burst.last_at = now
             if host not in burst.hosts:
                 burst.hosts = sorted({*burst.hosts, host})
-            row.alert_id = burst.id
-            if not repo.has_waiting(burst.id, ("post", "update"), now):
-                repo.enqueue("update", now, alert_id=burst.id)
-            return "burst"
-        hosts = repo.alert_hosts_since(now - policy.fleet_burst_window_s) | {host}
+            batch.refresh(burst.id)
+            return "burst", burst.id
+        hosts = batch.alert_hosts() | {host}
         if len(hosts) >= policy.fleet_burst_hosts:
             burst = AlertRow(
                 kind="burst",
@@ -206,22 +292,18 @@ class AlertDecider:
                 created_at=now,
                 last_at=now,
             )
-            repo.add(burst)
-            row.alert_id = burst.id
-            repo.enqueue("post", now, alert_id=burst.id)
-            return "burst"
+            batch.new_alert(burst)
+            return "burst", burst.id
         alert = AlertRow(
             kind="event",
             group_key=gkey,
             host=host,
             channel=policy.channel_for(event),
-            event_key=row.key,
+            event_key=key,
             count=1,
             hosts=[host],
             created_at=now,
             last_at=now,
         )
-        repo.add(alert)
-        row.alert_id = alert.id
-        repo.enqueue("post", now, alert_id=alert.id)
-        return "posted"
+        batch.new_alert(alert)
+        return "posted", alert.id

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,7 +43,7 @@ class DeliveryHealth:
     last_error_at: float | None = None
     permanent_error: str | None = None
     """Set by invalid_auth / channel_not_found...; cleared by the next success."""
-    latencies: list[float] = field(default_factory=list)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     """Seconds from enqueue to a successful call, last 1000 (for /metrics and benchmarks)."""
 
 
@@ -122,16 +124,46 @@ class DeliveryWorker:
         """Claim due rows and deliver them in order; returns how many were claimed."""
         now = self.clock()
         jobs = await self.db.run(lambda s: self._claim_and_prepare(s, now))
+        skips = [j for j in jobs if isinstance(j, _Skip)]
+        sent: list[tuple[_Send, PostedRef, float]] = []
+        rest: list[int] = []
+        delay: float | None = None
         for i, job in enumerate(jobs):
             if isinstance(job, _Skip):
-                await self.db.run(lambda s, j=job: self._finish_skip(s, j))  # type: ignore[misc]
                 continue
-            delay = await self._send(job)
-            if delay is not None:  # rate limited: everything after waits too
-                rest = [j.row_id for j in jobs[i + 1 :]]
-                await self.db.run(lambda s, r=rest, d=delay: self._release(s, r, d))  # type: ignore[misc]
+            outcome = await self._send(job)
+            if isinstance(outcome, PostedRef):
+                sent.append((job, outcome, self.clock()))
+                if job.op == "post":  # its replies may be next: record the ref now
+                    write = functools.partial(self._finish, sent=sent, skips=skips, rest=[])
+                    await self.db.run(write)
+                    sent, skips = [], []
+            elif outcome is not None:  # rate limited: everything after waits too
+                delay = outcome
+                rest = [j.row_id for j in jobs[i + 1 :] if isinstance(j, _Send)]
                 break
+        if sent or skips or rest:
+            write = functools.partial(
+                self._finish, sent=sent, skips=skips, rest=rest, delay=delay or 0.0
+            )
+            await self.db.run(write)
         return len(jobs)
+
+    def _finish(
+        self,
+        session: Session,
+        sent: list[tuple[_Send, PostedRef, float]],
+        skips: list[_Skip],
+        rest: list[int],
+        delay: float = 0.0,
+    ) -> None:
+        """Write back a pass's results in one transaction."""
+        for job, ref, at in sent:
+            self._mark_sent(session, job, ref, at)
+        for skip in skips:
+            self._finish_skip(session, skip)
+        if rest:
+            self._release(session, rest, delay)
 
     # -- preparing ---------------------------------------------------------------------------
     def _claim_and_prepare(self, session: Session, now: float) -> list[_Send | _Skip]:
@@ -230,8 +262,9 @@ class DeliveryWorker:
         )
 
     # -- sending -----------------------------------------------------------------------------
-    async def _send(self, job: _Send) -> float | None:
-        """Deliver one job; returns a delay when the service asked everyone to wait."""
+    async def _send(self, job: _Send) -> PostedRef | float | None:
+        """Deliver one job: its ref when done, a delay when the service asked everyone to wait,
+        None when it failed (already rescheduled or marked failed)."""
         try:
             if job.update is not None:
                 await self.notifier.update(job.update, job.message)
@@ -249,9 +282,8 @@ class DeliveryWorker:
         self.health.delivered += 1
         self.health.last_ok_at = now
         self.health.permanent_error = None
-        self.health.latencies = [*self.health.latencies[-999:], now - job.created_at]
-        await self.db.run(lambda s: self._mark_sent(s, job, ref, now))
-        return None
+        self.health.latencies.append(now - job.created_at)
+        return ref
 
     async def _failed(
         self, job: _Send, code: str, permanent: bool, retry_after: float | None

@@ -46,7 +46,7 @@ class Ingestor:
 
         def _store(session: Session) -> list[Outcome]:
             repo = Repository(session)
-            return [self.decider.ingest(repo, event, now) for event in batch.events]
+            return self.decider.ingest_batch(repo, list(batch.events), now)
 
         outcomes = await self.db.run(_store, decide=True)
         self.outcomes.update(outcomes)

@@ -101,7 +101,10 @@ class OutboxRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
-    __table_args__ = (Index("ix_kernbot_outbox_status_next", "status", "next_at"),)
+    __table_args__ = (
+        Index("ix_kernbot_outbox_status_next", "status", "next_at"),
+        Index("ix_kernbot_outbox_alert", "alert_id"),
+    )
 
 
 class SilenceRow(Base):

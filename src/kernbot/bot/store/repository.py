@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,18 @@ class Repository:
         ins = (postgresql.insert if self._postgres else sqlite.insert)(EventRow)
         stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["key"])
         return self.session.execute(stmt.returning(EventRow.key)).first() is not None
+
+    def events_by_keys(self, keys: set[str]) -> dict[str, EventRow]:
+        if not keys:
+            return {}
+        rows = self.session.scalars(select(EventRow).where(EventRow.key.in_(keys)))
+        return {r.key: r for r in rows}
+
+    def insert_events(self, rows: list[dict[str, Any]]) -> None:
+        """Bulk insert (one executemany); rows whose key exists are skipped."""
+        if rows:
+            ins = (postgresql.insert if self._postgres else sqlite.insert)(EventRow)
+            self.session.execute(ins.on_conflict_do_nothing(index_elements=["key"]), rows)
 
     def get_event(self, key: str, *, for_update: bool = False) -> EventRow | None:
         stmt = select(EventRow).where(EventRow.key == key)
@@ -89,6 +101,18 @@ class Repository:
         )
         return self.session.scalars(stmt).first()
 
+    def open_alerts(self, kind: str, group_keys: set[str], since: float) -> dict[str, AlertRow]:
+        """The newest alert per group key still inside its window."""
+        if not group_keys:
+            return {}
+        stmt = (
+            select(AlertRow)
+            .where(AlertRow.kind == kind, AlertRow.group_key.in_(group_keys))
+            .where(AlertRow.last_at >= since)
+            .order_by(AlertRow.last_at)
+        )
+        return {a.group_key: a for a in self.session.scalars(stmt)}
+
     def alert_hosts_since(self, since: float) -> set[str]:
         stmt = select(AlertRow.host).where(AlertRow.kind == "event", AlertRow.created_at >= since)
         return {h for h in self.session.scalars(stmt) if h}
@@ -118,19 +142,34 @@ class Repository:
         self.add(row)
         return row
 
+    def enqueue_many(self, rows: list[dict[str, Any]], now: float) -> None:
+        """Bulk-queue notifications, in order (ids follow the list)."""
+        if rows:
+            full = [
+                {**r, "status": "pending", "attempts": 0, "next_at": now, "created_at": now}
+                for r in rows
+            ]
+            self.session.execute(insert(OutboxRow), full)
+
     def has_waiting(self, alert_id: int, ops: tuple[str, ...], now: float) -> bool:
         """A not-yet-claimed row would render the alert's newest state anyway."""
+        return alert_id in self.waiting_alerts({alert_id}, ops, now)
+
+    def waiting_alerts(self, alert_ids: set[int], ops: tuple[str, ...], now: float) -> set[int]:
+        """Those of `alert_ids` with a pending, unclaimed row of one of `ops`."""
+        if not alert_ids:
+            return set()
         stmt = (
-            select(func.count())
-            .select_from(OutboxRow)
+            select(OutboxRow.alert_id)
+            .distinct()
             .where(
-                OutboxRow.alert_id == alert_id,
+                OutboxRow.alert_id.in_(alert_ids),
                 OutboxRow.op.in_(ops),
                 OutboxRow.status == "pending",
                 (OutboxRow.claimed_until.is_(None)) | (OutboxRow.claimed_until < now),
             )
         )
-        return bool(self.session.scalar(stmt))
+        return {i for i in self.session.scalars(stmt) if i is not None}
 
     def claim(self, now: float, limit: int, lease_s: float) -> list[OutboxRow]:
         """Due rows, locked against other replicas, leased for `lease_s`."""

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.Float(), nullable=True),
     )
     op.create_index("ix_kernbot_outbox_status_next", "kernbot_outbox", ["status", "next_at"])
+    op.create_index("ix_kernbot_outbox_alert", "kernbot_outbox", ["alert_id"])
     op.create_table(
         "kernbot_silences",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
