@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -56,21 +54,13 @@ RECONCILE_EVERY_S = 5.0
 STOP_SHIP_BUDGET_S = 2.5
 
 
-def _identity(ev: Event) -> Event:
-    return ev
-
-
 def _enricher(settings: AgentSettings, proc: ProcReader) -> Callable[[Event], Event]:
-    """The enrichment engineer's Enricher when present; events go out bare otherwise."""
-    try:
-        enrich_mod: Any = importlib.import_module("kernbot.agent.enrich")
-        pods_mod: Any = importlib.import_module("kernbot.agent.pods")
-    except ImportError:
-        log.warning("kernbot.agent.enrich is not available: events carry no host context")
-        return _identity
-    pods = pods_mod.PodResolver(settings.pod_log_dir, settings.kubernetes_api)
-    enricher = enrich_mod.Enricher(proc, pods)
-    return enricher.enrich  # type: ignore[no-any-return]
+    """Live host context, pod names and advice for each event (kernbot.agent.enrich)."""
+    from kernbot.agent.enrich import Enricher
+    from kernbot.agent.pods import PodResolver
+
+    pods = PodResolver(settings.pod_log_dir, settings.kubernetes_api)
+    return Enricher(proc, pods).enrich
 
 
 class Agent:
