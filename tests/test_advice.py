@@ -212,16 +212,38 @@ def test_counters_decide_attack_or_real_clients(context: dict[str, Any], first_t
     assert first.severity == "critical"
 
 
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"counter_rates": {"SyncookiesSent": 100.0, "SyncookiesRecv": 30.0}},  # in between
+        {"counter_rates": {"SyncookiesSent": 0.2, "SyncookiesRecv": 0.0}},  # too little to judge
+        {"verdict": "unknown", "counter_rates": {"SyncookiesSent": 900.0, "SyncookiesRecv": 0}},
+    ],
+)
+def test_unclear_counters_ask_first(context: dict[str, Any]) -> None:
+    ev = syn("syn-6.2plus-addr-ipv4-printk-caller.txt")
+    adv = advise(ev, context)
+    assert adv[0].title == "Are real clients completing handshakes?"
+    assert all(a.severity != "critical" for a in adv)
+
+
 def test_backlog_advice_shows_current_sysctls_and_listener() -> None:
     ev = syn("syn-3.5to3.16-or-el7-TCP-TCP-port-only-dmesg.txt")
     ctx = {
         "counter_rates": {"SyncookiesSent": 100, "SyncookiesRecv": 99},
         "sysctls": {"net.core.somaxconn": "128", "net.ipv4.tcp_max_syn_backlog": 256},
-        "listener": {"comm": "memcached", "pid": 812, "backlog": 1024},
+        "listener": {
+            "comm": "memcached",
+            "pid": 812,
+            "backlog": 1024,
+            "accept_queue": 1025,
+            "syn_recv": 300,
+        },
     }
     first = advise(ev, ctx)[0]
     assert "net.core.somaxconn = 128" in first.why
-    assert "memcached, pid 812" in first.why
+    assert "(memcached, pid 812), listen backlog 1024 with 1025 waiting to be accepted" in first.why
+    assert "300 half-open" in first.why
     assert "Cookies sent 100/s, received back 99/s" in first.why
     firewall = next(a for a in advise(ev, {"verdict": "attack"}) if "Rate-limit" in a.title)
     assert any("--dport 11211" in c for c in firewall.commands)

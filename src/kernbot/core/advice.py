@@ -12,9 +12,11 @@ Context keys read here (all optional; the agent fills them, `kernbot scan` has n
   `ListenOverflows`, `ListenDrops`, `TCPReqQFullDoCookies`, `TCPReqQFullDrop`.
 * `sysctls` (dict[str, str|int]): e.g. `net.core.somaxconn`, `net.ipv4.tcp_max_syn_backlog`,
   `net.ipv4.tcp_syncookies`, `vm.overcommit_memory`, `vm.panic_on_oom`.
-* `listener` (dict): the socket that flooded: `comm`, `pid`, `backlog` (Send-Q of `ss -ltn`).
-* `verdict` (str): the agent's reading of the counters: `attack` (spoofed SYNs) or
-  `legitimate` (real clients, backlog too small).
+* `listener` (dict, wire.Listener): the socket that flooded: `comm`, `pid`, `backlog` (Send-Q of
+  `ss -ltn`), `accept_queue` (Recv-Q), `syn_recv` (half-open connections).
+* `verdict` (str): the agent's reading of the counters: `attack` (spoofed SYNs), `legitimate`
+  (real clients, backlog too small) or `unknown`. Without it, the cookie return ratio in
+  `counter_rates` decides the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ _UNIT_RE = re.compile(r"/([^/]+\.(?:service|scope|slice))$")
 _LXC_RE = re.compile(r"^/lxc(?:\.payload)?[./]([^/]+)")
 _DOCKER_RE = re.compile(r"(?:/docker/|docker-)([0-9a-f]{64})(?:\.scope)?$")
 _MIB = 1024
+SPOOFED_MAX_RETURN = 0.1
+"""Fewer than this share of SYN cookies coming back: the SYNs are spoofed (an attack)."""
+REAL_MIN_RETURN = 0.5
+"""At least this share coming back: real clients complete handshakes; the backlog is too small."""
 
 
 def _q(value: object) -> str:
@@ -437,13 +443,11 @@ def _advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     sent = _rate(ctx, "SyncookiesSent")
     recv = _rate(ctx, "SyncookiesRecv")
     verdict = ctx.get("verdict")
-    if (
-        verdict not in ("attack", "legitimate")
-        and sent is not None
-        and recv is not None
-        and sent > 0
-    ):
-        verdict = "attack" if recv < 0.1 * sent else "legitimate"
+    if verdict is None and sent is not None and recv is not None and sent >= 1:
+        if recv < SPOOFED_MAX_RETURN * sent:
+            verdict = "attack"
+        elif recv >= REAL_MIN_RETURN * sent:
+            verdict = "legitimate"
     counters = (
         f" Cookies sent {sent:.0f}/s, received back {recv:.0f}/s."
         if sent is not None and recv is not None
@@ -481,8 +485,14 @@ def _advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     lwho = ""
     if isinstance(listener, Mapping) and listener.get("comm"):
         lwho = f" ({listener.get('comm')}, pid {listener.get('pid', '?')})"
-        if _int(listener.get("backlog")) is not None:
-            lwho += f", listen backlog {listener.get('backlog')}"
+        backlog_now = _int(listener.get("backlog"))
+        if backlog_now is not None:
+            queue = _int(listener.get("accept_queue"))
+            lwho += f", listen backlog {backlog_now}"
+            lwho += f" with {queue} waiting to be accepted" if queue is not None else ""
+        half_open = _int(listener.get("syn_recv"))
+        if half_open is not None:
+            lwho += f", {half_open} half-open"
     sysctls = ctx.get("sysctls")
     now = ""
     if isinstance(sysctls, Mapping):
