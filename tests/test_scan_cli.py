@@ -193,3 +193,15 @@ def test_live_kmsg_read(root_kernel: None) -> None:
     assert proc.stderr == "" or "overwritten" in proc.stderr
     for ev in events(proc):
         assert ev["boot_id"] and ev["seq"] is not None and ev["host"]
+
+
+def test_reader_leaving_early_is_not_a_traceback() -> None:
+    files = [str(p) for p in sorted(CORPUS.glob("*.txt"))] * 20
+    argv = [sys.executable, "-m", "kernbot", "scan", *files]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(100)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141
+    assert err == ""
