@@ -1,0 +1,62 @@
+"""Small pieces every advice rule uses: shell quoting, sizes, lenient numbers from context.
+
+Commands are meant to be copy-pasted, so every value that came from kernel text (a comm, a
+cgroup path, a unit name) goes through `q`: a process may be named `$(reboot)`.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from kernbot.core.events import OomKillEvent
+
+MIB = 1024
+
+
+def q(value: object) -> str:
+    """`value` as one inert shell word."""
+    return shlex.quote(str(value))
+
+
+def mib(kb: int) -> str:
+    """kB as a round MiB figure for prose."""
+    return f"{kb / MIB:,.0f} MiB" if kb >= MIB else f"{kb} kB"
+
+
+def raised_limit_mib(limit_kb: int) -> int:
+    """1.5x the old limit, rounded up to a multiple of 64 MiB (at least 64 MiB more)."""
+    target = limit_kb * 3 // 2
+    step = 64 * MIB
+    return max(-(-target // step) * step, limit_kb + step) // MIB
+
+
+def lenient_int(value: object) -> int | None:
+    """An int from agent context, whatever JSON made of it; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def victim_name(ev: OomKillEvent) -> str:
+    """`comm (pid N)` for prose."""
+    v = ev.victim
+    return f"{v.comm or '?'} (pid {v.pid if v.pid is not None else '?'})"
+
+
+def usage_text(ev: OomKillEvent) -> str:
+    """` Usage was X of a Y limit.` (leading space), or empty when not printed."""
+    m = ev.memcg
+    if m is None or m.usage_kb is None:
+        return ""
+    if m.limit_kb is None:
+        return f" Usage was {mib(m.usage_kb)} with no memory limit set on that cgroup."
+    return f" Usage was {mib(m.usage_kb)} of a {mib(m.limit_kb)} limit."
