@@ -81,6 +81,7 @@ class Pipeline:
         self.boot_id = boot_id
         self.wall_clock = wall_clock
         self.mono_clock = mono_clock
+        self.started_at = wall_clock()
         self.stats = Stats()
         self.safe_position: Position | None = None
         """Where a restart should resume: after the last record that left no half-read report."""
@@ -141,8 +142,16 @@ class Pipeline:
         at = self.wall_clock() - (now_mono - ev.mono_usec / 1e6)
         ev.time = datetime.fromtimestamp(at, UTC).isoformat()
 
+    def _after_start(self, ev: Event) -> bool:
+        at = event_epoch(ev.model_dump(include={"time"}))
+        return at is not None and at >= self.started_at
+
     def emit(self, ev: Event, old: bool) -> None:
         self._fill_time(ev)
+        if old and self._after_start(ev):
+            # Read with the first start's backlog but printed after the agent started (a slow
+            # backlog read races the kernel): it is live, not history.
+            old = False
         old = old or self._is_old(ev) or bool(ev.context.get("before_first_start"))
         events: list[Event] = [ev]
         if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
