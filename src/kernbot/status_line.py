@@ -72,16 +72,16 @@ class StatusLine:
         interval_s: float = 1.0,
         every_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        width: Callable[[], int] | None = None,
     ) -> None:
+        """`width`: the terminal's columns (default: asked each time, it may be resized)."""
         self.stream = stream
         self.snapshot = snapshot
         self.interactive = interactive
         self.interval_s = interval_s if interactive else every_s
         self.clock = clock
+        self._width = width or (lambda: shutil.get_terminal_size((100, 24)).columns)
         self._shown = False
-
-    def _width(self) -> int:
-        return shutil.get_terminal_size((100, 24)).columns
 
     def clear(self) -> None:
         """Erase the line (if drawn) so the next write starts at column 0."""
