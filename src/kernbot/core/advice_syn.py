@@ -81,8 +81,15 @@ def advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     )
     firewall = Advice(
         title=f"Rate-limit SYNs to port {port} upstream",
-        why="Most cookies never come back, so the SYNs are spoofed: filter them before they reach "
-        "the socket (load balancer, cloud firewall, or SYNPROXY on this host)." + counters,
+        why=(
+            "Most cookies never come back, so the SYNs are spoofed: filter them before they "
+            "reach the socket (load balancer, cloud firewall, or SYNPROXY on this host)."
+            if verdict == "attack"
+            else "If the check above shows spoofed SYNs (few handshakes complete), filter them "
+            "before they reach the socket (load balancer, cloud firewall, or SYNPROXY on this "
+            "host)."
+        )
+        + counters,
         commands=[
             f"iptables -I INPUT -p tcp --syn --dport {port} -m hashlimit "
             f"--hashlimit-name syn{port} --hashlimit-mode srcip --hashlimit-above 50/second "
@@ -119,8 +126,13 @@ def advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
         now = (" Now: " + ", ".join(parts) + ".") if parts else ""
     backlog = Advice(
         title=f"Give {where} a bigger backlog",
-        why=f"Real clients are filling the SYN/accept queue of the listener{lwho}: raise the "
-        "kernel limits and the backlog the application passes to listen() (nginx "
+        why=(
+            f"Real clients are filling the SYN/accept queue of the listener{lwho}"
+            if verdict == "legitimate"
+            else f"If most handshakes complete, real clients are filling the SYN/accept queue of "
+            f"the listener{lwho}"
+        )
+        + ": raise the kernel limits and the backlog the application passes to listen() (nginx "
         "`listen … backlog=`, Java `backlog`, gunicorn `--backlog`)." + now + counters,
         commands=[
             "sysctl net.core.somaxconn net.ipv4.tcp_max_syn_backlog",
