@@ -88,8 +88,17 @@ def bot_settings(up: UpSettings, token: str) -> BotSettings:
     return BotSettings.model_construct(**values)
 
 
+def loopback_url(listen: str, port: int) -> str:
+    """How this process reaches its own server: the listen host, or loopback for `0.0.0.0`."""
+    host = listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def agent_settings(up: UpSettings, token: str, bot_url: str) -> AgentSettings:
-    """The agent part: it listens on `agent_listen` and ships to the embedded bot."""
+    """The agent part: it listens on `agent_listen`, ships to the embedded bot and tells it to
+    ask back over loopback (unless ADVERTISE_URL says otherwise)."""
     from pydantic import SecretStr
 
     from kernbot.settings import AgentSettings
@@ -99,6 +108,9 @@ def agent_settings(up: UpSettings, token: str, bot_url: str) -> AgentSettings:
         "bot_url": bot_url,
         "token": SecretStr(token),
     }
+    host, port = up.agent_listen.rpartition(":")[0].strip("[]"), up.agent_listen.rpartition(":")[2]
+    if up.advertise_url is None and host in ("0.0.0.0", "::") and port != "0":
+        values["advertise_url"] = loopback_url(up.agent_listen, int(port))
     return AgentSettings.model_construct(**values)
 
 
@@ -166,7 +178,8 @@ async def serve(up: UpSettings, *, out: TextIO, err: TextIO, interactive: bool) 
         print(f"kernbot up: cannot serve the bot on {up.listen}: {exc}", file=err)
         await bot.stop()
         return 1
-    agent = build_agent(agent_settings(up, token, bot.url))
+    bot_port = int(bot.url.rpartition(":")[2])
+    agent = build_agent(agent_settings(up, token, loopback_url(up.listen, bot_port)))
     loop = asyncio.get_running_loop()
     asked_at: list[float] = []
 

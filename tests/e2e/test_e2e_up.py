@@ -311,3 +311,36 @@ async def test_status_line_off_a_terminal_prints_plain_lines() -> None:
     lines = stream.getvalue().split("\n")
     assert 2 <= len([ln for ln in lines if ln.startswith("kernbot up")]) <= 4
     assert "\r" not in stream.getvalue()
+
+
+# ---- how `up` splits its settings -----------------------------------------------------------
+
+
+def test_up_settings_split_into_a_loopback_agent_and_bot_sharing_one_token() -> None:
+    from pydantic import SecretStr
+
+    from kernbot.settings import UpSettings
+    from kernbot.up import agent_settings, bot_settings, check, is_loopback, loopback_url
+
+    up = UpSettings(
+        listen="127.0.0.1:9300",
+        agent_listen="0.0.0.0:9301",
+        slack_channel="C0ALERTS",
+        slack_bot_token=SecretStr("xoxb-1"),
+        syn_sample_interval_s=2.0,
+        hostname="h1",
+    )
+    bot = bot_settings(up, "tok")
+    agent = agent_settings(up, "tok", loopback_url(up.listen, 9300))
+    assert bot.listen == "127.0.0.1:9300" and bot.slack_channel == "C0ALERTS"
+    assert bot.token is not None and bot.token.get_secret_value() == "tok"
+    assert agent.token is not None and agent.token.get_secret_value() == "tok"
+    assert agent.listen == "0.0.0.0:9301" and agent.bot_url == "http://127.0.0.1:9300"
+    assert agent.advertise_url == "http://127.0.0.1:9301"
+    assert agent.syn_sample_interval_s == 2.0 and agent.hostname == "h1"
+    assert loopback_url("[::]:80", 80) == "http://[::1]:80"
+    assert is_loopback("127.0.0.1:1") and is_loopback("[::1]:1") and not is_loopback("0.0.0.0:1")
+    assert check(up) == []
+    assert check(up.model_copy(update={"slack_channel": None}))[0].startswith(
+        "KERNBOT_SLACK_CHANNEL"
+    )
