@@ -54,6 +54,23 @@ def procs() -> Iterator[list[KernbotProcess]]:
         p.cleanup()
 
 
+def _token(up: KernbotProcess) -> str:
+    return Path(up.env["KERNBOT_STATE_DIR"], "token").read_text().strip()
+
+
+async def _agent_status(up: KernbotProcess) -> str:
+    """The agent's own view (records read, source health), for failure messages."""
+    headers = {"Authorization": f"Bearer {_token(up)}"}
+    url = f"http://127.0.0.1:{up.ports[1]}/v1/status"
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+            body = await r.json()
+    except (aiohttp.ClientError, ValueError) as exc:
+        return f"agent status unavailable: {exc}"
+    keep = ("source", "source_healthy", "source_error", "records_read", "records_lost", "events")
+    return "agent status: " + repr({k: body.get(k) for k in keep})
+
+
 def _victim_comm() -> str:
     return f"kbup{uuid.uuid4().hex[:8]}"  # 12 bytes: the kernel keeps it whole
 
@@ -79,7 +96,7 @@ async def test_up_prints_a_real_oom_kill_on_stdout_and_stops_on_sigterm(
     killed_at = time.monotonic()
     alert = await wait_until(lambda: _alert_for(oom, up.stdout()), 8.0)
     print(f"kill -> console alert: {time.monotonic() - killed_at:.2f}s")
-    assert alert, up.output()
+    assert alert, up.output() + await _agent_status(up)
     assert oom.victim_comm == comm
     assert _alert_for(oom, history_output) is None
     lines = alert.splitlines()
@@ -149,7 +166,7 @@ async def test_up_on_a_terminal_redraws_a_status_line_that_never_garbles_alerts(
         comm = _victim_comm()
         oom = await asyncio.to_thread(memcg_oom, victim_comm=comm)
         shown = await wait_until(lambda: f"({oom.victim_pid})" in reader.text, 8.0)
-        assert shown, reader.text
+        assert shown, reader.text + await _agent_status(up)
         # the status line names the alert on its next redraw (about a second)
         await wait_until(lambda: "last alert" in reader.text.rsplit(ERASE, 1)[-1], 3.0)
         code, took = await up.terminate()
