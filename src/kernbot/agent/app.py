@@ -36,6 +36,7 @@ from kernbot.agent.sources import (
     make_source,
     source_name,
 )
+from kernbot.agent.syn_episodes import SynEpisodeTracker
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.settings import AgentSettings
 from kernbot.wire import (
@@ -63,9 +64,22 @@ def _enricher(settings: AgentSettings, proc: ProcReader) -> Callable[[Event], Ev
     return Enricher(proc, pods).enrich
 
 
+class _LiveSynContext:
+    """Quiet SYN samples skip reading the listeners, so a kernel "Possible SYN flooding" line
+    that opens an episode between samples first gives the tracker the listeners of now."""
+
+    def __init__(self, tracker: SynEpisodeTracker, proc: ProcReader) -> None:
+        self.tracker = tracker
+        self.proc = proc
+
+    def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]:
+        if ev.port not in self.tracker.open_ports:
+            self.tracker.set_context(self.proc.listeners(), self.proc.net_sysctls())
+        return self.tracker.on_kernel_event(ev, now)
+
+
 class Agent:
     def __init__(self, settings: AgentSettings, proc: ProcReader) -> None:
-        from kernbot.agent.syn_episodes import SynEpisodeTracker
         from kernbot.core.detector import Detector
 
         self.settings = settings
@@ -115,7 +129,7 @@ class Agent:
             metrics=self.metrics,
             reconciler=self.reconciler,
             enrich=_enricher(settings, proc),
-            syn=self.syn_tracker,
+            syn=_LiveSynContext(self.syn_tracker, proc),
             on_stored=self.shipper.wake,
             first_start=self.first_start,
             history_max_age_s=settings.history_max_age_s,
@@ -319,9 +333,12 @@ class Agent:
 
     async def sample_syn(self) -> None:
         now = time.time()
-        events = self.syn_tracker.sample(
-            now, self.proc.tcpext(), self.proc.listeners(), self.proc.net_sysctls()
-        )
+        counters = self.proc.tcpext()
+        if self.syn_tracker.needs_context(now, counters):
+            listeners, sysctls = self.proc.listeners(), self.proc.net_sysctls()
+        else:  # quiet: this sample cannot use them, skip the fd walk
+            listeners, sysctls = self.syn_tracker.context
+        events = self.syn_tracker.sample(now, counters, listeners, sysctls)
         for ev in events:
             self.pipeline.store(ev)
 

@@ -140,6 +140,29 @@ class SynEpisodeTracker:
     def open_ports(self) -> list[int | None]:
         return list(self._episodes)
 
+    @property
+    def context(self) -> tuple[list[Listener], dict[str, int]]:
+        """The listeners and net sysctls last given to `sample` or `set_context`."""
+        return self._listeners, self._sysctls
+
+    def set_context(self, listeners: list[Listener], sysctls: dict[str, int]) -> None:
+        self._listeners = listeners
+        self._sysctls = sysctls
+
+    def needs_context(self, now: float, counters: dict[str, int]) -> bool:
+        """Whether `sample(now, counters, ...)` may open or emit an episode and so needs fresh
+        listeners and sysctls. A quiet sample only updates rates; reading the listeners walks
+        every process's fds (tens of ms), too dear for every quiet sample of an idle host."""
+        if self._episodes or self._prev is None:
+            return True
+        then, prev = self._prev
+        if now <= then:
+            return False
+        return any(
+            k in counters and k in prev and (counters[k] - prev[k]) / (now - then) >= self.min_rate
+            for k in FLOOD_SIGNALS
+        )
+
     def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]:
         """A "Possible SYN flooding" line: opens an episode for its port (or names the port of
         an episode the counters already opened). Nothing is returned for a port already open."""
@@ -183,8 +206,7 @@ class SynEpisodeTracker:
         sysctls: dict[str, int],
     ) -> list[SynFloodEvent]:
         """One sample of the TcpExt counters; returns the episode events to ship now."""
-        self._listeners = listeners
-        self._sysctls = sysctls
+        self.set_context(listeners, sysctls)
         prev, self._prev = self._prev, (now, dict(counters))
         if prev is None or now <= prev[0]:
             return []
