@@ -72,3 +72,35 @@ async def test_scheduler_runs_the_job(db: Database, clock: FakeClock, pipeline: 
     finally:
         jobs.shutdown()
     assert len(notices(pipeline)) == 1
+
+
+async def test_digest_posts_the_fleet_summary(
+    db: Database, clock: FakeClock, pipeline: Pipeline
+) -> None:
+    from fakes.fake_fleet import FakeFleet
+
+    jobs = BotJobs(db, stale_after_s=180, clock=clock, fleet=FakeFleet(), digest_time="08:30")
+    await jobs.digest()
+    await pipeline.drain()
+    [text] = notices(pipeline)
+    assert "last 24 hours" in text
+
+
+async def test_prune_keeps_recent_and_forgets_old(
+    db: Database, clock: FakeClock, pipeline: Pipeline
+) -> None:
+    from fakes.fake_fleet import sample_oom
+    from kernbot.bot.store import Repository
+    from kernbot.wire import EventBatch
+
+    await pipeline.ingestor.events(EventBatch(host="h", events=[sample_oom(id="old")]))
+    await pipeline.drain()
+    clock.advance(40 * 86400)
+    await pipeline.ingestor.events(EventBatch(host="h", events=[sample_oom(id="new")]))
+    await BotJobs(db, stale_after_s=180, clock=clock).prune()
+    keys = await db.run(
+        lambda s: sorted(Repository(s).events_by_keys({"k8s-node-17/old", "k8s-node-17/new"}))
+    )
+    assert keys == ["k8s-node-17/new"]
+    counts = await db.run(lambda s: Repository(s).outbox_counts())
+    assert counts == {"pending": 1}  # the new alert's post; the old delivered one is gone

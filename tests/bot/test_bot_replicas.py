@@ -122,7 +122,11 @@ async def test_two_replicas_post_each_alert_once(slack: FakeSlack, tmp_path: Pat
             await send_everywhere(
                 EventBatch(host="edge-3", events=[sample_syn(revision=1, episode="ended")])
             )
-            await asyncio.sleep(1.5)
+            for _ in range(100):  # parent re-renders wait update_delay_s (2 s)
+                if any(m["edits"] for m in slack.messages if "worker" not in m["text"]):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
         top = [m for m in slack.messages if not m["thread_ts"]]
         replies = [m for m in slack.messages if m["thread_ts"]]
         assert len(top) == 13, [m["text"] for m in top]  # 12 OOM alerts + 1 SYN alert

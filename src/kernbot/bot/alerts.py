@@ -63,6 +63,8 @@ class AlertPolicy:
     fleet_burst_window_s: float = 60.0
     default_channel: str | None = None
     routes: list[Route] = field(default_factory=list)
+    update_delay_s: float = 2.0
+    """Re-renders of a parent wait this long, so a storm's many repeats become one chat.update."""
     max_thread_replies: int = 20
     """Past this many repeats a storm only bumps the parent's counter: a thread of thousands of
     identical replies helps nobody and would hit Slack's rate limits."""
@@ -176,9 +178,10 @@ class _Batch:
         self.enqueue("post", alert.id)
 
     def enqueue(self, op: str, alert_id: int, event_key: str | None = None) -> None:
+        due = self.now + (self.policy.update_delay_s if op == "update" else 0.0)
         self.outbox.append(
             {"op": op, "alert_id": alert_id, "event_key": event_key, "channel": None,
-             "payload": None}
+             "payload": None, "next_at": due}
         )  # fmt: skip
 
     def refresh(self, alert_id: int) -> None:

@@ -121,7 +121,8 @@ class DeliveryWorker:
                     await self._wake.wait()
 
     async def drain_once(self) -> int:
-        """Claim due rows and deliver them in order; returns how many were claimed."""
+        """Claim due rows and deliver them in order; returns how many were claimed and not
+        merely deferred (so the run loop sleeps instead of spinning on waiting replies)."""
         now = self.clock()
         jobs = await self.db.run(lambda s: self._claim_and_prepare(s, now))
         skips = [j for j in jobs if isinstance(j, _Skip)]
@@ -147,7 +148,7 @@ class DeliveryWorker:
                 self._finish, sent=sent, skips=skips, rest=rest, delay=delay or 0.0
             )
             await self.db.run(write)
-        return len(jobs)
+        return sum(1 for j in jobs if not (isinstance(j, _Skip) and j.defer_s is not None))
 
     def _finish(
         self,

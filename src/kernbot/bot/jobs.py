@@ -20,6 +20,7 @@ from kernbot.bot.ports import FleetQueries, Notice
 from kernbot.bot.store import Database, Repository
 
 log = logging.getLogger(__name__)
+DAY_S = 86400.0
 
 
 def _human(seconds: float) -> str:
@@ -111,9 +112,22 @@ class BotJobs:
             )
         self.on_enqueue()
 
+    async def prune(
+        self, keep_events_s: float = 30 * 86400.0, keep_sent_s: float = 86400.0
+    ) -> None:
+        """Retention: events and alerts for 30 days, delivered notifications for a day."""
+        now = self.clock()
+        async with self.db.singleton("kernbot.jobs.prune") as mine:
+            if mine:
+                gone = await self.db.run(
+                    lambda s: Repository(s).prune(now - keep_events_s, now - keep_sent_s)
+                )
+                log.info("pruned %s", gone)
+
     async def _safe(self, name: str) -> None:
+        jobs = {"stale": self.check_stale, "digest": self.digest, "prune": self.prune}
         try:
-            await (self.check_stale() if name == "stale" else self.digest())
+            await jobs[name]()
         except Exception:
             log.exception("job %s failed; it runs again at its next time", name)
 
@@ -129,6 +143,10 @@ class BotJobs:
             coalesce=True,
             id="stale",
         )
+        scheduler.add_job(
+            self._safe, "interval", args=["prune"], hours=1, max_instances=1, coalesce=True,
+            id="prune",
+        )  # fmt: skip
         if self.digest_time:
             hour, _, minute = self.digest_time.partition(":")
             scheduler.add_job(

@@ -9,7 +9,6 @@ an agent's log tells its operator what to fix.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,12 +65,10 @@ async def _body(request: web.Request, model: type[M]) -> M | web.Response:
     except web.HTTPRequestEntityTooLarge as exc:
         return _error(413, f"body too large: {exc.text} (setting max_body_bytes)")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"body is not JSON: {exc}")
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(raw)  # pydantic-core parses and validates in one go
     except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            return _error(400, f"body is not JSON: {exc.errors()[0]['msg']}")
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:20]
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -146,7 +146,7 @@ class Repository:
         """Bulk-queue notifications, in order (ids follow the list)."""
         if rows:
             full = [
-                {**r, "status": "pending", "attempts": 0, "next_at": now, "created_at": now}
+                {"next_at": now, **r, "status": "pending", "attempts": 0, "created_at": now}
                 for r in rows
             ]
             self.session.execute(insert(OutboxRow), full)
@@ -248,3 +248,16 @@ class Repository:
     def event_keys_since(self, kind: str, since: float) -> set[str]:
         stmt = select(EventRow.key).where(EventRow.kind == kind, EventRow.received_at >= since)
         return set(self.session.scalars(stmt))
+
+    def prune(self, events_before: float, outbox_before: float) -> dict[str, int]:
+        """Forget old events, closed alerts and finished notifications (retention)."""
+        gone = {}
+        stmt = delete(EventRow).where(EventRow.received_at < events_before)
+        gone["events"] = self.session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+        stmt2 = delete(AlertRow).where(AlertRow.last_at < events_before)
+        gone["alerts"] = self.session.execute(stmt2).rowcount or 0  # type: ignore[attr-defined]
+        stmt3 = delete(OutboxRow).where(
+            OutboxRow.status.in_(("sent", "failed")), OutboxRow.created_at < outbox_before
+        )
+        gone["outbox"] = self.session.execute(stmt3).rowcount or 0  # type: ignore[attr-defined]
+        return gone
