@@ -1,9 +1,26 @@
 """What the agent's cost cuts must not change: a quiet SYN sample skips the listener walk only
-when that sample could not have used it."""
+when that sample could not have used it; batches without a keyword skip the detector and yield
+exactly the events that feeding every record yields."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernbot.agent.history import RecentLines
+from kernbot.agent.metrics import AgentMetrics
+from kernbot.agent.pipeline import Pipeline
+from kernbot.agent.position import Position
+from kernbot.agent.sources import Batch, Item
 from kernbot.agent.syn_episodes import COUNTERS, SynEpisodeTracker
+from kernbot.core.detector import Detector
+from kernbot.core.events import Event
+from kernbot.core.formats import read_lines
+from kernbot.core.record import Record
 from kernbot.wire import Listener
 
 T0 = 1_700_000_000.0
@@ -30,3 +47,97 @@ def test_quiet_samples_need_no_listeners_and_a_flood_does() -> None:
     assert ev.port == 443 and ev.context["listener"]["comm"] == "<!channel>"
     # while an episode is open every sample needs the context (to end or update it)
     assert t.needs_context(T0 + 30, flood)
+
+
+# ---- the pipeline skips the detector for batches without a keyword: same events -------------
+CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"
+CORPUS_LINES = sorted(
+    {line for p in CORPUS.glob("*.txt") for line in p.read_text().splitlines() if line}
+)
+NOISE = [
+    "[  12.000001] e1000e: eth0 NIC Link is Up 1000 Mbps Full Duplex",
+    '[  13.000002] audit: type=1400 audit(1700000000.123:77): apparmor="DENIED"',
+    "              indented continuation line",
+    " KEY=value",
+    "",
+    "6,99,13000003,-;plain kmsg record <!channel>",
+]
+
+
+class EveryRecord:
+    """The reference: a detector that always claims a half-read report, so the pipeline hands
+    it every record."""
+
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+
+    @property
+    def pending(self) -> bool:
+        return True
+
+    def feed(self, rec: Record) -> list[Event]:
+        return self.inner.feed(rec)
+
+    def flush(self) -> list[Event]:
+        return self.inner.flush()
+
+
+class Recorded:
+    """History and outbox in one: keeps every stored body in order."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def add(self, body: dict[str, Any], now: float | None = None) -> None:
+        self.bodies.append(json.dumps(body, sort_keys=True))
+
+    def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool:
+        return True
+
+
+def run_pipeline(detector: Any, batches: list[list[Record]]) -> list[str]:
+    rec = Recorded()
+    p = Pipeline(
+        detector=detector,
+        outbox=rec,  # type: ignore[arg-type]
+        history=rec,  # type: ignore[arg-type]
+        recent=RecentLines(),
+        metrics=AgentMetrics(),
+        reconciler=None,
+        history_max_age_s=1e12,
+        wall_clock=lambda: T0,
+    )
+    for n, records in enumerate(batches):
+        p.feed(
+            Batch(items=[Item(records=[r], position=Position("file", offset=n)) for r in records])
+        )
+    p.flush()
+    return rec.bodies
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(st.sampled_from(NOISE), st.sampled_from(CORPUS_LINES)), max_size=150),
+    st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=20),
+)
+def test_skipping_keywordless_batches_changes_no_event(lines: list[str], sizes: list[int]) -> None:
+    records = list(read_lines(lines))
+    batches: list[list[Record]] = []
+    i = 0
+    while i < len(records):
+        size = sizes[len(batches) % len(sizes)]
+        batches.append(records[i : i + size])
+        i += size
+    fast = run_pipeline(Detector(host="h", boot_id="b"), batches)
+    every = run_pipeline(EveryRecord(Detector(host="h", boot_id="b")), batches)
+    assert fast == every
+
+
+def test_whole_corpus_through_the_pipeline_in_batches_of_50() -> None:
+    for path in sorted(CORPUS.glob("*.txt")):
+        records = list(read_lines(path.read_text().splitlines()))
+        batches = [records[i : i + 50] for i in range(0, len(records), 50)]
+        fast = run_pipeline(Detector(host="h", boot_id="b"), batches)
+        assert fast == run_pipeline(EveryRecord(Detector(host="h", boot_id="b")), batches), path
+        if "oom" in path.name or "syn" in path.name:
+            assert fast, path

@@ -88,6 +88,9 @@ class RecentLines:
     def add(self, line: str) -> None:
         self._lines.append(line)
 
+    def extend(self, lines: list[str]) -> None:
+        self._lines.extend(lines)
+
     def tail(self, lines: int, grep: str | None = None) -> tuple[list[str], bool]:
         """Up to `lines` newest matching lines (oldest first) and whether more matched."""
         needle = grep.lower() if grep else None

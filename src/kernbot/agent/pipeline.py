@@ -24,9 +24,18 @@ from kernbot.agent.position import Position
 from kernbot.agent.reconcile import OomReconciler
 from kernbot.agent.sources import Batch
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
 
 log = logging.getLogger(__name__)
+
+_KEYWORDS = tuple(k.decode() for k in KEYWORDS)
+
+
+def may_hold_event(text: str) -> bool:
+    """Cheap test before the full parse (the idea of `kernbot.core.prefilter`): a record without
+    any of these keywords cannot start an OOM report or a SYN flood event."""
+    return any(k in text for k in _KEYWORDS)
 
 
 class EventDetector(Protocol):
@@ -91,19 +100,22 @@ class Pipeline:
         self._counted_ids: set[str] = set()
 
     def feed(self, batch: Batch) -> None:
-        for item in batch.items:
-            for rec in item.records:
-                self.stats.records_read += 1
-                self.recent.add(rec.text)
-                for ev in self.detector.feed(rec):
-                    self.emit(ev, old=batch.backlog and self.first_start)
-            if item.position is not None:
-                self._latest_position = item.position
-                if not self.detector.pending:
-                    self._advance(item.position)
-        if batch.items:
+        items = batch.items
+        texts = [rec.text for item in items for rec in item.records]
+        self.stats.records_read += len(texts)
+        self.recent.extend(texts)
+        if self.detector.pending or may_hold_event("\n".join(texts)):
+            self._detect(batch)
+        elif items:
+            # Nothing in this batch can start or continue a report: the detector would return
+            # no events and stay idle, so skip it and only move the position.
+            last = next((i.position for i in reversed(items) if i.position is not None), None)
+            if last is not None:
+                self._latest_position = last
+                self._advance(last)
+        if items:
             self.last_record_mono = self.mono_clock()
-            self.metrics.records_read.inc(sum(len(i.records) for i in batch.items))
+            self.metrics.records_read.inc(len(texts))
         if batch.lost:
             self.stats.records_lost += batch.lost
             self.metrics.records_lost.inc(batch.lost)
@@ -111,6 +123,17 @@ class Pipeline:
         if batch.garbled:
             self.stats.records_garbled += batch.garbled
             self.metrics.records_garbled.inc(batch.garbled)
+
+    def _detect(self, batch: Batch) -> None:
+        old = batch.backlog and self.first_start
+        for item in batch.items:
+            for rec in item.records:
+                for ev in self.detector.feed(rec):
+                    self.emit(ev, old=old)
+            if item.position is not None:
+                self._latest_position = item.position
+                if not self.detector.pending:
+                    self._advance(item.position)
 
     def flush_if_idle(self, timeout_s: float) -> None:
         """Emit a report that stopped arriving (truncated, or the rest was never printed)."""
