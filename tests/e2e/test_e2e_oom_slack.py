@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +30,6 @@ from fakes.fake_slack import FakeSlack, ResponseUrlRecorder
 from lab.memcg import OomResult, memcg_oom
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[ResponseUrlRecorder]:
-    async with ResponseUrlRecorder() as rec:
-        yield rec
-
-
-@pytest.fixture
-def procs() -> Iterator[list[KernbotProcess]]:
-    made: list[KernbotProcess] = []
-    yield made
-    for p in made:
-        p.cleanup()
 
 
 def _alerts_about(slack: FakeSlack, oom: OomResult) -> list[dict[str, Any]]:

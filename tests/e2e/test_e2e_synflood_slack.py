@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,6 @@ from e2e_processes import (
 from fakes.fake_slack import FakeSlack, ResponseUrlRecorder
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[ResponseUrlRecorder]:
-    async with ResponseUrlRecorder() as rec:
-        yield rec
-
-
-@pytest.fixture
-def procs() -> Iterator[list[KernbotProcess]]:
-    made: list[KernbotProcess] = []
-    yield made
-    for p in made:
-        p.cleanup()
 
 
 def _flood_alerts(slack: FakeSlack, host: str, port: int) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -44,14 +43,6 @@ def _up(tmp_path: Path, argv_prefix: list[str] | None = None, **settings: str) -
     }
     env = clean_env(**(defaults | settings))
     return KernbotProcess("up", tmp_path / "up", env, [bot_port, agent_port], argv_prefix)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[KernbotProcess]]:
-    made: list[KernbotProcess] = []
-    yield made
-    for p in made:
-        p.cleanup()
 
 
 def _token(up: KernbotProcess) -> str:
