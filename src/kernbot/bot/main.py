@@ -38,18 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_notifier(settings: BotSettings) -> Notifier:
-    """Slack when a bot token is set, else the terminal."""
-    if settings.slack_bot_token is not None:
-        from kernbot.bot.slack_notifier import SlackNotifier
+    """Slack when a bot token is set, else the terminal (the Slack edge's factory table)."""
+    from kernbot.bot.notifiers import build_notifier
 
-        return SlackNotifier(
-            settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url,
-            default_channel=settings.slack_channel,
-        )
-    from kernbot.bot.console_notifier import ConsoleNotifier
-
-    return ConsoleNotifier(sys.stdout)
+    return build_notifier(settings)
 
 
 class Bot:
