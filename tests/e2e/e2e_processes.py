@@ -121,11 +121,13 @@ class KernbotProcess:
         assert self.proc is not None
         return await asyncio.to_thread(self.proc.wait, within_s)
 
-    async def terminate(self, within_s: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; (exit code, seconds it took to exit)."""
+    async def terminate(
+        self, within_s: float = 10.0, sig: int = signal.SIGTERM
+    ) -> tuple[int, float]:
+        """SIGTERM (or `sig`); (exit code, seconds it took to exit)."""
         assert self.proc is not None
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         code = await self.wait_exit(within_s)
         return code, time.monotonic() - t0
 

@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import signal
 import stat
 import threading
 import time
@@ -186,7 +187,7 @@ async def test_up_generates_a_private_token_and_keeps_it_across_restarts(
     log = tmp_path / "kern.log"
     log.write_text("")
     tokens = []
-    for _ in range(2):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT: Ctrl-C in a terminal
         up = _up(tmp_path, KERNBOT_SOURCE=f"file:{log}")
         procs.append(up.start())
         await up.wait_serving()
@@ -200,7 +201,7 @@ async def test_up_generates_a_private_token_and_keeps_it_across_restarts(
             async with s.get(agent_url, headers={"Authorization": "Bearer wrong"}) as r:
                 assert r.status == 401
         tokens.append(token)
-        code, took = await up.terminate()
+        code, took = await up.terminate(sig=sig)
         assert code == 0 and took < 5.0, up.output()
     assert tokens[0] == tokens[1] and len(tokens[0]) >= 32
 
