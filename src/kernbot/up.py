@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         problems = exc.problems
     if problems:
         for problem in problems:
-            print(f"kernbot up: invalid setting {problem}", file=sys.stderr)
+            print(f"kernbot up: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=up.log_level.upper(),
