@@ -4,13 +4,14 @@ PostgreSQL, a fake clock, a recording notifier and ready-made Ingestor/DeliveryW
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from fakes.fake_slack import FakeSlack
 from kernbot.bot.alerts import AlertDecider, AlertPolicy
 from kernbot.bot.delivery import DeliveryWorker
 from kernbot.bot.ingest import Ingestor
@@ -45,6 +46,15 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API on loopback (tests/fakes/fake_slack.py)."""
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

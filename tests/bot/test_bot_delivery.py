@@ -3,8 +3,6 @@ alert is lost, Retry-After is honoured, permanent errors are marked loudly."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from conftest import FakeClock
@@ -17,14 +15,6 @@ from kernbot.bot.slack_notifier import SlackNotifier
 from kernbot.bot.store import Database, Repository
 from kernbot.core.events import Victim
 from kernbot.wire import EventBatch
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def parts(

@@ -21,14 +21,6 @@ from kernbot.wire import EventBatch, Heartbeat
 TOKEN = "agent-secret"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
 def bot_settings(tmp_path: Path, slack: FakeSlack, **extra: object) -> BotSettings:
     return BotSettings(
         token=TOKEN,  # type: ignore[arg-type]

@@ -11,8 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session
 
 from kernbot.bot.agents_client import AgentError, AgentsClient, AgentTarget
@@ -34,6 +35,7 @@ from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
 
 _EVENT = TypeAdapter[Event](Event)
+M = TypeVar("M", bound=BaseModel)
 
 
 def iso(ts: float) -> str:
@@ -100,97 +102,69 @@ class FleetService:
         rows = await self.db.run(lambda s: Repository(s).recent_events(host, kind, limit))
         return [_EVENT.validate_python(r.data) for r in rows]
 
+    async def _ask(
+        self, host: str, path: str, model: type[M], params: dict[str, str | int] | None = None
+    ) -> tuple[str, M | AgentError]:
+        """The host's canonical name and the agent's answer, or why there is none."""
+        target = await self._target(host)
+        if target is None:
+            return host, AgentError(host, "the agent did not advertise a URL")
+        try:
+            return target.host, await self.client.get(target, path, model, params)
+        except AgentError as exc:
+            return target.host, exc
+
+    @staticmethod
+    def _missing(exc: AgentError) -> dict[str, Any]:
+        return {"agent_reachable": False, "agent_error": str(exc), "from_store": True}
+
     # -- per host --------------------------------------------------------------------------
     async def oom_host(self, host: str) -> OomHostAnswer:
-        target = await self._target(host)
-        try:
-            if target is None:
-                raise AgentError(host, "the agent did not advertise a URL")
-            resp = await self.client.get(target, "/v1/oom", OomResponse)
-        except AgentError as exc:
-            events = [
-                e for e in await self._stored(host, "oom_kill") if isinstance(e, OomKillEvent)
-            ]
-            return OomHostAnswer(
-                host=host,
-                agent_reachable=False,
-                agent_error=str(exc),
-                from_store=True,
-                events=events,
-            )
+        name, resp = await self._ask(host, "/v1/oom", OomResponse)
+        if isinstance(resp, AgentError):
+            stored = await self._stored(name, "oom_kill")
+            events = [e for e in stored if isinstance(e, OomKillEvent)]
+            return OomHostAnswer(host=name, events=events, **self._missing(resp))
         return OomHostAnswer(
-            host=target.host,
-            agent_reachable=True,
-            events=resp.events,
-            top=resp.top,
-            meminfo=resp.meminfo,
-            psi=resp.psi,
-        )
+            host=name, agent_reachable=True, events=resp.events, top=resp.top,
+            meminfo=resp.meminfo, psi=resp.psi,
+        )  # fmt: skip
 
     async def syn_host(self, host: str) -> SynHostAnswer:
-        target = await self._target(host)
-        try:
-            if target is None:
-                raise AgentError(host, "the agent did not advertise a URL")
-            resp = await self.client.get(target, "/v1/syn", SynResponse)
-        except AgentError as exc:
-            events = [
-                e for e in await self._stored(host, "syn_flood") if isinstance(e, SynFloodEvent)
-            ]
-            return SynHostAnswer(
-                host=host,
-                agent_reachable=False,
-                agent_error=str(exc),
-                from_store=True,
-                events=events,
-            )
+        name, resp = await self._ask(host, "/v1/syn", SynResponse)
+        if isinstance(resp, AgentError):
+            stored = await self._stored(name, "syn_flood")
+            events = [e for e in stored if isinstance(e, SynFloodEvent)]
+            return SynHostAnswer(host=name, events=events, **self._missing(resp))
         return SynHostAnswer(
-            host=target.host,
-            agent_reachable=True,
-            events=resp.events,
-            listeners=resp.listeners,
-            counter_rates=resp.counter_rates,
-            sysctls=resp.sysctls,
-        )
+            host=name, agent_reachable=True, events=resp.events, listeners=resp.listeners,
+            counter_rates=resp.counter_rates, sysctls=resp.sysctls,
+        )  # fmt: skip
 
     async def top(self, host: str, n: int = 10) -> TopAnswer:
-        target = await self._target(host)
-        try:
-            if target is None:
-                raise AgentError(host, "the agent did not advertise a URL")
-            resp = await self.client.get(target, "/v1/top", TopResponse, {"n": n})
-        except AgentError as exc:
-            return TopAnswer(
-                host=host, agent_reachable=False, agent_error=str(exc), from_store=True
-            )
-        return TopAnswer(host=target.host, agent_reachable=True, processes=resp.processes[:n])
+        name, resp = await self._ask(host, "/v1/top", TopResponse, {"n": n})
+        if isinstance(resp, AgentError):
+            return TopAnswer(host=name, **self._missing(resp))
+        return TopAnswer(host=name, agent_reachable=True, processes=resp.processes[:n])
 
     async def dmesg(self, host: str, grep: str | None, lines: int = 50) -> DmesgAnswer:
-        target = await self._target(host)
         params: dict[str, str | int] = {"lines": lines}
         if grep:
             params["grep"] = grep
-        try:
-            if target is None:
-                raise AgentError(host, "the agent did not advertise a URL")
-            resp = await self.client.get(target, "/v1/dmesg", DmesgResponse, params)
-        except AgentError as exc:
+        name, resp = await self._ask(host, "/v1/dmesg", DmesgResponse, params)
+        if isinstance(resp, AgentError):
             stored: list[str] = []
             for kind in ("oom_kill", "syn_flood"):
-                for event in await self._stored(host, kind, 5):
+                for event in await self._stored(name, kind, 5):
                     stored.extend(event.lines)
             if grep:
                 stored = [line for line in stored if grep.lower() in line.lower()]
             return DmesgAnswer(
-                host=host,
-                agent_reachable=False,
-                agent_error=str(exc),
-                from_store=True,
-                lines=stored[-lines:],
-                truncated=len(stored) > lines,
-            )
+                host=name, lines=stored[-lines:], truncated=len(stored) > lines,
+                **self._missing(resp),
+            )  # fmt: skip
         return DmesgAnswer(
-            host=target.host, agent_reachable=True, lines=resp.lines, truncated=resp.truncated
+            host=name, agent_reachable=True, lines=resp.lines, truncated=resp.truncated
         )
 
     # -- fleet -----------------------------------------------------------------------------
