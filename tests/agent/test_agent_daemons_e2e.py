@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,38 @@ async def test_real_syn_flood_episode_starts_and_ends(
         assert listener.get("port") == flood.port, ctx
         assert ctx.get("counters") or ctx.get("peak"), ctx
         assert agent.terminate()[0] == 0
+
+
+def _journal_dir() -> str | None:
+    """The directory where this machine's journald really writes (persistent or volatile)."""
+    for d in ("/var/log/journal", "/run/log/journal"):
+        if Path(d).is_dir() and any(p.is_dir() and any(p.iterdir()) for p in Path(d).iterdir()):
+            return d
+    return None
+
+
+async def test_journal_directory_source_reads_the_host_journal_files(
+    journald_running: None, fake_bot: FakeBot, agent_factory: Any
+) -> None:
+    """`journal:DIR` is how the unprivileged pod reads the host's mounted /var/log/journal."""
+    jdir = _journal_dir()
+    if jdir is None:
+        pytest.skip("journald keeps no journal directory here")
+    agent: AgentProcess = agent_factory(fake_bot, {"KERNBOT_SOURCE": f"journal:{jdir}"})
+    await _start(agent)
+    kill = await asyncio.to_thread(memcg_oom)
+    got = await fake_bot.wait_for(_is_kill(kill), timeout=10)
+    assert got and not got[0]["context"].get("history"), agent.log()
+
+
+async def test_journal_directory_that_does_not_exist_is_a_clear_error(
+    fake_bot: FakeBot, agent_factory: Any, tmp_path: Path
+) -> None:
+    agent: AgentProcess = agent_factory(
+        fake_bot, {"KERNBOT_SOURCE": f"journal:{tmp_path / 'nope'}"}
+    )
+    agent.start()
+    assert agent.proc is not None
+    rc = await asyncio.to_thread(agent.proc.wait, 15)
+    assert rc != 0
+    assert "journal directory" in agent.log()

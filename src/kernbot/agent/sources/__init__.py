@@ -2,7 +2,8 @@
 
 A source only reads and converts; detection, enrichment and shipping happen downstream, so every
 source is a small plugin behind the `Source` protocol, registered by name in `SOURCES`
-(`KERNBOT_SOURCE` = `kmsg`, `journal`, `file:PATH` or `stdin`).
+(`KERNBOT_SOURCE` = `kmsg`, `journal`, `journal:DIR` (a journal directory such as the host's
+/var/log/journal mounted into a pod), `file:PATH` or `stdin`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _kmsg(cfg: SourceConfig) -> Source:
 def _journal(cfg: SourceConfig) -> Source:
     from kernbot.agent.sources.journal import JournalSource
 
-    return JournalSource(cfg.resume, journalctl=cfg.arg or "journalctl")
+    return JournalSource(cfg.resume, directory=cfg.arg)
 
 
 def _file(cfg: SourceConfig) -> Source:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -28,8 +29,15 @@ LINE_LIMIT = 4 * 1024 * 1024
 class JournalSource:
     name = "journal"
 
-    def __init__(self, resume: Position | None, journalctl: str = "journalctl") -> None:
+    def __init__(
+        self,
+        resume: Position | None,
+        journalctl: str = "journalctl",
+        directory: str | None = None,
+    ) -> None:
         self.journalctl = journalctl
+        self.directory = directory
+        """Read this journal directory (`journalctl -D`) instead of the local system journal."""
         self.healthy = False
         self.error: str | None = None
         self.cursor: str | None = resume.cursor if resume is not None else None
@@ -43,10 +51,18 @@ class JournalSource:
                 "or use KERNBOT_SOURCE=kmsg / file:/var/log/kern.log"
             )
             raise SourceUnavailable(self.error)
+        if self.directory and not await asyncio.to_thread(os.path.isdir, self.directory):
+            self.error = (
+                f"journal directory {self.directory} does not exist: mount the host's "
+                "/var/log/journal (persistent journald storage) or use KERNBOT_SOURCE=kmsg"
+            )
+            raise SourceUnavailable(self.error)
         self.healthy = True
 
     def _argv(self, follow: bool) -> list[str]:
         argv = [self.journalctl, "-k", "-o", "json", "--no-pager", "-n", "all"]
+        if self.directory:
+            argv.append(f"--directory={self.directory}")
         if follow:
             argv.append("-f")
         if self.cursor:
