@@ -17,7 +17,8 @@ from fakes.fake_slack import FakeSlack, validate_blocks
 from kernbot.bot import render, render_answers
 from kernbot.bot.ports import AlertView, DmesgAnswer, Message, Notice, UnknownHost
 from kernbot.bot.slack_notifier import SlackNotifier
-from kernbot.core.events import Advice, Kubernetes, Task
+from kernbot.core.advice import advise
+from kernbot.core.events import Advice, Kubernetes, SynFloodEvent, Task
 
 HOSTILE = ["<!channel>", "<@U123>", "*x*", "`rm`", "&amp;", "<!here|here>", "~s~", "_i_"]
 LONG = "A" * 200
@@ -201,3 +202,28 @@ async def test_hostile_alert_through_real_notifier_into_fake_slack(
     assert recorded.blocks == render.render_alert(hostile_oom(name)).blocks
     assert "<!" not in json.dumps(recorded.blocks) and "<@" not in json.dumps(recorded.blocks)
     assert_inert(recorded, name)
+
+
+def test_ended_syn_episode_shows_peak_rates_and_duration_not_zero_rates() -> None:
+    ev = SynFloodEvent(
+        host="web-1",
+        port=443,
+        addr="0.0.0.0",
+        action="cookies",
+        episode="ended",
+        id="b:9",
+        context={
+            "counter_rates": {"SyncookiesSent": 0.0, "SyncookiesRecv": 0.0},
+            "peak_rates": {"SyncookiesSent": 812.5, "SyncookiesRecv": 3.0},
+            "started": "2026-11-25T03:00:00+00:00",
+            "duration_s": 42.7,
+            "verdict": "attack",
+        },
+    )
+    ev.advice = advise(ev, ev.context)
+    text = str(render.render_alert(AlertView(event=ev)).blocks)
+    assert "Peak rates" in text
+    assert "812.5" in text
+    assert "Counters now" not in text
+    assert "lasted 42 s" in text
+    assert any("Cookies sent 812/s" in a.why for a in ev.advice)

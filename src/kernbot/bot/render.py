@@ -251,7 +251,10 @@ def _syn_alert(view: AlertView, event: SynFloodEvent) -> Message:
     if verdict:
         pairs.append(("Verdict", describe(verdict)))
     blocks: list[Block] = [bk.header(plain(title)), bk.section(summary), *bk.fields(pairs)]
-    for label, key, unit in (("Counters", "counter_rates", "/s"), ("Sysctls", "sysctls", "")):
+    tables = [("Peak rates", "peak_rates", "/s"), ("Sysctls", "sysctls", "")]
+    if event.episode != "ended":
+        tables.insert(0, ("Counters now", "counter_rates", "/s"))
+    for label, key, unit in tables:
         values = event.context.get(key)
         if isinstance(values, dict) and values:
             head = f"*{label}*\n"
@@ -272,6 +275,16 @@ def _episode_text(event: SynFloodEvent) -> str:
     extra = event.context.get("episode")
     if extra:
         text += f" ({describe(extra)})"
+    started = event.context.get("started")
+    if started:
+        text += f", started {describe(started)}"
+    duration = event.context.get("duration_s")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        text += (
+            f", lasted {int(duration)} s"
+            if event.episode == "ended"
+            else f", {int(duration)} s so far"
+        )
     return text
 
 

@@ -20,7 +20,11 @@ REAL_MIN_RETURN = 0.5
 
 
 def _rate(ctx: Mapping[str, Any], key: str) -> float | None:
-    rates = ctx.get("counter_rates")
+    """The episode's peak rate when the agent tracked one (an ended flood's current rates are
+    all zero), else the last sampled rate."""
+    rates = ctx.get("peak_rates")
+    if not isinstance(rates, Mapping) or key not in rates:
+        rates = ctx.get("counter_rates")
     if not isinstance(rates, Mapping):
         return None
     val = rates.get(key)
