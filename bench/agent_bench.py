@@ -33,11 +33,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of this one process (not its children), from /proc/PID/status."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_text(pid: int) -> str:
+    """VmRSS with its split: anonymous (the heap: Python objects) and file-backed (libraries)."""
+    return (
+        f"RSS {rss_mib(pid):.1f} MiB (anon {rss_mib(pid, 'RssAnon'):.1f}, "
+        f"file {rss_mib(pid, 'RssFile'):.1f})"
+    )
 
 
 async def started(bot: FakeBot, state: Path, env: dict[str, str]) -> AgentProcess:
@@ -48,14 +57,26 @@ async def started(bot: FakeBot, state: Path, env: dict[str, str]) -> AgentProces
     return agent
 
 
-async def idle(bot: FakeBot, tmp: Path, seconds: float) -> None:
-    agent = await started(bot, tmp / "idle", {})
+async def idle(bot: FakeBot, tmp: Path, seconds: float, spec: str = "kmsg") -> None:
+    """`kmsg` sees whatever the machine's kernel prints meanwhile (counted: other builds' OOM
+    kills are real work); a quiet `file:` log shows the agent's own timers alone."""
+    env = {}
+    if spec.startswith("file"):
+        quiet = tmp / "quiet.log"
+        quiet.write_text("")
+        env["KERNBOT_SOURCE"] = f"file:{quiet}"
+    agent = await started(bot, tmp / f"idle-{spec}", env)
     assert agent.proc is not None
     pid = agent.proc.pid
+    read0 = (await agent.get("/v1/status"))["records_read"]
     c0, t0 = cpu_s(pid), time.monotonic()
     await asyncio.sleep(seconds)
     cpu = (cpu_s(pid) - c0) / (time.monotonic() - t0) * 100
-    print(f"idle ({seconds:.0f} s, kmsg): RSS {rss_mib(pid):.1f} MiB, CPU {cpu:.2f} % of a core")
+    read = (await agent.get("/v1/status"))["records_read"] - read0
+    print(
+        f"idle ({seconds:.0f} s, {spec}): {rss_text(pid)}, CPU {cpu:.2f} % of a core, "
+        f"{read} kernel records read meanwhile"
+    )
     agent.terminate()
 
 
@@ -82,7 +103,7 @@ async def loaded(bot: FakeBot, tmp: Path, seconds: float, rate: int) -> None:
     status = await agent.get("/v1/status")
     print(
         f"loaded ({rate}/s for {seconds:.0f} s, file source): CPU {cpu:.1f} % of a core, "
-        f"RSS {rss_mib(pid):.1f} MiB, records read {status['records_read']} of {written}"
+        f"{rss_text(pid)}, records read {status['records_read']} of {written}"
     )
     agent.terminate()
 
@@ -125,6 +146,7 @@ async def main() -> None:
             tmp = Path(d)
             if args.idle_s > 0:
                 await idle(bot, tmp, args.idle_s)
+                await idle(bot, tmp, args.idle_s, "file (quiet)")
             if args.load_s > 0:
                 await loaded(bot, tmp, args.load_s, args.rate)
             if args.kills > 0:
