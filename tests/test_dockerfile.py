@@ -5,8 +5,12 @@ run for real: build the wheel, install it into a fresh venv, `kernbot --version`
 from __future__ import annotations
 
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -74,8 +78,39 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     )
     assert scan.returncode == 0, scan.stderr
     assert '"kind":"oom_kill"' in scan.stdout.replace(" ", "")
-    # The migrations and other package data travel inside the wheel.
-    names = subprocess.run(
-        [str(py), "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True, check=False
-    ).stdout
-    assert "kernbot/py.typed" in names
+    # The bot from the wheel: its migrations travel inside the package and run at start.
+    port = _free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KERNBOT_LISTEN": f"127.0.0.1:{port}",
+        "KERNBOT_STATE_DIR": str(tmp_path / "state"),
+        "KERNBOT_TOKEN": "t",
+    }
+    bot = subprocess.Popen(
+        [str(kb), "bot"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path
+    )
+    try:
+        assert _healthz(port, timeout=30), "the wheel's bot never answered /healthz"
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        out = bot.communicate(timeout=15)[0].decode(errors="replace")
+    assert bot.returncode == 0, out
+    assert (tmp_path / "state" / "kernbot.db").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthz(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
