@@ -112,3 +112,21 @@ async def test_channel_not_found_is_permanent(
     await ingest_kills(ingestor, 1)
     await worker.drain_once()
     assert worker.health.permanent_error == "channel_not_found"
+
+
+async def test_storm_during_outage_threads_correctly_after(
+    db: Database, slack: FakeSlack, clock: FakeClock
+) -> None:
+    ingestor, worker = parts(db, slack, clock)
+    slack.fail(None, status=500, times=6)  # every method fails for a while
+    repeat = [sample_oom(id=f"r:{i}", host="h", kubernetes=None) for i in range(4)]
+    await ingestor.events(EventBatch(host="h", events=repeat))
+    for _ in range(60):  # backoff 2, 4, 8, 16, 32, 64 s (+ jitter), then Slack is back
+        clock.advance(5)
+        await worker.drain_once()
+    parents = [m for m in slack.messages if not m["thread_ts"]]
+    replies = [m for m in slack.messages if m["thread_ts"]]
+    assert len(parents) == 1 and len(replies) == 3
+    assert {r["thread_ts"] for r in replies} == {parents[0]["ts"]}
+    assert "×4" in str(parents[0]["blocks"])  # posted late, so it shows the whole storm
+    assert (await pending(db)).get("pending", 0) == 0

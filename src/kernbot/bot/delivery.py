@@ -204,9 +204,10 @@ class DeliveryWorker:
                 created_at=row.created_at,
             )
         if ref is None:  # the parent is not posted yet: wait for it unless it failed for good
-            if repo.has_failed_post(alert.id):
+            status, due = repo.post_state(alert.id)
+            if status == "failed":
                 return _Skip(row.id, None, "the alert it belongs to could not be posted")
-            return _Skip(row.id, min(self.poll_s, 1.0))
+            return _Skip(row.id, max(self.poll_s, (due or now) - now))
         if row.op == "update":
             return _Send(
                 row.id,

@@ -235,15 +235,13 @@ class Repository:
         )
         return sorted(self.session.scalars(stmt))
 
-    def has_failed_post(self, alert_id: int) -> bool:
-        stmt = (
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(
-                OutboxRow.alert_id == alert_id, OutboxRow.op == "post", OutboxRow.status == "failed"
-            )
+    def post_state(self, alert_id: int) -> tuple[str | None, float | None]:
+        """Status and due time of the row that posts an alert's parent (None, None if none)."""
+        stmt = select(OutboxRow.status, OutboxRow.next_at).where(
+            OutboxRow.alert_id == alert_id, OutboxRow.op == "post"
         )
-        return bool(self.session.scalar(stmt))
+        row = self.session.execute(stmt.limit(1)).first()
+        return (row[0], row[1]) if row else (None, None)
 
     def event_keys_since(self, kind: str, since: float) -> set[str]:
         stmt = select(EventRow.key).where(EventRow.kind == kind, EventRow.received_at >= since)
