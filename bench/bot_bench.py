@@ -43,14 +43,14 @@ from kernbot.wire import EventBatch, Heartbeat  # noqa: E402
 TOKEN = "bench-token"
 
 
-def make_events(n: int, start: int = 0, hosts: int = 50) -> list[Event]:
+def make_events(n: int, start: int = 0, hosts: int = 50, prefix: str = "bench") -> list[Event]:
     base = sample_oom(kubernetes=None)
     out: list[Event] = []
     for i in range(start, start + n):
         h = i % hosts
         victim = Victim(pid=i, comm=f"worker{i % 7}", anon_rss_kb=1000 + i)
         out.append(
-            base.model_copy(update={"id": f"bench:{i}", "host": f"node-{h}", "victim": victim})
+            base.model_copy(update={"id": f"{prefix}:{i}", "host": f"node-{h}", "victim": victim})
         )
     return out
 
@@ -111,6 +111,22 @@ class NullNotifier:
 
     async def update(self, ref: PostedRef, message: Message) -> None:
         self.n += 1
+
+
+async def bench_ingest_postgres(n: int, url: str) -> None:
+    """Into an existing PostgreSQL (the tables are created if missing; nothing is dropped)."""
+    import uuid
+
+    db = Database(url)
+    db.migrate()
+    ing = Ingestor(db, AlertDecider(AlertPolicy(fleet_burst_hosts=10_000)))
+    events = make_events(n, prefix=f"bench-{uuid.uuid4().hex[:8]}")
+    started = time.perf_counter()
+    for i in range(0, n, 100):
+        await ing.events(EventBatch(host="x", events=events[i : i + 100]))
+    took = time.perf_counter() - started
+    print(f"ingest (Ingestor, PostgreSQL, batches of 100): {n / took:,.0f} events/s")
+    db.dispose()
 
 
 async def bench_fleet(agents: int, tmp: Path) -> None:
@@ -211,9 +227,12 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--alerts", type=int, default=300)
+    parser.add_argument("--postgres", metavar="URL", help="also measure ingest into PostgreSQL")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kernbot-bench-") as tmp:
         await bench_ingest(args.events, Path(tmp))
+        if args.postgres:
+            await bench_ingest_postgres(args.events, args.postgres)
         await bench_fleet(args.agents, Path(tmp))
         await bench_latency(args.alerts, Path(tmp))
 
