@@ -141,3 +141,22 @@ async def test_without_slack_alerts_print_to_the_terminal(
     finally:
         await bot.stop()
     assert "laptop" in capsys.readouterr().out
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "KERNBOT_STATE_DIR": str(tmp_path),
+        "KERNBOT_DATABASE_URL": "postgresql+psycopg://kernbot:pw@127.0.0.1:9/none",
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "kernbot", "bot"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "kernbot bot: database postgresql+psycopg://kernbot:***@127.0.0.1:9" in res.stderr
+    assert "Traceback" not in res.stderr

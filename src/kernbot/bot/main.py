@@ -222,6 +222,13 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    asyncio.run(bot.run_forever())
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from kernbot.bot.store import StoreUnavailable
+
+    try:
+        asyncio.run(bot.run_forever())
+    except StoreUnavailable as exc:
+        print(f"kernbot bot: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -3,7 +3,7 @@
 SQLAlchemy lives only in this package; the rest of the bot talks to `Database` and `Repository`.
 """
 
-from kernbot.bot.store.database import Database
+from kernbot.bot.store.database import Database, StoreUnavailable
 from kernbot.bot.store.repository import Repository
 
-__all__ = ["Database", "Repository"]
+__all__ = ["Database", "Repository", "StoreUnavailable"]

@@ -50,6 +50,14 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or upgraded; the message says which URL and why."""
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -62,6 +70,15 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic, configured in code)."""
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise StoreUnavailable(f"database {_safe_url(self.url)}: {reason}") from exc
+
+    def _migrate(self) -> None:
         from kernbot.bot.migrations import upgrade
 
         with self.engine.connect() as conn:
