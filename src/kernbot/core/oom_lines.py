@@ -160,6 +160,25 @@ Parsed = (
     | Panic
 )
 
+HEADERLESS_STARTERS: tuple[type, ...] = (
+    CpusetLine,
+    TaskIn,
+    Counter,
+    MemcgStats,
+    TasksState,
+    TableHeader,
+    OomKillLine,
+    KillProcess,
+    Killed,
+    ReaperLine,
+    OomGroup,
+    Panic,
+)
+"""Line kinds only an OOM report prints: one begins a report when no header was seen (grep
+output, truncated logs). `kernbot.core.prefilter.KEYWORDS` must find every one of them."""
+REPORT_STARTERS: tuple[type, ...] = (Header, *HEADERLESS_STARTERS)
+"""Every line kind that can begin a report: the header, or any headerless starter."""
+
 _HEADER = re.compile(
     r"^(?P<comm>.*?) invoked oom-killer: gfp_mask=(?P<gfp>\S+?),"
     r"(?P<nodemask> nodemask=\S*?,)?\s+order=(?P<order>-?\d+)"

@@ -1,0 +1,210 @@
+"""Build the `OomKillEvent` for a report as far as it has been read.
+
+The assembler calls `build_event` at the kill line and again after every follow-up, and
+compares the results: so this is a pure function of the report state, and an event built twice
+from the same state is equal. Scores need the report's total pages (the memcg limit, or RAM and
+swap for a global OOM) and its kernel era (`kernbot.core.oom_era`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+
+from kernbot.core import oom_lines as ol
+from kernbot.core.cgroup_identity import identify, identify_container
+from kernbot.core.events import Memcg, MemInfo, OomKillEvent, Reaper, Task, Trigger
+from kernbot.core.oom_era import kernel_era, normalised_3x, root_bonus_era
+from kernbot.core.oom_report_state import ReportState
+from kernbot.core.oom_score import oom_score
+from kernbot.core.oom_victim import killed_victim, victim
+from kernbot.core.task_table import PAGE_KB
+
+
+def event_id(r: ReportState, host: str | None, boot_id: str | None) -> str:
+    """`boot_id:seq` of the first record, else a hash of host, first time and first line."""
+    first = r.first
+    if boot_id and first.seq is not None:
+        return f"{boot_id}:{first.seq}"
+    when = str(first.mono_usec) if first.mono_usec is not None else ""
+    if not when and first.wall is not None:
+        when = first.wall.isoformat()
+    digest = hashlib.sha256(f"{host or ''}\x00{when}\x00{first.text}".encode()).hexdigest()
+    return digest[:16]
+
+
+def memcg_totalpages(r: ReportState) -> int | None:
+    mem = r.counters.get("memory")
+    if mem is None or mem.limit_kb is None:
+        return None
+    pages = mem.limit_kb // PAGE_KB
+    swap = r.counters.get("swap")
+    memsw = r.counters.get("memory+swap")
+    if swap is not None and swap.limit_kb is not None:
+        pages += swap.limit_kb // PAGE_KB
+    elif memsw is not None and memsw.limit_kb is not None:
+        pages = max(pages, memsw.limit_kb // PAGE_KB)
+    return pages
+
+
+def global_totalpages(r: ReportState) -> int | None:
+    if r.managed_kb:
+        ram = r.managed_kb // PAGE_KB
+    elif "pages_ram" in r.meminfo:
+        ram = r.meminfo["pages_ram"] - r.meminfo.get("reserved", 0)
+    else:
+        return None
+    return ram + r.meminfo.get("total_swap", 0) // PAGE_KB
+
+
+def is_memcg(r: ReportState) -> bool:
+    ok = r.oom_kill
+    if ok is not None and (ok.constraint == "CONSTRAINT_MEMCG" or ok.oom_memcg is not None):
+        return True
+    return (
+        r.oom_path is not None
+        or "memory" in r.counters
+        or (r.killed is not None and r.killed.memcg)
+        or (r.kill_process is not None and r.kill_process.memcg)
+    )
+
+
+def _header_adj(h: ol.Header | None) -> int | None:
+    if h is None:
+        return None
+    return h.oom_score_adj if h.oom_score_adj is not None else h.oom_adj
+
+
+def _scored_tasks(
+    r: ReportState, era: str | None, totalpages: int | None, memcg_oom: bool
+) -> list[Task]:
+    # CAP_SYS_ADMIN is not in the report; containers (memcg OOMs) rarely hold it, root hosts do.
+    bonus_era = root_bonus_era(r) and not memcg_oom
+    norm = normalised_3x(r)
+    tasks: list[Task] = []
+    for t in r.tasks:
+        score = oom_score(
+            era=era,
+            rss_kb=t.rss_kb or 0,
+            swapents_kb=t.swapents_kb or 0,
+            pgtables_kb=t.pgtables_kb or 0,
+            oom_score_adj=t.oom_score_adj or 0,
+            totalpages=totalpages,
+            root_bonus=bonus_era and t.uid == 0,
+            normalised_3x=norm,
+        )
+        tasks.append(t.model_copy(update={"oom_score": score}))
+    return tasks
+
+
+def _trigger(r: ReportState) -> Trigger:
+    h = r.header
+    return Trigger(
+        comm=h.comm if h else (r.stack.comm if r.stack else None),
+        pid=r.stack.pid if r.stack else None,
+        gfp_mask=h.gfp_mask if h else None,
+        order=h.order if h else None,
+        oom_score_adj=_header_adj(h),
+    )
+
+
+def _memcg(r: ReportState, oom_path: str | None, task_path: str | None) -> Memcg:
+    mem = r.counters.get("memory")
+    swap = r.counters.get("swap")
+    memsw = r.counters.get("memory+swap")
+    memcg = Memcg(
+        oom_path=oom_path,
+        task_path=task_path,
+        usage_kb=mem.usage_kb if mem else None,
+        limit_kb=mem.limit_kb if mem else None,
+        failcnt=mem.failcnt if mem else None,
+        swap_usage_kb=swap.usage_kb if swap else None,
+        swap_limit_kb=swap.limit_kb if swap else None,
+    )
+    if memsw is not None:
+        memcg.memsw_usage_kb = memsw.usage_kb  # type: ignore[attr-defined]
+        memcg.memsw_limit_kb = memsw.limit_kb  # type: ignore[attr-defined]
+        memcg.memsw_failcnt = memsw.failcnt  # type: ignore[attr-defined]
+    return memcg
+
+
+def _meminfo(r: ReportState) -> MemInfo:
+    mi = r.meminfo
+    return MemInfo(
+        total_ram_kb=mi["pages_ram"] * PAGE_KB if "pages_ram" in mi else None,
+        free_kb=mi["free"] * PAGE_KB if "free" in mi else None,
+        total_swap_kb=mi.get("total_swap"),
+        free_swap_kb=mi.get("free_swap"),
+        reserved_kb=mi["reserved"] * PAGE_KB if "reserved" in mi else None,
+    )
+
+
+def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
+    if rp is None:
+        return None
+    return Reaper(
+        pid=rp.pid,
+        comm=rp.comm,
+        reaped=rp.reaped,
+        anon_rss_kb=rp.anon_rss_kb,
+        file_rss_kb=rp.file_rss_kb,
+        shmem_rss_kb=rp.shmem_rss_kb,
+    )
+
+
+def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
+    """The event for a report as far as it has been read."""
+    first = r.first
+    boot = boot_id or first.boot_id
+    era = kernel_era(r)
+    memcg_oom = is_memcg(r)
+    totalpages = memcg_totalpages(r) if memcg_oom else global_totalpages(r)
+    tasks = _scored_tasks(r, era, totalpages, memcg_oom)
+    rows = {t.pid: t for t in tasks}
+    ok = r.oom_kill
+    task_path = (ok.task_memcg if ok else None) or r.task_path
+    oom_path = (ok.oom_memcg if ok else None) or r.oom_path
+    constraint = ok.constraint if ok else None
+    if constraint is None and memcg_oom:
+        constraint = "CONSTRAINT_MEMCG"
+    global_oom = (ok.global_oom if ok else False) or (
+        not memcg_oom and ("start" in r.meminfo_flags or r.managed_kb > 0)
+    )
+    kube = None
+    for path in (task_path, oom_path):
+        if path and (kube := identify(path)):
+            break
+    event = OomKillEvent(
+        id=event_id(r, host or first.host, boot),
+        time=first.wall.isoformat() if first.wall else None,
+        mono_usec=first.mono_usec,
+        host=host or first.host,
+        boot_id=boot,
+        seq=first.seq,
+        lines=list(r.lines),
+        constraint=constraint,
+        global_oom=global_oom,
+        trigger=_trigger(r),
+        victim=victim(r, era, totalpages, rows),
+        memcg=_memcg(r, oom_path, task_path) if memcg_oom or task_path is not None else None,
+        kubernetes=kube,
+        meminfo=_meminfo(r) if not memcg_oom and (r.meminfo or r.managed_kb) else None,
+        tasks=tasks,
+        reaper=_reaper(r.reaper),
+        panic=r.panic is not None,
+        group_kill=r.group_path is not None,
+        group_victims=[killed_victim(k) for k in r.group_victims],
+        complete=r.killed is not None,
+        totalpages=totalpages,
+        kernel_era=era,
+    )
+    if r.lines_omitted:
+        event.lines_omitted = r.lines_omitted  # type: ignore[attr-defined]
+    if r.group_path is not None:
+        event.group_path = r.group_path  # type: ignore[attr-defined]
+    if kube is None:
+        for path in (task_path, oom_path):
+            if path and (owner := identify_container(path)):
+                event.container = asdict(owner)  # type: ignore[attr-defined]
+                break
+    return event

@@ -1,0 +1,145 @@
+"""What has been read so far of one kernel OOM report: the parsed lines, folded into fields.
+
+The assembler (`kernbot.core.oom_report`) decides which report a record belongs to; this module
+only remembers what each record said, so an event can be built from a report at any moment
+(`kernbot.core.oom_event`). Lines no parser knows still matter here: task table rows (the table
+header says which columns follow) and the tail of a `Task in` line that a mailer wrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kernbot.core import oom_lines as ol
+from kernbot.core.events import MAX_LINES, OomKillEvent, Task
+from kernbot.core.record import Record
+from kernbot.core.task_table import TableLayout, parse_row
+
+EVIDENCE = ol.REPORT_STARTERS
+"""A report with none of these lines (a stack header and Mem-Info alone) is not an OOM report."""
+_IMPORTANT = (
+    ol.Header,
+    ol.OomKillLine,
+    ol.KillProcess,
+    ol.Killed,
+    ol.ReaperLine,
+    ol.OomGroup,
+    ol.Panic,
+    ol.TaskIn,
+    ol.Counter,
+)
+"""Kept in `lines` even past the head budget: the lines a reader of the alert looks for."""
+_HEAD_LINES = MAX_LINES - 60
+
+
+@dataclass
+class ReportState:
+    """Everything parsed so far from one report's records."""
+
+    first: Record
+    lines: list[str] = field(default_factory=list)
+    lines_omitted: int = 0
+    header: ol.Header | None = None
+    stack: ol.StackHeader | None = None
+    cpuset: ol.CpusetLine | None = None
+    managed_kb: int = 0
+    meminfo: dict[str, int] = field(default_factory=dict)
+    meminfo_flags: set[str] = field(default_factory=set)
+    task_path: str | None = None
+    oom_path: str | None = None
+    wrapped_task_in: bool = False
+    counters: dict[str, ol.Counter] = field(default_factory=dict)
+    layout: TableLayout | None = None
+    tasks: list[Task] = field(default_factory=list)
+    oom_kill: ol.OomKillLine | None = None
+    kill_process: ol.KillProcess | None = None
+    killed: ol.Killed | None = None
+    group_path: str | None = None
+    group_victims: list[ol.Killed] = field(default_factory=list)
+    reaper: ol.ReaperLine | None = None
+    panic: ol.Panic | None = None
+    evidence: bool = False
+    unrecognised_run: int = 0
+    last_mono: int | None = None
+    last_event: OomKillEvent | None = None
+
+    def keep_line(self, text: str, parsed: ol.Parsed | None) -> None:
+        if len(self.lines) < _HEAD_LINES or (
+            isinstance(parsed, _IMPORTANT) and len(self.lines) < MAX_LINES
+        ):
+            self.lines.append(text)
+        else:
+            self.lines_omitted += 1
+
+    def victim_pids(self) -> set[int]:
+        pids = {k.pid for k in self.group_victims}
+        if self.killed:
+            pids.add(self.killed.pid)
+        return pids
+
+    def absorb(self, rec: Record, parsed: ol.Parsed | None) -> None:
+        self.keep_line(rec.text, parsed)
+        if rec.mono_usec is not None:
+            self.last_mono = rec.mono_usec
+        if parsed is None:
+            if self.layout is not None and (task := parse_row(self.layout, rec.text)):
+                self.tasks.append(task)
+                self.unrecognised_run = 0
+                return
+            if self.wrapped_task_in and self.oom_path is not None and self.oom_path.endswith("/"):
+                piece = rec.text.strip()
+                if piece and " " not in piece:
+                    self.oom_path += piece
+                self.wrapped_task_in = False
+                return
+            self.unrecognised_run += 1
+            return
+        self.unrecognised_run = 0
+        self.wrapped_task_in = False
+        if isinstance(parsed, EVIDENCE):
+            self.evidence = True
+        self._apply(parsed)
+
+    def _apply(self, p: ol.Parsed) -> None:
+        match p:
+            case ol.Header():
+                self.header = p
+            case ol.StackHeader():
+                self.stack = self.stack or p
+            case ol.CpusetLine():
+                self.cpuset = p
+            case ol.MemInfoLine(key="managed", value=v):
+                self.managed_kb += v
+            case ol.MemInfoLine(key="start" | "unstable" | "sec_pagetables" as key):
+                self.meminfo_flags.add(key)
+            case ol.MemInfoLine(key=key, value=v):
+                self.meminfo.setdefault(key, v)
+            case ol.TaskIn(task_path=t, oom_path=o, partial=partial):
+                if t is not None:
+                    self.task_path = t
+                if o is not None:
+                    self.oom_path = o
+                self.wrapped_task_in = partial and o is not None
+            case ol.Counter():
+                self.counters.setdefault(p.name, p)
+            case ol.TasksState():
+                pass
+            case ol.TableHeader(columns=cols):
+                self.layout = TableLayout(cols)
+            case ol.OomKillLine():
+                self.oom_kill = p
+            case ol.KillProcess(sharing=False):
+                self.kill_process = self.kill_process or p
+            case ol.Killed():
+                if self.killed is None:
+                    self.killed = p
+                elif self.group_path is not None:
+                    self.group_victims.append(p)
+            case ol.ReaperLine():
+                self.reaper = p
+            case ol.OomGroup(path=path):
+                self.group_path = path
+            case ol.Panic():
+                self.panic = p
+            case _:
+                pass

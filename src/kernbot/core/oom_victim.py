@@ -1,0 +1,97 @@
+"""The killed process as one `Victim`, merged from every line of a report that names it.
+
+The kill line has the memory numbers, the task table row has uid/adj/pgtables on kernels whose
+kill line lacks them, old kernels print the victim only in `Kill process … score`, and a
+fragment may hold nothing but the `oom-kill:` summary or the reaper line. Later sources fill only
+what earlier ones left empty.
+"""
+
+from __future__ import annotations
+
+from kernbot.core import oom_lines as ol
+from kernbot.core.events import Task, Victim
+from kernbot.core.oom_era import normalised_3x
+from kernbot.core.oom_report_state import ReportState
+from kernbot.core.oom_score import oom_score
+
+
+def pgtables_fixed(killed: ol.Killed, row: Task | None) -> tuple[int | None, bool]:
+    """Undo 5.4.0's `pgtables:` printed in bytes but labelled kB.
+
+    Rule: when the victim's table row is known, the kill line's number equals that row's
+    pgtables_bytes; otherwise page tables larger than total_vm/64 + 1 MiB are impossible
+    (they map total_vm at ~1/512 of its size), so the number must be bytes.
+    """
+    kb = killed.pgtables_kb
+    if kb is None or kb == 0:
+        return kb, False
+    if row is not None and row.pgtables_kb is not None:
+        if kb != row.pgtables_kb and kb // 1024 == row.pgtables_kb:
+            return kb // 1024, True
+        return kb, False
+    if killed.total_vm_kb is not None and kb > killed.total_vm_kb // 64 + 1024:
+        return kb // 1024, True
+    return kb, False
+
+
+def victim(
+    r: ReportState, era: str | None, totalpages: int | None, rows: dict[int, Task]
+) -> Victim:
+    """The main victim: from the kill line, else `Kill process`, reaper or `oom-kill:` line."""
+    v = Victim()
+    k, kp, ok, rp = r.killed, r.kill_process, r.oom_kill, r.reaper
+    if k is not None:
+        v.pid, v.comm, v.uid = k.pid, k.comm, k.uid
+        v.total_vm_kb, v.anon_rss_kb = k.total_vm_kb, k.anon_rss_kb
+        v.file_rss_kb, v.shmem_rss_kb = k.file_rss_kb, k.shmem_rss_kb
+        v.oom_score_adj = k.oom_score_adj
+        v.pgtables_kb, fixed = pgtables_fixed(k, rows.get(k.pid))
+        if fixed:
+            v.pgtables_bytes_labelled_kb = True  # type: ignore[attr-defined]
+    elif kp is not None:
+        v.pid, v.comm = kp.pid, kp.comm
+    elif rp is not None:
+        v.pid, v.comm = rp.pid, rp.comm
+    elif ok is not None and ok.pid is not None:
+        v.pid, v.comm = ok.pid, ok.task
+    if ok is not None and ok.pid == v.pid and v.uid is None:
+        v.uid = ok.uid
+    if kp is not None and kp.score is not None:
+        v.printed_score = kp.score
+    row = rows.get(v.pid) if v.pid is not None else None
+    if row is not None:
+        if v.uid is None:
+            v.uid = row.uid
+        if v.oom_score_adj is None:
+            v.oom_score_adj = row.oom_score_adj
+        if v.comm is None:
+            v.comm = row.name
+        if v.pgtables_kb is None:
+            v.pgtables_kb = row.pgtables_kb
+        v.oom_score = row.oom_score
+    elif v.pid is not None and v.anon_rss_kb is not None:
+        rss = (v.anon_rss_kb or 0) + (v.file_rss_kb or 0) + (v.shmem_rss_kb or 0)
+        v.oom_score = oom_score(
+            era=era,
+            rss_kb=rss,
+            pgtables_kb=v.pgtables_kb or 0,
+            oom_score_adj=v.oom_score_adj or 0,
+            totalpages=totalpages,
+            normalised_3x=normalised_3x(r),
+        )
+    return v
+
+
+def killed_victim(k: ol.Killed) -> Victim:
+    """A memory.oom.group victim: only its own kill line is known."""
+    return Victim(
+        pid=k.pid,
+        comm=k.comm,
+        uid=k.uid,
+        total_vm_kb=k.total_vm_kb,
+        anon_rss_kb=k.anon_rss_kb,
+        file_rss_kb=k.file_rss_kb,
+        shmem_rss_kb=k.shmem_rss_kb,
+        pgtables_kb=k.pgtables_kb,
+        oom_score_adj=k.oom_score_adj,
+    )
