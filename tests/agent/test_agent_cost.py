@@ -4,12 +4,10 @@ exactly the events that feeding every record yields."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +15,6 @@ from kernbot.agent.history import RecentLines
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
-from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.sources import Batch, Item
 from kernbot.agent.syn_episodes import COUNTERS, SynEpisodeTracker
 from kernbot.core.detector import Detector
@@ -144,38 +141,3 @@ def test_whole_corpus_through_the_pipeline_in_batches_of_50() -> None:
         assert fast == run_pipeline(EveryRecord(Detector(host="h", boot_id="b")), batches), path
         if "oom" in path.name or "syn" in path.name:
             assert fast, path
-
-
-# ---- the asyncio scheduler that replaced APScheduler --------------------------------------
-async def test_jobs_repeat_survive_errors_and_never_overlap() -> None:
-    sched = Scheduler()
-    runs: list[str] = []
-    running = 0
-    overlapped = False
-
-    async def failing() -> None:
-        runs.append("fail")
-        raise RuntimeError("boom <!channel>")
-
-    async def slow() -> None:
-        nonlocal running, overlapped
-        running += 1
-        overlapped = overlapped or running > 1
-        runs.append("slow")
-        await asyncio.sleep(0.12)  # longer than its interval
-        running -= 1
-
-    sched.every(0.02, "failing", failing)
-    sched.every(0.03, "slow", slow)
-    sched.start()
-    await asyncio.sleep(0.4)
-    sched.shutdown()
-    await asyncio.sleep(0.05)
-    settled = len(runs)
-    await asyncio.sleep(0.1)
-    assert runs.count("fail") >= 5  # an exception does not stop the job
-    assert 2 <= runs.count("slow") <= 4  # overran runs are skipped, not queued
-    assert not overlapped
-    assert len(runs) == settled  # shutdown stops every job
-    with pytest.raises(ValueError, match="positive"):
-        sched.every(0, "never", failing)

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if settings.token is None:
         logging.getLogger("kernbot.agent").warning(
             "KERNBOT_TOKEN is not set: the agent API answers 401 to everyone and the bot will "
