@@ -198,3 +198,19 @@ def test_reaper_of_the_previous_victim_while_the_next_report_is_open() -> None:
     assert asm.pending
     (b,) = f.lines(REPORT[5:], pid=2002, comm="two")
     assert b.victim.pid == 2002 and b.reaper is None and b.id != a.id
+
+
+def test_absorbing_stays_true_for_an_emitted_fragment_until_its_kill_line() -> None:
+    asm = OomAssembler(boot_id=BOOT)
+    f = Feeder(asm)
+    assert not asm.absorbing
+    # a headerless fragment: counters, then a reaper line that only this open report can own
+    assert f.lines(REPORT[2:4], pid=77, comm="frag") == []
+    assert asm.pending and asm.absorbing
+    (early,) = f.line("oom_reaper: unable to reap pid:77 (frag)")
+    assert early.complete is False
+    assert not asm.pending and asm.absorbing  # emitted, yet still taking lines
+    (done,) = f.lines(REPORT[-1:], pid=77, comm="frag")
+    assert done.id == early.id and done.complete
+    assert not asm.pending and not asm.absorbing
+    assert asm.flush() == [] and not asm.absorbing

@@ -35,10 +35,10 @@ class Detector:
 
         Besides the assembler's own `pending`, a report that was emitted early but never saw
         its kill line (a headerless fragment) is still open and absorbs the following lines
-        until a gap or a run of unrelated lines closes it; skipping lines then would change
-        the result, so that counts as pending too.
+        until a gap or a run of unrelated lines closes it (`OomAssembler.absorbing`); skipping
+        lines then would change the result, so that counts as pending too.
         """
-        return self._syn_head is not None or self._oom.pending or _absorbing(self._oom)
+        return self._syn_head is not None or self._oom.pending or self._oom.absorbing
 
     def feed(self, rec: Record) -> list[Event]:
         if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
@@ -71,13 +71,6 @@ class Detector:
         for ev in events:
             ev.advice = advise(ev)
         return events
-
-
-def _absorbing(asm: OomAssembler) -> bool:
-    """An open report before its kill line. OomAssembler has no public word for this yet, so
-    read it defensively: if its internals change, this degrades to the public `pending`."""
-    report = getattr(asm, "_open", None)
-    return report is not None and getattr(report, "killed", True) is None
 
 
 class FinalRevisions:

@@ -64,6 +64,17 @@ class OomAssembler:
         """True while a report is being assembled and has not been emitted yet."""
         return self._open is not None and self._open.last_event is None
 
+    @property
+    def absorbing(self) -> bool:
+        """True while an open report has no kill line yet and so still takes every line.
+
+        Unlike `pending`, this stays True after a headerless fragment was emitted early (say on
+        a reaper line): that report keeps absorbing what follows until a gap, a run of
+        unrelated lines or the next report closes it, so a reader that skips lines (the scan
+        fast path) must keep feeding while this holds.
+        """
+        return self._open is not None and self._open.killed is None
+
     def feed(self, rec: Record) -> list[OomKillEvent]:
         parsed = ol.parse_line(rec.text)
         out: list[OomKillEvent] = []
