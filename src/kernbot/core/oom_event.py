@@ -4,6 +4,18 @@ The assembler calls `build_event` at the kill line and again after every follow-
 compares the results: so this is a pure function of the report state, and an event built twice
 from the same state is equal. Scores need the report's total pages (the memcg limit, or RAM and
 swap for a global OOM) and its kernel era (`kernbot.core.oom_era`).
+
+Corner-case lines go into extra fields, present only when their line was seen (so ordinary
+events keep their shape):
+
+* `exiting_victims`: `[{pid, comm}]` from `OOM victim … is already exiting. Skip killing the
+  task`: the kernel chose that task but sent no kill (it was exiting already).
+* `mm_pinned_by`: `{pid, comm}` from `oom killer … has mm pinned by …`: init shares the
+  victim's memory, so the reaper cannot free it and the OOM may repeat.
+* `sysrq`: true for a manual OOM, one that follows `sysrq: Manual OOM execution` or whose
+  header says `order=-1` (only SysRq-f asks for that): someone pressed SysRq-f or wrote `f` to
+  /proc/sysrq-trigger; no memory pressure forced it.
+* `sysrq_ignored`: the reason of `OOM request ignored. No task eligible` after a manual OOM.
 """
 
 from __future__ import annotations
@@ -22,13 +34,20 @@ from kernbot.core.task_table import PAGE_KB
 
 
 def event_id(r: ReportState, host: str | None, boot_id: str | None) -> str:
-    """`boot_id:seq` of the first record, else a hash of host, first time and first line."""
+    """`boot_id:seq` of the first record, else a hash of host, first time and first line.
+
+    Without any time (grep output, year-less syslog) the first record's line number stands in,
+    so two reports that start with the same text in one input get two ids, and the same input
+    always gets the same ids.
+    """
     first = r.first
     if boot_id and first.seq is not None:
         return f"{boot_id}:{first.seq}"
     when = str(first.mono_usec) if first.mono_usec is not None else ""
     if not when and first.wall is not None:
         when = first.wall.isoformat()
+    if not when and first.lineno:
+        when = f"line {first.lineno}"  # nothing else tells two same-looking reports apart
     digest = hashlib.sha256(f"{host or ''}\x00{when}\x00{first.text}".encode()).hexdigest()
     return digest[:16]
 
@@ -152,6 +171,19 @@ def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
     )
 
 
+def _add_corner_cases(event: OomKillEvent, r: ReportState) -> None:
+    if r.exiting:
+        exiting = [{"pid": x.pid, "comm": x.comm} for x in r.exiting]
+        event.exiting_victims = exiting  # type: ignore[attr-defined]
+    if r.mm_pinned is not None:
+        pinned = {"pid": r.mm_pinned.by_pid, "comm": r.mm_pinned.by_comm}
+        event.mm_pinned_by = pinned  # type: ignore[attr-defined]
+    if r.is_sysrq():
+        event.sysrq = True  # type: ignore[attr-defined]
+    if r.sysrq_ignored is not None:
+        event.sysrq_ignored = r.sysrq_ignored  # type: ignore[attr-defined]
+
+
 def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
     """The event for a report as far as it has been read."""
     first = r.first
@@ -202,6 +234,7 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         event.lines_omitted = r.lines_omitted  # type: ignore[attr-defined]
     if r.group_path is not None:
         event.group_path = r.group_path  # type: ignore[attr-defined]
+    _add_corner_cases(event, r)
     if kube is None:
         for path in (task_path, oom_path):
             if path and (owner := identify_container(path)):

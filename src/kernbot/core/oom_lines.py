@@ -142,6 +142,35 @@ class Panic:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class VictimExiting:
+    """`<msg>: OOM victim %d (%s) is already exiting. Skip killing the task` (5.x+): the chosen
+    task lost its mm before the kill, so no kill line follows for it."""
+
+    pid: int
+    comm: str
+
+
+@dataclass(frozen=True, slots=True)
+class MmPinned:
+    """`oom killer %d (%s) has mm pinned by %d (%s)` (4.x+): init shares the victim's memory,
+    so the reaper may not free it."""
+
+    pid: int
+    comm: str
+    by_pid: int
+    by_comm: str
+
+
+@dataclass(frozen=True, slots=True)
+class SysrqOom:
+    """`sysrq: Manual OOM execution` (the line before a SysRq-f report), or, with `ignored`,
+    `OOM request ignored. No task eligible` (5.x; 4.x said `because killer is disabled`)."""
+
+    ignored: bool = False
+    reason: str | None = None
+
+
 Parsed = (
     Header
     | CpusetLine
@@ -158,6 +187,9 @@ Parsed = (
     | ReaperLine
     | OomGroup
     | Panic
+    | VictimExiting
+    | MmPinned
+    | SysrqOom
 )
 
 HEADERLESS_STARTERS: tuple[type, ...] = (
@@ -245,6 +277,18 @@ _GROUP = re.compile(
 _PANIC = re.compile(
     r"^Kernel panic - not syncing: (?:[Oo]ut of memory|Out of memory and no killable processes)"
 )
+
+
+_EXITING = re.compile(
+    rf"^(?:{_MSG}: )?OOM victim (?P<pid>\d+) \((?P<comm>.*)\) is already exiting\."
+    r" Skip killing the task\s*$"
+)
+_PINNED = re.compile(
+    r"^oom killer (?P<pid>\d+) \((?P<comm>.*?)\) has mm pinned by (?P<by_pid>\d+)"
+    r" \((?P<by_comm>.*)\)\s*$"
+)
+_SYSRQ_MANUAL = re.compile(r"^(?:sysrq: )?(?:SysRq ?: )?Manual OOM execution\s*$")
+_SYSRQ_IGNORED = re.compile(r"^(?:sysrq: )?OOM request ignored[.]? (?P<reason>.*?)\s*$")
 
 
 def _int(s: str | None) -> int | None:
@@ -346,6 +390,10 @@ def parse_line(text: str) -> Parsed | None:
         return OomGroup(path=m.group("path"))
     if _PANIC.match(t):
         return Panic(text=t.strip())
+    if "OOM" in t or "oom killer " in t:
+        found = _parse_rare(t)
+        if found is not None:
+            return found
     if m := _COUNTER.match(t):
         return Counter(
             name=m.group("name"),
@@ -388,6 +436,24 @@ def parse_line(text: str) -> Parsed | None:
             comm=m.group("comm"), cpuset=m.group("cpuset"), mems_allowed=m.group("mems")
         )
     return _parse_meminfo(t)
+
+
+def _parse_rare(t: str) -> VictimExiting | MmPinned | SysrqOom | None:
+    """Lines a report prints only in corner cases: skipped victims, pinned mm, SysRq-f."""
+    if m := _EXITING.match(t):
+        return VictimExiting(pid=int(m.group("pid")), comm=m.group("comm"))
+    if m := _PINNED.match(t):
+        return MmPinned(
+            pid=int(m.group("pid")),
+            comm=m.group("comm"),
+            by_pid=int(m.group("by_pid")),
+            by_comm=m.group("by_comm"),
+        )
+    if _SYSRQ_MANUAL.match(t):
+        return SysrqOom()
+    if m := _SYSRQ_IGNORED.match(t):
+        return SysrqOom(ignored=True, reason=m.group("reason"))
+    return None
 
 
 def _parse_meminfo(t: str) -> MemInfoLine | None:

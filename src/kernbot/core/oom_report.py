@@ -58,6 +58,9 @@ class OomAssembler:
         self._boot_id = boot_id
         self._open: ReportState | None = None
         self._recent: deque[ReportState] = deque(maxlen=RECENT_REPORTS)
+        self._fed = 0
+        self._manual: tuple[Record, int] | None = None
+        """The last `sysrq: Manual OOM execution` and its position: the next report's cause."""
 
     @property
     def pending(self) -> bool:
@@ -78,10 +81,13 @@ class OomAssembler:
     def feed(self, rec: Record) -> list[OomKillEvent]:
         parsed = ol.parse_line(rec.text)
         out: list[OomKillEvent] = []
+        self._fed += 1
         r = self._open
         if r is not None and r.killed is None and self._stale(r, rec):
             out += self._close()
             r = None
+        if isinstance(parsed, ol.SysrqOom):
+            self._manual = None if parsed.ignored else (rec, self._fed)
         if isinstance(parsed, ol.Header):
             out += self._close()
             return out + self._start(rec, parsed)
@@ -107,7 +113,10 @@ class OomAssembler:
         ):
             r.absorb(rec, parsed)
             return out + self._emit_if_changed(r)
-        if isinstance(parsed, ol.Killed) and r.group_path is not None:
+        if isinstance(parsed, (ol.Killed, ol.VictimExiting)) and r.group_path is not None:
+            r.absorb(rec, parsed)
+            return out + self._emit_if_changed(r)
+        if isinstance(parsed, ol.MmPinned) and parsed.pid in r.victim_pids():
             r.absorb(rec, parsed)
             return out + self._emit_if_changed(r)
         if isinstance(parsed, _STARTERS):
@@ -119,10 +128,14 @@ class OomAssembler:
         return self._close()
 
     def _stale(self, r: ReportState, rec: Record) -> bool:
+        return self._stale_after(r.last_mono, rec)
+
+    @staticmethod
+    def _stale_after(last_mono: int | None, rec: Record) -> bool:
         return (
             rec.mono_usec is not None
-            and r.last_mono is not None
-            and rec.mono_usec - r.last_mono > GAP_USEC
+            and last_mono is not None
+            and rec.mono_usec - last_mono > GAP_USEC
         )
 
     def _owner_of(self, pid: int) -> ReportState | None:
@@ -142,12 +155,22 @@ class OomAssembler:
         return None
 
     def _start(self, rec: Record, parsed: ol.Parsed | None) -> list[OomKillEvent]:
-        r = ReportState(first=rec)
+        r = ReportState(first=rec, manual=self._take_manual(rec))
         self._open = r
         r.absorb(rec, parsed)
         if r.killed is not None:
             return self._emit_if_changed(r)
         return []
+
+    def _take_manual(self, rec: Record) -> bool:
+        """Whether a report starting at `rec` is the answer to a recent SysRq-f."""
+        found, self._manual = self._manual, None
+        if found is None:
+            return False
+        sysrq, at = found
+        if self._fed - at > MAX_UNRECOGNISED_RUN:
+            return False
+        return not self._stale_after(sysrq.mono_usec, rec)
 
     def _close(self) -> list[OomKillEvent]:
         r, self._open = self._open, None

@@ -27,6 +27,9 @@ _IMPORTANT = (
     ol.Panic,
     ol.TaskIn,
     ol.Counter,
+    ol.VictimExiting,
+    ol.MmPinned,
+    ol.SysrqOom,
 )
 """Kept in `lines` even past the head budget: the lines a reader of the alert looks for."""
 _HEAD_LINES = MAX_LINES - 60
@@ -58,6 +61,11 @@ class ReportState:
     group_victims: list[ol.Killed] = field(default_factory=list)
     reaper: ol.ReaperLine | None = None
     panic: ol.Panic | None = None
+    exiting: list[ol.VictimExiting] = field(default_factory=list)
+    mm_pinned: ol.MmPinned | None = None
+    manual: bool = False
+    """The report follows `sysrq: Manual OOM execution` (set by the assembler)."""
+    sysrq_ignored: str | None = None
     evidence: bool = False
     unrecognised_run: int = 0
     last_mono: int | None = None
@@ -70,6 +78,10 @@ class ReportState:
             self.lines.append(text)
         else:
             self.lines_omitted += 1
+
+    def is_sysrq(self) -> bool:
+        """A manual OOM: after the SysRq line, or with the `order=-1` moom_callback asks for."""
+        return self.manual or (self.header is not None and self.header.order == -1)
 
     def victim_pids(self) -> set[int]:
         pids = {k.pid for k in self.group_victims}
@@ -141,5 +153,11 @@ class ReportState:
                 self.group_path = path
             case ol.Panic():
                 self.panic = p
+            case ol.VictimExiting():
+                self.exiting.append(p)
+            case ol.MmPinned():
+                self.mm_pinned = self.mm_pinned or p
+            case ol.SysrqOom(ignored=True, reason=reason) if self.is_sysrq():
+                self.sysrq_ignored = reason
             case _:
                 pass
