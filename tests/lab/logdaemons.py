@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -46,6 +47,20 @@ def find_process(comm: str) -> int | None:
     return None
 
 
+@dataclass
+class _Held:
+    pid: int
+    proc: subprocess.Popen[bytes] | None
+    count: int = 1
+
+
+_HELD: dict[str, _Held] = {}
+"""Daemons this test process is using: nested uses in one process share one lock."""
+_LEFT_RUNNING: list[subprocess.Popen[bytes]] = []
+"""Daemons we started that another test process still uses: kept referenced (not reaped by
+the garbage collector mid-test, which would warn) until this process exits."""
+
+
 @contextmanager
 def _shared_daemon(
     name: str,
@@ -56,9 +71,18 @@ def _shared_daemon(
     """Yield (pid, started_here) of a daemon shared between test processes (see module doc).
 
     Two lock files: `start` is held exclusively only while checking for / starting the daemon;
-    `users` is held shared by every user for as long as it uses the daemon. At the end the
-    starter stops it only if it can upgrade its `users` lock, i.e. nobody else is using it.
+    `users` is held shared by every user process for as long as it uses the daemon. At the end
+    the starter stops it only if it can upgrade its `users` lock, i.e. no other process is using
+    it. Within one process, nested uses are counted and share the outermost use's lock.
     """
+    held = _HELD.get(name)
+    if held is not None:
+        held.count += 1
+        try:
+            yield held.pid, False  # the outermost use started it (or found it)
+        finally:
+            held.count -= 1
+        return
     base = os.path.join(LOCK_DIR, f"kernbot-lab-{name}")
     users = os.open(f"{base}.users.lock", os.O_RDWR | os.O_CREAT)
     proc: subprocess.Popen[bytes] | None = None
@@ -73,8 +97,10 @@ def _shared_daemon(
                 pid = proc.pid
         finally:
             os.close(starting)
+        _HELD[name] = _Held(pid=pid, proc=proc)
         yield pid, proc is not None
     finally:
+        _HELD.pop(name, None)
         if proc is not None:
             try:
                 fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,6 +110,8 @@ def _shared_daemon(
             if alone:
                 stop(proc)
                 on_stopped()
+            else:
+                _LEFT_RUNNING.append(proc)
         os.close(users)
 
 
@@ -130,9 +158,12 @@ def journald(timeout: float = 15.0) -> Iterator[int]:
 
 RSYSLOG_CONF = """\
 global(workDirectory="{dir}")
-module(load="imklog")
+module(load="imklog" PermitNonKernelFacility="on")
 kern.* action(type="omfile" file="{log}")
+user.* action(type="omfile" file="{dir}/ready.log")
 """
+"""kern.log gets the kernel's records. Records that root writes to /dev/kmsg arrive with the user
+facility, so ready.log shows that imklog is reading the ring buffer on a quiet machine."""
 
 
 @contextmanager
@@ -156,7 +187,17 @@ def rsyslog(timeout: float = 15.0) -> Iterator[str]:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        _wait(lambda: os.path.exists(ours), timeout, "rsyslogd", proc)
+
+        open(ours, "a").close()  # rsyslogd appends; the file exists before any kernel message
+
+        def ready() -> bool:
+            if os.path.exists(os.path.join(workdir, "ready.log")):
+                return True
+            with contextlib.suppress(OSError), open("/dev/kmsg", "w") as kmsg:
+                kmsg.write("<6>kernbot-lab: rsyslogd readiness check\n")
+            return False
+
+        _wait(ready, timeout, "rsyslogd", proc)
         with open(state, "w") as f:
             f.write(f"{proc.pid} {ours}\n")
         return proc
