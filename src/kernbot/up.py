@@ -232,6 +232,7 @@ async def serve(up: UpSettings, *, out: TextIO, err: TextIO, interactive: bool) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from kernbot.logsetup import configure_logging
     from kernbot.settings import SettingsError, UpSettings, load_settings
 
     try:
@@ -243,13 +244,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"kernbot up: {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=up.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(up.log_level)
     for listen in (up.listen, up.agent_listen):
         if not is_loopback(listen):
             log.warning("%s is not a loopback address: kernbot up is meant for this host", listen)

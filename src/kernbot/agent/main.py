@@ -40,6 +40,7 @@ async def _serve(settings: object) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kernbot.logsetup import configure_logging
     from kernbot.settings import AgentSettings, SettingsError, load_settings
 
     try:
@@ -47,12 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"kernbot agent: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(settings.log_level)
     if settings.token is None:
         logging.getLogger("kernbot.agent").warning(
             "KERNBOT_TOKEN is not set: the agent API answers 401 to everyone and the bot will "
