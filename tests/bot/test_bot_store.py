@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from pydantic_core import PydanticSerializationError
 
 from conftest import FakeClock, Pipeline
 from fakes.fake_fleet import sample_oom, sample_syn
 from kernbot.bot.migrations import VERSION_TABLE
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import Base, EventRow
+from kernbot.core.events import Victim
 from kernbot.wire import EventBatch, Heartbeat
 
 
@@ -44,6 +47,24 @@ async def test_higher_revision_replaces_lower_is_ignored(pipeline: Pipeline) -> 
     assert stale.duplicates == 1
     row = await ing.db.run(lambda s: s.query(EventRow).one())
     assert row.revision == 2 and row.data["complete"] is True
+
+
+async def test_stored_document_reads_back_as_the_event(pipeline: Pipeline) -> None:
+    """Events are written as pydantic's JSON text; one pydantic cannot encode (a lone surrogate
+    from kernel bytes, possible when `kernbot up` feeds events in-process) falls back to
+    json.dumps. Both read back as the document `model_dump(mode="json")` gives."""
+    plain = sample_oom(id="plain", victim=Victim(pid=1, comm="<!channel> *bold* é"))
+    odd = sample_oom(id="odd", victim=Victim(pid=2, comm="runc:[2:INIT]"), lines=["a\udcffb"])
+    with pytest.raises(PydanticSerializationError):
+        odd.model_dump_json()
+    res = await pipeline.ingestor.events(EventBatch(host="h", events=[plain, odd]))
+    assert res.accepted == 2
+    rows = await pipeline.ingestor.db.run(
+        lambda s: {r.key.rsplit("/", 1)[1]: r.data for r in s.query(EventRow)}
+    )
+    assert rows == {"plain": plain.model_dump(mode="json"), "odd": odd.model_dump(mode="json")}
+    await pipeline.drain()  # the same pod: one alert and the second kill in its thread
+    assert (len(pipeline.notifier.top_level()), len(pipeline.notifier.replies())) == (1, 1)
 
 
 async def test_events_without_id_dedup_by_content(pipeline: Pipeline) -> None:

@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from kernbot.bot.store import Repository
+from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
 from kernbot.core.events import Event, OomKillEvent
 
@@ -241,7 +242,7 @@ class AlertDecider:
             "pod": pod,
             "subject": (subject_of(event) or "")[:255] or None,
             "history": is_history(event),
-            "data": event.model_dump(mode="json"),
+            "data": model_json(event),
         }
 
     def _revise(self, batch: _Batch, row: EventRow, event: Event) -> Outcome:

@@ -6,13 +6,16 @@ insert an event, decide its alert and enqueue the notification atomically.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kernbot.bot.store.models import AgentRow, AlertRow, EventRow, OutboxRow, SilenceRow
+
+_EVENTS = cast(Table, EventRow.__table__)
+_OUTBOX = cast(Table, OutboxRow.__table__)
 
 
 class Repository:
@@ -34,9 +37,11 @@ class Repository:
         return {r.key: r for r in rows}
 
     def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        """Bulk insert (one executemany); rows whose key exists are skipped."""
+        """Bulk insert (one executemany); rows whose key exists are skipped. Core on the table,
+        not the ORM's bulk path: these rows never become objects in the session, and the ORM's
+        per-row bookkeeping cost more than the insert itself."""
         if rows:
-            ins = (postgresql.insert if self._postgres else sqlite.insert)(EventRow)
+            ins = (postgresql.insert if self._postgres else sqlite.insert)(_EVENTS)
             self.session.execute(ins.on_conflict_do_nothing(index_elements=["key"]), rows)
 
     def get_event(self, key: str, *, for_update: bool = False) -> EventRow | None:
@@ -149,7 +154,7 @@ class Repository:
                 {"next_at": now, **r, "status": "pending", "attempts": 0, "created_at": now}
                 for r in rows
             ]
-            self.session.execute(insert(OutboxRow), full)
+            self.session.execute(insert(_OUTBOX), full)
 
     def has_waiting(self, alert_id: int, ops: tuple[str, ...], now: float) -> bool:
         """A not-yet-claimed row would render the alert's newest state anyway."""
