@@ -3,13 +3,15 @@ PostgreSQL, a fake clock, a recording notifier and ready-made Ingestor/DeliveryW
 
 from __future__ import annotations
 
+import atexit
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from fakes.fake_slack import FakeSlack
 from kernbot.bot.alerts import AlertDecider, AlertPolicy
@@ -29,20 +31,56 @@ TABLES = (
 )
 
 
+_session_db: list[str] = []
+
+
+def _session_database(base: str) -> str:
+    """A database of this test process's own on the test server (created once, dropped at exit),
+    so two test runs sharing one PostgreSQL (a developer's and CI's) never drop each other's
+    tables."""
+    if _session_db:
+        return _session_db[0]
+    server = make_url(base)
+    name = f"{server.database or 'kernbot_test'}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+    def drop() -> None:
+        eng = create_engine(server, isolation_level="AUTOCOMMIT")
+        try:
+            with eng.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            eng.dispose()
+
+    atexit.register(drop)
+    _session_db.append(server.set(database=name).render_as_string(hide_password=False))
+    return _session_db[0]
+
+
 def postgres_url() -> str:
-    """The test PostgreSQL with every kernbot table dropped, or skip saying why."""
-    url = os.environ.get(PG_ENV)
-    if not url:
+    """This process's test PostgreSQL database with every kernbot table dropped, or skip saying
+    why."""
+    base = os.environ.get(PG_ENV)
+    if not base:
         pytest.skip(
             f"{PG_ENV} is not set (e.g. postgresql+psycopg://kernbot:kernbot@127.0.0.1/kernbot_test)"
         )
+    try:
+        url = _session_database(base)
+    except Exception as exc:  # set but unusable: a broken test setup, not a reason to skip
+        pytest.fail(f"PostgreSQL at {PG_ENV} is unusable: {type(exc).__name__}: {exc}")
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             for table in TABLES:
                 conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     except Exception as exc:
-        pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {type(exc).__name__}: {exc}")
+        pytest.fail(f"PostgreSQL at {PG_ENV} is unusable: {type(exc).__name__}: {exc}")
     finally:
         engine.dispose()
     return url
