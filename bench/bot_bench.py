@@ -2,8 +2,9 @@
 
   python bench/bot_bench.py [--events 20000] [--agents 500] [--alerts 300]
 
-1. ingest rate into SQLite (target >= 2,000 events/s sustained), through the real Ingestor
-   (store + alert decision + outbox) and through HTTP POST /v1/events;
+1. ingest rate into SQLite (target >= 2,000 events/s sustained): the figure is the real path, a
+   `kernbot bot` process receiving POST /v1/events in the agents' batches (wire.MAX_BATCH) while
+   it delivers the resulting alerts to the fake Slack; beside it the store alone (Ingestor);
 2. `/oom` fleet query over N simulated agents (real aiohttp servers on loopback, one process)
    (target < 3 s);
 3. alert latency from POST /v1/events to the Slack Web API call returning, against the fake Slack
@@ -14,17 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "bot")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "bot"), str(ROOT / "tests" / "e2e")]
 
 import aiohttp  # noqa: E402
 from agent_doubles import AgentFarm  # noqa: E402
+from e2e_processes import KernbotProcess, clean_env, free_port, slack_env  # noqa: E402
 
 from fakes.fake_fleet import sample_oom  # noqa: E402
 from fakes.fake_slack import FakeSlack  # noqa: E402
@@ -38,7 +42,7 @@ from kernbot.bot.slack_notifier import SlackNotifier  # noqa: E402
 from kernbot.bot.store import Database  # noqa: E402
 from kernbot.core.events import Event, Victim  # noqa: E402
 from kernbot.settings import BotSettings  # noqa: E402
-from kernbot.wire import EventBatch, Heartbeat  # noqa: E402
+from kernbot.wire import MAX_BATCH, EventBatch, Heartbeat  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -56,61 +60,92 @@ def make_events(n: int, start: int = 0, hosts: int = 50, prefix: str = "bench") 
 
 
 async def bench_ingest(n: int, tmp: Path) -> None:
+    """Straight into the store: the Ingestor (store + alert decision + outbox), no HTTP."""
     db = Database(f"sqlite:///{tmp / 'ingest.db'}")
     db.migrate()
     ing = Ingestor(db, AlertDecider(AlertPolicy(fleet_burst_hosts=10_000)))
     events = make_events(n)
     started = time.perf_counter()
-    for i in range(0, n, 100):
-        await ing.events(EventBatch(host="x", events=events[i : i + 100]))
+    for i in range(0, n, MAX_BATCH):
+        await ing.events(EventBatch(host="x", events=events[i : i + MAX_BATCH]))
     took = time.perf_counter() - started
     print(
-        f"ingest (Ingestor, SQLite, batches of 100): {n} events in {took:.2f}s"
-        f" = {n / took:,.0f} events/s"
+        f"ingest straight into the store (Ingestor, SQLite, batches of {MAX_BATCH}): "
+        f"{n} events in {took:.2f}s = {n / took:,.0f} events/s"
     )
     again = time.perf_counter()
-    for i in range(0, n, 100):
-        await ing.events(EventBatch(host="x", events=events[i : i + 100]))
+    for i in range(0, n, MAX_BATCH):
+        await ing.events(EventBatch(host="x", events=events[i : i + MAX_BATCH]))
     took = time.perf_counter() - again
     print(f"  duplicates (agent retries) of the same {n}: {n / took:,.0f} events/s")
     db.dispose()
 
-    settings = BotSettings(
-        token=TOKEN, listen="127.0.0.1:0", state_dir=tmp / "http", fleet_burst_hosts=10_000
-    )  # type: ignore[arg-type]
-    bot = build_bot(settings, notifier=NullNotifier())
-    await bot.start()
-    events = make_events(n, start=n)
-    bodies = [
-        EventBatch(host="x", events=events[i : i + 100]).model_dump_json() for i in range(0, n, 100)
-    ]
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-        started = time.perf_counter()
-        for body in bodies:
-            async with http.post(bot.url + "/v1/events", data=body) as resp:
-                assert resp.status == 200
-        took = time.perf_counter() - started
-    print(
-        "ingest (HTTP POST /v1/events, SQLite, batches of 100, alerts delivered meanwhile): "
-        f"{n / took:,.0f} events/s"
+
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_ingest_http(n: int, tmp: Path, senders: int) -> None:
+    """The real path: `kernbot bot` in its own process (SQLite, Slack delivery on, against the
+    fake Slack), agents' batches of wire.MAX_BATCH posted to /v1/events from this process, the
+    bodies serialized before the clock starts so the client costs next to nothing."""
+    slack = FakeSlack()
+    await slack.start()
+    port = free_port()
+    env = clean_env(
+        KERNBOT_TOKEN=TOKEN,
+        KERNBOT_LISTEN=f"127.0.0.1:{port}",
+        KERNBOT_STATE_DIR=str(tmp / "http"),
+        KERNBOT_FLEET_BURST_HOSTS="10000",
+        KERNBOT_LOG_LEVEL="warning",
+        **slack_env(slack),
     )
-    await bot.stop()
+    bot = KernbotProcess("bot", tmp / "http-proc", env, [port]).start()
+    try:
+        await bot.wait_serving()
+        assert bot.proc is not None
+        url = f"http://127.0.0.1:{port}/v1/events"
+        events = make_events(n)
+        bodies = [
+            EventBatch(host="x", events=events[i : i + MAX_BATCH]).model_dump_json().encode()
+            for i in range(0, n, MAX_BATCH)
+        ]
+        queue = list(reversed(bodies))
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession(headers=headers) as http:
 
+            async def sender() -> None:
+                while queue:
+                    async with http.post(url, data=queue.pop()) as resp:
+                        assert resp.status == 200, await resp.text()
+                        await resp.read()
 
-class NullNotifier:
-    name = "null"
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    async def post(
-        self, channel: str | None, message: Message, thread: PostedRef | None = None
-    ) -> PostedRef:
-        self.n += 1
-        return PostedRef(channel=channel or "C0", ts=f"{self.n}.0")
-
-    async def update(self, ref: PostedRef, message: Message) -> None:
-        self.n += 1
+            bot_cpu, own_cpu = _cpu_s(bot.proc.pid), time.process_time()
+            started = time.perf_counter()
+            await asyncio.gather(*(sender() for _ in range(senders)))
+            took = time.perf_counter() - started
+            bot_cpu, own_cpu = _cpu_s(bot.proc.pid) - bot_cpu, time.process_time() - own_cpu
+        posted = len(slack.calls)
+        print(
+            f"ingest over HTTP (kernbot bot process, POST /v1/events, batches of {MAX_BATCH}, "
+            f"{senders} sender{'s' if senders > 1 else ''}, SQLite, Slack delivery on): "
+            f"{n} events in {took:.2f}s = {n / took:,.0f} events/s"
+        )
+        print(
+            f"  bot CPU {bot_cpu:.2f}s ({bot_cpu / n * 1e6:.0f} us/event), client CPU "
+            f"{own_cpu:.2f}s, Slack API calls meanwhile: {posted}"
+        )
+        try:
+            code, stop_s = await bot.terminate(within_s=30)
+            if code != 0 or stop_s > 5:
+                print(f"  the bot took {stop_s:.1f}s to stop after SIGTERM, exit code {code}")
+        except subprocess.TimeoutExpired:
+            print("  the bot did NOT stop within 30 s of SIGTERM (killed)")
+    finally:
+        bot.cleanup()
+        await slack.close()
 
 
 async def bench_ingest_postgres(n: int, url: str) -> None:
@@ -122,10 +157,10 @@ async def bench_ingest_postgres(n: int, url: str) -> None:
     ing = Ingestor(db, AlertDecider(AlertPolicy(fleet_burst_hosts=10_000)))
     events = make_events(n, prefix=f"bench-{uuid.uuid4().hex[:8]}")
     started = time.perf_counter()
-    for i in range(0, n, 100):
-        await ing.events(EventBatch(host="x", events=events[i : i + 100]))
+    for i in range(0, n, MAX_BATCH):
+        await ing.events(EventBatch(host="x", events=events[i : i + MAX_BATCH]))
     took = time.perf_counter() - started
-    print(f"ingest (Ingestor, PostgreSQL, batches of 100): {n / took:,.0f} events/s")
+    print(f"ingest (Ingestor, PostgreSQL, batches of {MAX_BATCH}): {n / took:,.0f} events/s")
     db.dispose()
 
 
@@ -231,6 +266,8 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kernbot-bench-") as tmp:
         await bench_ingest(args.events, Path(tmp))
+        for senders in (1, 4):
+            await bench_ingest_http(args.events, Path(tmp) / f"s{senders}", senders)
         if args.postgres:
             await bench_ingest_postgres(args.events, args.postgres)
         await bench_fleet(args.agents, Path(tmp))
