@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from fakes.fake_fleet import sample_oom, sample_syn
 from fakes.fake_slack import FakeSlack
 from kernbot.bot.main import Bot, build_bot
+from kernbot.bot.ports import Message, PostedRef
 from kernbot.settings import BotSettings
 from kernbot.wire import EventBatch, Heartbeat
 
@@ -160,3 +161,53 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "kernbot bot: database postgresql+psycopg://kernbot:***@127.0.0.1:9" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+class SwallowsOneCancel:
+    """A notifier whose call, like `asyncio.wait_for` on Python 3.11 when the cancellation lands
+    as the wrapped call completes (cpython gh-86296), returns normally once despite cancel()."""
+
+    name = "swallows-cancel"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.swallowed = 0
+
+    async def post(
+        self, channel: str | None, message: Message, thread: PostedRef | None = None
+    ) -> PostedRef:
+        self.calls += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed += 1
+        return PostedRef(channel=channel or "C0", ts=f"{self.calls}.0")
+
+    async def update(self, ref: PostedRef, message: Message) -> None:
+        await self.post(ref.channel, message)
+
+
+async def test_stop_ends_even_when_a_slack_call_swallows_the_cancel(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    notifier = SwallowsOneCancel()
+    settings = BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path)  # type: ignore[arg-type]
+    bot = build_bot(settings, notifier=notifier)
+    await bot.start()
+    events = [sample_oom(id=f"c:{i}", host=f"h{i}") for i in range(3)]
+    async with http.post(
+        bot.url + "/v1/events", data=EventBatch(host="h", events=events).model_dump_json()
+    ) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: notifier.calls == 1)  # a Slack call in flight, more queued
+    stopping = asyncio.create_task(bot.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    if not done:  # clean up without the fix's help: cancel the worker until it ends
+        for task in asyncio.all_tasks():
+            if task.get_name() == "kernbot-delivery":
+                task.cancel()
+        await stopping
+    assert done, "Bot.stop() hung on a delivery task that swallowed its cancellation"
+    assert notifier.swallowed == 1 and notifier.calls == 2
