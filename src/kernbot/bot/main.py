@@ -215,6 +215,7 @@ def build_bot(
 
 
 def run(args: argparse.Namespace) -> int:
+    from kernbot.logsetup import configure_logging
     from kernbot.settings import BotSettings, SettingsError, load_settings
 
     try:
@@ -223,13 +224,7 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"kernbot bot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("apscheduler", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings.log_level)
     from kernbot.bot.store import StoreUnavailable
 
     try:
