@@ -80,6 +80,7 @@ def test_default_agent_is_privileged_kmsg_with_everything_else_locked_down() -> 
     env = {e["name"]: e for e in c["env"]}
     assert env["KERNBOT_SOURCE"]["value"] == "kmsg"
     assert env["KERNBOT_PROC_ROOT"]["value"] == "/host/proc"
+    assert env["KERNBOT_NET_PID"]["value"] == "1"
     assert env["KERNBOT_HOSTNAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["KERNBOT_ADVERTISE_URL"]["value"] == "http://$(POD_IP):9101"
     assert env["KERNBOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "kb-kernbot-token"
