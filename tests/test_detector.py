@@ -11,6 +11,7 @@ import pytest
 
 from kernbot.core import prefilter
 from kernbot.core.detector import Detector, FinalRevisions, detect
+from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.core.formats import read_lines
 from kernbot.core.prefilter import candidate_offsets, detect_bytes
@@ -189,3 +190,22 @@ def test_final_revisions_keep_the_latest_of_each() -> None:
     final.add([a0.model_copy(update={"port": 9})])  # revision 0 again: a new event
     final.add([stale.model_copy(update={"revision": 2})])
     assert [(e.id, e.port) for e in final.events()] == [("x", 3), ("y", 2), ("x", 4)]
+
+
+def test_oom_and_syn_ids_share_one_recipe_and_hash_lone_surrogates() -> None:
+    """Both detectors key an event by its first record; journal JSON can carry `\\ud800`."""
+    comm = "a\ud800b"
+    oom_first = Record(f"{comm} invoked oom-killer: gfp_mask=0xcc0(), order=0, oom_score_adj=0")
+    kill = Record(
+        f"Out of memory: Killed process 7 ({comm}) total-vm:10kB, anon-rss:9kB, file-rss:0kB, "
+        "shmem-rss:0kB"
+    )
+    syn_first = Record(f"TCP: {comm}: Possible SYN flooding on port 80. Sending cookies.")
+    (oom,) = detect([oom_first, kill], host="n1")
+    (syn,) = detect([syn_first], host="n1")
+    assert oom.id == stable_event_id(oom_first, "n1", None)
+    assert syn.id == stable_event_id(syn_first, "n1", None)
+    assert oom.id != syn.id and len(oom.id or "") == 16
+    seq = Record("x", seq=42, lineno=3)
+    assert stable_event_id(seq, "n1", "boot") == "boot:42"
+    assert stable_event_id(seq, "n1", None) != stable_event_id(seq, "n2", None)

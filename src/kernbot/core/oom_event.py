@@ -20,36 +20,17 @@ events keep their shape):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 
 from kernbot.core import oom_lines as ol
 from kernbot.core.cgroup_identity import identify, identify_container
+from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import Memcg, MemInfo, OomKillEvent, Reaper, Task, Trigger
 from kernbot.core.oom_era import kernel_era, normalised_3x, root_bonus_era
 from kernbot.core.oom_report_state import ReportState
 from kernbot.core.oom_score import oom_score
 from kernbot.core.oom_victim import killed_victim, victim
 from kernbot.core.task_table import PAGE_KB
-
-
-def event_id(r: ReportState, host: str | None, boot_id: str | None) -> str:
-    """`boot_id:seq` of the first record, else a hash of host, first time and first line.
-
-    Without any time (grep output, year-less syslog) the first record's line number stands in,
-    so two reports that start with the same text in one input get two ids, and the same input
-    always gets the same ids.
-    """
-    first = r.first
-    if boot_id and first.seq is not None:
-        return f"{boot_id}:{first.seq}"
-    when = str(first.mono_usec) if first.mono_usec is not None else ""
-    if not when and first.wall is not None:
-        when = first.wall.isoformat()
-    if not when and first.lineno:
-        when = f"line {first.lineno}"  # nothing else tells two same-looking reports apart
-    digest = hashlib.sha256(f"{host or ''}\x00{when}\x00{first.text}".encode()).hexdigest()
-    return digest[:16]
 
 
 def memcg_totalpages(r: ReportState) -> int | None:
@@ -207,7 +188,7 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         if path and (kube := identify(path)):
             break
     event = OomKillEvent(
-        id=event_id(r, host or first.host, boot),
+        id=stable_event_id(first, host or first.host, boot),
         time=first.wall.isoformat() if first.wall else None,
         mono_usec=first.mono_usec,
         host=host or first.host,

@@ -10,10 +10,10 @@ One regular expression covers them all; the detector only calls it for lines tha
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Literal
 
+from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import SynFloodEvent
 from kernbot.core.record import Record
 
@@ -46,24 +46,6 @@ def _family(proto: str | None, addr6: str | None, addr4: str | None) -> Literal[
     if proto is not None and proto.lower().endswith("v6"):
         return "ipv6"
     return "ipv4"
-
-
-def stable_event_id(rec: Record, host: str | None, boot_id: str | None) -> str:
-    """`boot_id:seq` when the record carries both, else a hash that is the same on every rescan.
-
-    Same recipe as the OOM assembler's ids (host, monotonic else wall time, text). Identical
-    lines repeat (2.6 printed the same text every minute), so with no time at all the line
-    number stands in.
-    """
-    if boot_id and rec.seq is not None:
-        return f"{boot_id}:{rec.seq}"
-    when = str(rec.mono_usec) if rec.mono_usec is not None else ""
-    if not when and rec.wall is not None:
-        when = rec.wall.isoformat()
-    if not when and rec.lineno:
-        when = f"line {rec.lineno}"
-    key = f"{host or ''}\x00{when}\x00{rec.text}"
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def parse_syn_flood(
