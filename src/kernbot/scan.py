@@ -126,20 +126,19 @@ def read_kmsg_once(path: str = KMSG_PATH) -> tuple[list[bytes], int]:
 
 
 def _scan_kmsg(host: str | None) -> list[Event]:
-    from kernbot.core.detector import Detector, FinalRevisions
+    from kernbot.core.detector import detect
     from kernbot.core.formats import parse_kmsg_record
 
     boot_id = _boot_id()
     records, lost = read_kmsg_once()
     if lost:
         _say(f"{lost} kernel log records were overwritten while reading {KMSG_PATH}")
-    detector = Detector(host=host, boot_id=boot_id)
-    final = FinalRevisions()
-    for raw in records:
-        for rec in parse_kmsg_record(raw.decode("utf-8", "replace"), boot_id=boot_id):
-            final.add(detector.feed(rec))
-    final.add(detector.flush())
-    return final.events()
+    parsed = (
+        rec
+        for raw in records
+        for rec in parse_kmsg_record(raw.decode("utf-8", "replace"), boot_id=boot_id)
+    )
+    return detect(parsed, host=host, boot_id=boot_id)
 
 
 def _scan_live(host: str | None) -> list[Event]:
