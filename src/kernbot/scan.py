@@ -172,15 +172,7 @@ def _print(events: Sequence[Event], as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except BrokenPipeError:  # `kernbot scan | head`: the reader left; say nothing more
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Scan the files (or the live log); `kernbot.cli` turns a reader leaving early into 141."""
     from kernbot.core.prefilter import detect_bytes
 
     host: str | None = args.host
