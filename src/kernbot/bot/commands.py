@@ -119,7 +119,8 @@ async def answer(
     if handler is None:
         return ra.render_text(f"Unknown command `{mrkdwn(command)}`.")
     try:
-        return await asyncio.wait_for(handler(text.split(), queries, user_id), timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):  # not wait_for: see slack_notifier._call
+            return await handler(text.split(), queries, user_id)
     except UnknownHost as exc:
         return ra.render_unknown_host(exc)
     except UsageError as exc:

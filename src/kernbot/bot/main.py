@@ -163,9 +163,9 @@ class Bot:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            # Cancel again until it ends: on Python 3.11 an asyncio.wait_for inside a library (the
-            # Slack client's timeout) loses a cancellation that arrives as its call completes
-            # (cpython gh-86296), and a single cancel() then left `kernbot bot` deaf to SIGTERM.
+            # Cancel again until it ends: on Python 3.11 an asyncio.wait_for in a notifier loses a
+            # cancellation that arrives as its call completes (cpython gh-86296; SlackNotifier
+            # used one), and a single cancel() then left `kernbot bot` deaf to SIGTERM.
             while not task.done():
                 await asyncio.wait({task}, timeout=0.5)
                 task.cancel()

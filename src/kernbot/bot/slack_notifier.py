@@ -97,8 +97,11 @@ class SlackNotifier:
         self.default_channel = default_channel
 
     async def _call(self, call: Awaitable[Any]) -> Any:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation that
+        # lands as the call completes (cpython gh-86296), and the bot then ignored SIGTERM.
         try:
-            return await asyncio.wait_for(call, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                return await call
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             raise translate(exc) from exc
 
