@@ -308,8 +308,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernbot doctor: {exc}", file=sys.stderr)
         return 2
     paths = HostPaths(proc=settings.proc_root, pod_log_dir=settings.pod_log_dir)
-    bot_url = settings.bot_url or os.environ.get("KERNBOT_BOT_URL")
-    findings = run_checks(settings, paths, bot_url)
+    findings = run_checks(settings, paths, settings.bot_url)
     for f in findings:
         if args.json:
             print(json.dumps(asdict(f)))
