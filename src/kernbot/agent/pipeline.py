@@ -151,10 +151,6 @@ class Pipeline:
             pos.oom_kills_accounted = self.reconciler.accounted
         self.safe_position = pos
 
-    def _is_old(self, ev: Event) -> bool:
-        at = event_epoch(ev.model_dump(include={"time"}))
-        return at is not None and self.wall_clock() - at > self.history_max_age_s
-
     def _fill_time(self, ev: Event) -> None:
         """kmsg records carry only boot-relative time; derive wall time for this boot's events."""
         if ev.time is not None or ev.mono_usec is None or ev.boot_id != self.boot_id:
@@ -165,17 +161,15 @@ class Pipeline:
         at = self.wall_clock() - (now_mono - ev.mono_usec / 1e6)
         ev.time = datetime.fromtimestamp(at, UTC).isoformat()
 
-    def _after_start(self, ev: Event) -> bool:
-        at = event_epoch(ev.model_dump(include={"time"}))
-        return at is not None and at >= self.started_at
-
     def emit(self, ev: Event, old: bool) -> None:
         self._fill_time(ev)
-        if old and self._after_start(ev):
+        at = event_epoch({"time": ev.time})
+        if old and at is not None and at >= self.started_at:
             # Read with the first start's backlog but printed after the agent started (a slow
             # backlog read races the kernel): it is live, not history.
             old = False
-        old = old or self._is_old(ev) or bool(ev.context.get("before_first_start"))
+        too_old = at is not None and self.wall_clock() - at > self.history_max_age_s
+        old = old or too_old or bool(ev.context.get("before_first_start"))
         events: list[Event] = [ev]
         if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
             events = list(self.syn.on_kernel_event(ev, self.wall_clock()))
