@@ -102,7 +102,7 @@ async def health_snapshot(ctx: ServerContext) -> tuple[int, dict[str, Any]]:
         def _read(s: Any) -> tuple[dict[str, int], int, int, list[str]]:
             repo = Repository(s)
             agents = repo.agents()
-            stale = sum(1 for a in agents if a.stale or a.last_seen < now - ctx.stale_after_s)
+            stale = sum(1 for a in agents if a.is_stale(now, ctx.stale_after_s))
             failed = [f"{r.op} #{r.id}: {r.last_error}" for r in repo.failed_outbox(3)]
             return repo.outbox_counts(), len(agents), stale, failed
 

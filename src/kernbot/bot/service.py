@@ -77,7 +77,7 @@ class FleetService:
             agent_version=row.agent_version,
             kernel=row.kernel,
             last_seen=iso(row.last_seen),
-            stale=row.stale or row.last_seen < now - self.stale_after_s,
+            stale=row.is_stale(now, self.stale_after_s),
             source=data.get("source"),
             source_healthy=bool(data.get("source_healthy", True)),
             records_lost=int(data.get("records_lost") or 0),
@@ -193,7 +193,7 @@ class FleetService:
         live = [
             AgentTarget(a.host, a.advertise_url)
             for a in agents
-            if a.advertise_url and not a.stale and a.last_seen >= now - self.stale_after_s
+            if a.advertise_url and not a.is_stale(now, self.stale_after_s)
         ]
         answers = await self.client.fan_out(live, "/v1/oom", OomResponse)
         for host, answer in answers.items():

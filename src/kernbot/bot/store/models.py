@@ -54,6 +54,10 @@ class AgentRow(Base):
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
+    def is_stale(self, now: float, stale_after_s: float) -> bool:
+        """Flagged by the stale job, or already silent that long before the job next runs."""
+        return self.stale or self.last_seen < now - stale_after_s
+
 
 class AlertRow(Base):
     """One posted parent message: an event alert (storm group) or a fleet-burst summary."""
