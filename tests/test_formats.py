@@ -444,6 +444,17 @@ def test_parse_journal_entry_byte_array_message_and_non_kernel() -> None:
     assert parse_journal_entry({"MESSAGE": None, "PRIORITY": [1, 2]}) == []
 
 
+def test_json_lone_surrogates_become_replacement_characters() -> None:
+    """`\\ud800` in JSON decodes to a lone surrogate; no UTF-8 writer would take it later."""
+    entry = dict(JOURNAL_KERNEL, MESSAGE="Killed process 1 (a\ud800b)", _HOSTNAME=["h\udfff"])
+    (rec,) = parse_journal_entry(entry)
+    assert (rec.text, rec.host) == ("Killed process 1 (a\ufffdb)", "h\ufffd")
+    line = '{"pri":3,"time":1.5,"caller":"T1\\ud800","msg":"x \\udc80 y \\ud83d\\ude00"}'
+    (rec,) = read_lines([line])
+    assert (rec.fmt, rec.text, rec.caller) == ("dmesg-json", "x \ufffd y \U0001f600", "T1\ufffd")
+    rec.text.encode()  # a surrogate pair stays the character it spells
+
+
 def test_journal_json_lines_compact_and_old_spacing() -> None:
     import json
 

@@ -17,13 +17,25 @@ from kernbot.core.fmt_head import LEVEL_NAMES, Head
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MEMBER = re.compile(r'\s{0,64}"(pri|fac|time|caller|msg)":\s{0,16}(.*?),?\s{0,4}')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str) -> str:
+    """`text` without lone surrogates (U+FFFD instead), as invalid bytes are read elsewhere.
+
+    JSON may spell one as `\\ud800`; `json.loads` keeps it, and no UTF-8 writer (stdout, the
+    event JSON, the wire) accepts it afterwards.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def field(entry: Mapping[str, object], key: str) -> str | None:
     """A journald field as text, whatever JSON shape it came in."""
     value = entry.get(key)
     if isinstance(value, str):
-        return value
+        return _utf8(value)
     if isinstance(value, list):
         if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             if all(0 <= v <= 255 for v in value):
@@ -31,7 +43,7 @@ def field(entry: Mapping[str, object], key: str) -> str | None:
             return None
         for item in value:  # a repeated field: the first usable value
             if isinstance(item, str):
-                return item
+                return _utf8(item)
             if isinstance(item, list):
                 return field({key: item}, key)
         return None
@@ -98,11 +110,11 @@ def dmesg_json_head(record: Mapping[str, object]) -> Head | None:
         return None
     caller = record.get("caller")
     return Head(
-        text=msg,
+        text=_utf8(msg),
         fmt="dmesg-json",
         level=_level(record.get("pri")),
         mono_usec=_usec(record.get("time")),
-        caller=caller.strip() if isinstance(caller, str) else None,
+        caller=_utf8(caller.strip()) if isinstance(caller, str) else None,
     )
 
 
