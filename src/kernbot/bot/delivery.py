@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
 from kernbot.bot.ports import AlertView, DeliveryError, Message, Notice, Notifier, PostedRef
@@ -29,7 +28,6 @@ from kernbot.bot.store.models import AlertRow, OutboxRow
 from kernbot.core.events import Event
 
 log = logging.getLogger(__name__)
-_EVENT = TypeAdapter[Event](Event)
 DAY_S = 86400.0
 
 
@@ -220,7 +218,7 @@ class DeliveryWorker:
         event_row = repo.get_event(row.event_key or "")
         if event_row is None:
             return _Skip(row.id, None, f"event {row.event_key} is gone")
-        view = self._view(repo, alert, _EVENT.validate_python(event_row.data), now)
+        view = self._view(repo, alert, event_row.event(), now)
         return _Send(
             row.id,
             row.op,
@@ -245,7 +243,7 @@ class DeliveryWorker:
         event_row = repo.get_event(alert.event_key or "")
         if event_row is None:
             raise LookupError(f"event {alert.event_key} of alert {alert.id} is gone")
-        return render_alert(self._view(repo, alert, _EVENT.validate_python(event_row.data), now))
+        return render_alert(self._view(repo, alert, event_row.event(), now))
 
     def _view(self, repo: Repository, alert: AlertRow, event: Event, now: float) -> AlertView:
         host_kills = pod_kills = None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from kernbot.bot.agents_client import AgentError, AgentsClient, AgentTarget
@@ -34,7 +34,6 @@ from kernbot.bot.store.models import AgentRow, SilenceRow
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
 
-_EVENT = TypeAdapter[Event](Event)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -100,7 +99,7 @@ class FleetService:
 
     async def _stored(self, host: str, kind: str, limit: int = 20) -> list[Event]:
         rows = await self.db.run(lambda s: Repository(s).recent_events(host, kind, limit))
-        return [_EVENT.validate_python(r.data) for r in rows]
+        return [r.event() for r in rows]
 
     async def _ask(
         self, host: str, path: str, model: type[M], params: dict[str, str | int] | None = None

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from kernbot.core.events import Event
+
+_EVENT = TypeAdapter[Event](Event)
 
 
 class Base(DeclarativeBase):
@@ -39,6 +44,10 @@ class EventRow(Base):
         Index("ix_kernbot_events_host_received", "host", "received_at"),
         Index("ix_kernbot_events_received", "received_at"),
     )
+
+    def event(self) -> Event:
+        """The stored document as the Event it was written from."""
+        return _EVENT.validate_python(self.data)
 
 
 class AgentRow(Base):
