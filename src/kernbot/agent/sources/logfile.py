@@ -105,10 +105,10 @@ class LogFileSource:
         resume = self._resume
         if resume is None or resume.inode is None:
             return None
-        for cand in (self.path.with_name(self.path.name + ".1"),):
-            with contextlib.suppress(OSError):
-                if cand.stat().st_ino == resume.inode:
-                    return cand
+        cand = self.path.with_name(self.path.name + ".1")
+        with contextlib.suppress(OSError):
+            if cand.stat().st_ino == resume.inode:
+                return cand
         return None
 
     def _open_rotated(self, old: Path) -> None:
@@ -152,6 +152,15 @@ class LogFileSource:
         sig = self._sig
         return bool(sig) and os.pread(fh.fileno(), len(sig), self._offset - len(sig)) != sig
 
+    def _restart_if_rewritten(self, fh: BinaryIO) -> bool:
+        """Go back to the start of a truncated or rewritten file; True when it was."""
+        if not self._rewritten(fh):
+            return False
+        log.info("%s was truncated; reading from the start", self.path)
+        self._offset, self._sig = 0, b""
+        fh.seek(0)
+        return True
+
     def _check_rotation(self) -> bool:
         """True when the open file is done for: the path names another inode, or is gone."""
         try:
@@ -183,18 +192,12 @@ class LogFileSource:
             batch = Batch(backlog=backlog)
             cur = self._fh
             assert cur is not None
-            if self._rewritten(cur):
-                log.info("%s was truncated; reading from the start", self.path)
-                self._offset, self._sig = 0, b""
-                cur.seek(0)
+            self._restart_if_rewritten(cur)
             self._read_lines(batch, reader)
             if batch.items:
                 yield batch
                 continue
-            if self._rewritten(cur):
-                log.info("%s was truncated; reading from the start", self.path)
-                self._offset, self._sig = 0, b""
-                cur.seek(0)
+            if self._restart_if_rewritten(cur):
                 continue
             if self._check_rotation():
                 log.info("%s was rotated; following the new file", self.path)
