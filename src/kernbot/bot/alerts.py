@@ -198,9 +198,6 @@ class AlertDecider:
     def __init__(self, policy: AlertPolicy) -> None:
         self.policy = policy
 
-    def ingest(self, repo: Repository, event: Event, now: float) -> Outcome:
-        return self.ingest_batch(repo, [event], now)[0]
-
     def ingest_batch(self, repo: Repository, events: list[Event], now: float) -> list[Outcome]:
         """Store and decide a batch in the caller's (decide-locked) transaction."""
         batch = _Batch(repo, self.policy, now)

@@ -20,7 +20,6 @@ from kernbot.bot.ports import FleetQueries, Notice
 from kernbot.bot.store import Database, Repository
 
 log = logging.getLogger(__name__)
-DAY_S = 86400.0
 
 
 def _human(seconds: float) -> str:

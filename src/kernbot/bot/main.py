@@ -92,7 +92,6 @@ class Bot:
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         import aiohttp
@@ -183,7 +182,6 @@ class Bot:
             with contextlib.suppress(Exception):
                 await close()
         await asyncio.to_thread(self.db.dispose)
-        self._stopped.set()
 
     async def run_forever(self) -> None:
         """Start, serve until SIGTERM/SIGINT (or cancellation), then stop cleanly."""

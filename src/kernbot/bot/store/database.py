@@ -67,8 +67,9 @@ def _safe_url(url: str) -> str:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_postgres = make_url(url).get_backend_name() == "postgresql"
-        if make_url(url).get_backend_name() == "sqlite":
+        backend = make_url(url).get_backend_name()
+        self.is_postgres = backend == "postgresql"
+        if backend == "sqlite":
             self.engine = _sqlite_engine(url)
         else:
             self.engine = create_engine(

@@ -24,12 +24,6 @@ class Repository:
         self._postgres = session.get_bind().dialect.name == "postgresql"
 
     # events -------------------------------------------------------------------------------
-    def insert_event(self, values: dict[str, Any]) -> bool:
-        """Insert unless the key exists; True when this call inserted it."""
-        ins = (postgresql.insert if self._postgres else sqlite.insert)(EventRow)
-        stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["key"])
-        return self.session.execute(stmt.returning(EventRow.key)).first() is not None
-
     def events_by_keys(self, keys: set[str]) -> dict[str, EventRow]:
         if not keys:
             return {}
@@ -44,11 +38,8 @@ class Repository:
             ins = (postgresql.insert if self._postgres else sqlite.insert)(_EVENTS)
             self.session.execute(ins.on_conflict_do_nothing(index_elements=["key"]), rows)
 
-    def get_event(self, key: str, *, for_update: bool = False) -> EventRow | None:
-        stmt = select(EventRow).where(EventRow.key == key)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return self.session.scalars(stmt).first()
+    def get_event(self, key: str) -> EventRow | None:
+        return self.session.scalars(select(EventRow).where(EventRow.key == key)).first()
 
     def recent_events(self, host: str, kind: str, limit: int = 20) -> list[EventRow]:
         stmt = (
