@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import platform
 import time
@@ -141,6 +142,7 @@ class Agent:
         self._runner: web.AppRunner | None = None
         self._scheduler: Scheduler | None = None
         self._saved: Position | None = saved
+        self._last_save = 0.0
         self._stopping = asyncio.Event()
         self.fatal: BaseException | None = None
         self.bound_port: int | None = None
@@ -282,8 +284,6 @@ class Agent:
             self.pipeline.flush_if_idle(self.settings.flush_timeout_s)
             self._save_position()
 
-    _last_save = 0.0
-
     def _save_position(self, force: bool = False) -> None:
         pos = self.pipeline.safe_position
         if pos is None or pos == self._saved:
@@ -296,7 +296,7 @@ class Agent:
         except OSError as exc:
             log.error("cannot save position to %s: %s", self.positions.path, exc)
             return
-        self._saved = Position(**{k: getattr(pos, k) for k in Position.__dataclass_fields__})
+        self._saved = dataclasses.replace(pos)  # a copy: the pipeline updates `pos` in place
         self._last_save = now
 
     # ---- periodic jobs ---------------------------------------------------------------------

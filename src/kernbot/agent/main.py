@@ -30,10 +30,7 @@ async def _serve(settings: object) -> int:
         loop.add_signal_handler(sig, agent.request_stop)
     try:
         await agent.run_forever()
-    except SourceUnavailable as exc:
-        print(f"kernbot agent: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
+    except (SourceUnavailable, OSError) as exc:  # e.g. /dev/kmsg denied, the port is taken
         print(f"kernbot agent: {exc}", file=sys.stderr)
         return 1
     return 0
