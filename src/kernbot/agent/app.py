@@ -195,13 +195,9 @@ class Agent:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         host, port = self.settings.listen_host_port()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.bound_port = int(sockets[0].getsockname()[1])
+        self.bound_port = int(runner.addresses[0][1])  # the real port when `listen` asked for 0
 
     async def stop(self) -> None:
         """Flush, persist, ship what we can in a bounded time, close."""
