@@ -154,11 +154,7 @@ class Enricher:
     def _syn_context(self, ev: SynFloodEvent) -> None:
         ctx = ev.context
         self._guard(ctx, "sysctls", self.proc.net_sysctls)
-        try:
-            ext = self.proc.tcpext()
-            ctx["counters"] = {k: ext[k] for k in COUNTERS if k in ext}
-        except (OSError, ValueError) as exc:
-            ctx.setdefault("enrich_errors", []).append(f"counters: {exc}")
+        self._guard(ctx, "counters", self._counters)
         try:
             listener = pick_listener(self.proc.listeners(), ev)
         except (OSError, ValueError) as exc:
@@ -166,3 +162,7 @@ class Enricher:
             return
         if listener is not None:
             ctx["listener"] = listener.model_dump(exclude={"version"})
+
+    def _counters(self) -> dict[str, int]:
+        ext = self.proc.tcpext()
+        return {k: ext[k] for k in COUNTERS if k in ext}
