@@ -64,8 +64,14 @@ def load_or_create_token(state_dir: Path) -> str:
     return token
 
 
+def _host_port(listen: str) -> tuple[str, str]:
+    """`HOST:PORT` or `[V6]:PORT` -> (host without brackets, port as written)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), port
+
+
 def is_loopback(listen: str) -> bool:
-    host = listen.rpartition(":")[0].strip("[]")
+    host = _host_port(listen)[0]
     if host == "localhost":
         return True
     try:
@@ -90,7 +96,7 @@ def bot_settings(up: UpSettings, token: str) -> BotSettings:
 
 def loopback_url(listen: str, port: int) -> str:
     """How this process reaches its own server: the listen host, or loopback for `0.0.0.0`."""
-    host = listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    host = _host_port(listen)[0] or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -108,7 +114,7 @@ def agent_settings(up: UpSettings, token: str, bot_url: str) -> AgentSettings:
         "bot_url": bot_url,
         "token": SecretStr(token),
     }
-    host, port = up.agent_listen.rpartition(":")[0].strip("[]"), up.agent_listen.rpartition(":")[2]
+    host, port = _host_port(up.agent_listen)
     if up.advertise_url is None and host in ("0.0.0.0", "::") and port != "0":
         values["advertise_url"] = loopback_url(up.agent_listen, int(port))
     return AgentSettings.model_construct(**values)
@@ -126,7 +132,7 @@ def check(up: UpSettings) -> list[str]:
         )
     for name, value in (("KERNBOT_LISTEN", up.listen), ("KERNBOT_AGENT_LISTEN", up.agent_listen)):
         try:
-            port = int(value.rpartition(":")[2])
+            port = int(_host_port(value)[1])
         except ValueError:
             port = -1
         if not 0 <= port <= 65535 or ":" not in value:
