@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -109,6 +110,7 @@ class FakeApiServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, str]] = []
         self.url = ""
+        self.pod_list: dict[str, Any] = POD_LIST
 
     async def pods(self, request: web.Request) -> web.Response:
         self.requests.append(
@@ -116,7 +118,7 @@ class FakeApiServer:
         )
         if request.headers.get("Authorization") != "Bearer sa-token":
             return web.json_response({"kind": "Status", "code": 401}, status=401)
-        return web.json_response(POD_LIST)
+        return web.json_response(self.pod_list)
 
 
 @pytest.fixture
@@ -175,3 +177,65 @@ async def test_api_errors_leave_the_identity_as_it_was(
     dead = InClusterKubernetesApi(f"http://127.0.0.1:{dead_port}", "t", timeout_s=1.0)
     got = await PodResolver(tmp_path, use_kubernetes_api=True, api=dead).resolve_async(k8s())
     assert got == k8s()
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
+CORPUS_POD_UID = "94eb36cd-29e1-478b-b365-4cb5dfc7d6fb"
+CORPUS_CID = "46b3e0a4df44b752b841aecca454e6e78995d567912a84950390bae6f6777a63"
+
+
+async def test_agent_ships_api_pod_names_as_the_next_revision(
+    tmp_path: Path, api_server: FakeApiServer
+) -> None:
+    """The alert leaves at once with the pod UID; the names the Kubernetes API gives follow as
+    the next revision of the same event, never held up by the API and never a second event."""
+    from kernbot.agent.app import build_agent
+    from kernbot.agent.sources import Batch, Item
+    from kernbot.core.detector import detect
+    from kernbot.core.formats import read_lines
+    from kernbot.settings import AgentSettings
+
+    api_server.pod_list = {
+        "kind": "PodList",
+        "items": [
+            {
+                "metadata": {"uid": CORPUS_POD_UID, "namespace": "shop", "name": "api-5c7b"},
+                "status": {
+                    "containerStatuses": [
+                        {"name": "node-app", "containerID": f"containerd://{CORPUS_CID}"}
+                    ]
+                },
+            }
+        ],
+    }
+    settings = AgentSettings(
+        state_dir=tmp_path / "state", source="stdin", pod_log_dir=tmp_path / "no-pods",
+        hostname="node-1",
+    )  # fmt: skip
+    agent = build_agent(settings)
+    pods = agent.enricher.pods
+    pods.use_kubernetes_api = True
+    pods.api = InClusterKubernetesApi(api_server.url, "sa-token", node_name="node-1")
+    path = CORPUS / "oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.txt"
+    with path.open() as f:
+        records = list(read_lines(f))
+    agent.pipeline.feed(Batch(items=[Item(records=records, position=None)]))
+    agent.pipeline.flush()
+    for _ in range(100):
+        if not agent._name_tasks:
+            break
+        await asyncio.sleep(0.02)
+    (named,) = [q for q in agent.outbox.peek(100) if q.body["kind"] == "oom_kill"]
+    # The outbox keeps only the newest unsent revision of an event: the detector's own last
+    # revision came without names, the API's names came as one revision after it.
+    (plain,) = detect(records, host="node-1")
+    assert plain.kubernetes is not None and plain.kubernetes.pod is None
+    assert named.event_id == plain.id
+    assert named.revision == plain.revision + 1
+    k8s_named = named.body["kubernetes"]
+    assert (k8s_named["namespace"], k8s_named["pod"], k8s_named["container"]) == (
+        "shop", "api-5c7b", "node-app",
+    )  # fmt: skip
+    assert k8s_named["name_source"] == "kubernetes-api"
+    assert named.body["context"]["pod_source"] == "names from the Kubernetes API"
+    assert [r["fieldSelector"] for r in api_server.requests] == ["spec.nodeName=node-1"]

@@ -14,17 +14,18 @@ import dataclasses
 import logging
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from kernbot import __version__
 from kernbot.agent.api import build_app
+from kernbot.agent.enrich import Enricher
 from kernbot.agent.history import History, RecentLines
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox
 from kernbot.agent.pipeline import Pipeline
+from kernbot.agent.pods import KubernetesApi
 from kernbot.agent.position import Position, PositionStore
 from kernbot.agent.proc import ProcReader
 from kernbot.agent.reconcile import OomReconciler
@@ -56,13 +57,28 @@ RECONCILE_EVERY_S = 5.0
 STOP_SHIP_BUDGET_S = 2.5
 
 
-def _enricher(settings: AgentSettings, proc: ProcReader) -> Callable[[Event], Event]:
+def _enricher(settings: AgentSettings, proc: ProcReader) -> Enricher:
     """Live host context, pod names and advice for each event (kernbot.agent.enrich)."""
-    from kernbot.agent.enrich import Enricher
     from kernbot.agent.pods import PodResolver
 
-    pods = PodResolver(settings.pod_log_dir, settings.kubernetes_api)
-    return Enricher(proc, pods).enrich
+    api = _kubernetes_api(settings)
+    return Enricher(proc, PodResolver(settings.pod_log_dir, settings.kubernetes_api, api))
+
+
+def _kubernetes_api(settings: AgentSettings) -> KubernetesApi | None:
+    if not settings.kubernetes_api:
+        return None
+    from kernbot.agent.pods import InClusterKubernetesApi
+
+    try:
+        return InClusterKubernetesApi.from_environment(node_name=settings.hostname)
+    except (KeyError, OSError) as exc:
+        log.warning(
+            "KERNBOT_KUBERNETES_API is set but this is not a pod with a service account (%s): "
+            "pod names come from the pod log directories only",
+            exc,
+        )
+        return None
 
 
 class _LiveSynContext:
@@ -122,6 +138,9 @@ class Agent:
             metrics=self.metrics,
             timeout_s=settings.ship_timeout_s,
         )
+        self.enricher = _enricher(settings, proc)
+        self._name_tasks: set[asyncio.Task[None]] = set()
+        self._awaiting_names: dict[str, OomKillEvent] = {}
         self.pipeline = Pipeline(
             detector=Detector(host=self.host, boot_id=self.boot_id),
             outbox=self.outbox,
@@ -129,7 +148,8 @@ class Agent:
             recent=self.recent,
             metrics=self.metrics,
             reconciler=self.reconciler,
-            enrich=_enricher(settings, proc),
+            enrich=self.enricher.enrich,
+            on_live=self._names_later,
             syn=_LiveSynContext(self.syn_tracker, proc),
             on_stored=self.shipper.wake,
             first_start=self.first_start,
@@ -146,6 +166,31 @@ class Agent:
         self._stopping = asyncio.Event()
         self.fatal: BaseException | None = None
         self.bound_port: int | None = None
+
+    # ---- pod names from the Kubernetes API ---------------------------------------------------
+    def _names_later(self, ev: Event) -> None:
+        """The alert has gone out with the pod UID; when the logs did not name the pod and the
+        API may be asked, ask it without holding up the log, and ship the names as an update."""
+        if not isinstance(ev, OomKillEvent) or ev.id is None:
+            return
+        if ev.id in self._awaiting_names:
+            self._awaiting_names[ev.id] = ev  # the names go onto the newest revision
+            return
+        if not self.enricher.wants_api_names(ev):
+            return
+        self._awaiting_names[ev.id] = ev
+        task = asyncio.get_running_loop().create_task(self._ship_api_names(ev.id))
+        self._name_tasks.add(task)
+        task.add_done_callback(self._name_tasks.discard)
+
+    async def _ship_api_names(self, event_id: str) -> None:
+        try:
+            names = await self.enricher.api_names(self._awaiting_names[event_id])
+        finally:
+            latest = self._awaiting_names.pop(event_id)
+        if names is not None:
+            # The pipeline gives it the revision after the newest one shipped.
+            self.pipeline.store(self.enricher.with_names(latest, names), enriched=True)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def _open_source(self) -> Source:
@@ -204,9 +249,10 @@ class Agent:
         self._stopping.set()
         if self._scheduler is not None:
             self._scheduler.shutdown()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._name_tasks]  # a pending API lookup is not worth waiting for
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []

@@ -94,6 +94,26 @@ class Enricher:
             return ev
         return self.enrich(ev)
 
+    def wants_api_names(self, event: Event) -> bool:
+        """An OOM event whose pod names the logs could not settle, with the API allowed."""
+        return isinstance(event, OomKillEvent) and self.pods.wants_api(event.kubernetes)
+
+    async def api_names(self, event: OomKillEvent) -> Kubernetes | None:
+        """The event's pod identity with names from the Kubernetes API, or None when the API
+        did not answer for this pod."""
+        if event.kubernetes is None:
+            return None
+        k8s = await self.pods.resolve_async(event.kubernetes)
+        return k8s if k8s.name_source == "kubernetes-api" else None
+
+    def with_names(self, event: OomKillEvent, k8s: Kubernetes) -> OomKillEvent:
+        """A copy of an already enriched event with these pod names, its `pod_source` and the
+        advice that quotes them."""
+        ev = event.model_copy(deep=True, update={"kubernetes": k8s})
+        self._names_done(ev)
+        ev.advice = advise(ev, ev.context)
+        return ev
+
     def _guard(self, ctx: dict[str, Any], key: str, read: Callable[[], Any]) -> None:
         try:
             ctx[key] = read()

@@ -70,6 +70,7 @@ class Pipeline:
         enrich: Callable[[Event], Event] = lambda ev: ev,
         syn: SynTracker | None = None,
         on_stored: Callable[[], None] = lambda: None,
+        on_live: Callable[[Event], None] = lambda ev: None,
         first_start: bool = False,
         history_max_age_s: float = 86400.0,
         boot_id: str | None = None,
@@ -85,6 +86,8 @@ class Pipeline:
         self.enrich = enrich
         self.syn = syn
         self.on_stored = on_stored
+        self.on_live = on_live
+        """Called with each live (not history) event as shipped, after it is in the outbox."""
         self.first_start = first_start
         self.history_max_age_s = history_max_age_s
         self.boot_id = boot_id
@@ -97,6 +100,9 @@ class Pipeline:
         self.last_record_mono = mono_clock()
         self._latest_position: Position | None = None
         self._seen_ids: set[str] = set()
+        self._revisions: dict[str, int] = {}
+        """Highest revision shipped per event id: an update made here (pod names from the
+        Kubernetes API) and a later one from the detector (the reaper line) never share one."""
         self._counted_ids: set[str] = set()
 
     def feed(self, batch: Batch) -> None:
@@ -176,16 +182,22 @@ class Pipeline:
         for out in events:
             self.store(out, old=old)
 
-    def store(self, ev: Event, old: bool = False) -> None:
-        if not old:
+    def store(self, ev: Event, old: bool = False, *, enriched: bool = False) -> None:
+        if old:
+            ev.context["history"] = True
+        elif not enriched:
             try:
                 ev = self.enrich(ev)
             except Exception:
                 log.exception("enrichment failed; shipping the event without context")
-        else:
-            ev.context["history"] = True
         if ev.id is None:
             ev.id = f"{ev.boot_id}:{ev.seq}" if ev.seq is not None else f"{ev.kind}:{ev.time}"
+        last = self._revisions.get(ev.id)
+        if last is not None and ev.revision <= last:
+            ev.revision = last + 1
+        if len(self._revisions) > 100_000:
+            self._revisions.clear()
+        self._revisions[ev.id] = ev.revision
         body = ev.model_dump(mode="json")
         if ev.id not in self._seen_ids:
             self._seen_ids.add(ev.id)
@@ -201,6 +213,8 @@ class Pipeline:
         self.history.add(body, now=self.wall_clock())
         if self.outbox.put(ev.id, ev.revision, ev.kind, body):
             self.on_stored()
+        if not old:
+            self.on_live(ev)
 
 
 def _kills_in(ev: OomKillEvent) -> int:

@@ -137,42 +137,47 @@ class PodResolver:
         self._api_cache: dict[str, PodNames | None] = {}
 
     def resolve(self, k8s: Kubernetes) -> Kubernetes:
-        """Fill namespace/pod/container from the kubelet's log directories (no network)."""
+        """Fill namespace/pod/container from the kubelet's log directories (no network), or from
+        what the Kubernetes API already answered for this pod."""
         if k8s.pod_uid is None or (k8s.pod and k8s.container):
             return k8s
+        local = k8s
         found = _pod_dir(self.pod_log_dir, k8s.pod_uid)
-        if found is None:
-            return k8s
-        pod_dir, namespace, pod = found
-        container, source = self._container(pod_dir, namespace, pod, k8s.container_id)
-        return k8s.model_copy(
-            update={
-                "namespace": namespace,
-                "pod": pod,
-                "container": container,
-                "name_source": source,
-            }
+        if found is not None:
+            pod_dir, namespace, pod = found
+            container, source = self._container(pod_dir, namespace, pod, k8s.container_id)
+            local = k8s.model_copy(
+                update={
+                    "namespace": namespace,
+                    "pod": pod,
+                    "container": container,
+                    "name_source": source,
+                }
+            )
+        cached = self._api_cache.get(k8s.pod_uid)
+        if local.name_source != "pod-logs" and cached is not None:
+            return _with_api_names(local, cached, k8s.container_id)
+        return local
+
+    def wants_api(self, k8s: Kubernetes | None) -> bool:
+        """True when the logs gave no sure answer and the Kubernetes API may be asked."""
+        return (
+            k8s is not None
+            and k8s.pod_uid is not None
+            and self.use_kubernetes_api
+            and self.api is not None
+            and k8s.name_source not in ("pod-logs", "kubernetes-api")
         )
 
     async def resolve_async(self, k8s: Kubernetes) -> Kubernetes:
         """`resolve`, then the Kubernetes API when allowed and the logs gave no sure answer."""
         local = self.resolve(k8s)
-        if local.name_source == "pod-logs" or not self.use_kubernetes_api or self.api is None:
-            return local
-        if k8s.pod_uid is None:
+        if not self.wants_api(local) or k8s.pod_uid is None:
             return local
         names = await self._from_api(k8s.pod_uid)
         if names is None:
             return local
-        container = names.containers.get(k8s.container_id or "")
-        return local.model_copy(
-            update={
-                "namespace": names.namespace,
-                "pod": names.pod,
-                "container": container or local.container,
-                "name_source": "kubernetes-api",
-            }
-        )
+        return _with_api_names(local, names, k8s.container_id)
 
     async def _from_api(self, uid: str) -> PodNames | None:
         if uid in self._api_cache:
@@ -212,6 +217,18 @@ class PodResolver:
             return None, "pod-logs"
         newest = max(containers, key=_newest_mtime)
         return newest.name, "pod-logs-guess"
+
+
+def _with_api_names(local: Kubernetes, names: PodNames, container_id: str | None) -> Kubernetes:
+    container = names.containers.get(container_id or "")
+    return local.model_copy(
+        update={
+            "namespace": names.namespace,
+            "pod": names.pod,
+            "container": container or local.container,
+            "name_source": "kubernetes-api",
+        }
+    )
 
 
 def describe_source(k8s: Kubernetes | None) -> str | None:
