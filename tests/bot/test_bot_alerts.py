@@ -3,7 +3,8 @@ episodes, history, silences and routing (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from conftest import FakeClock, Pipeline, RecordingNotifier, make_pipeline
+from bot_harness import FakeClock, Pipeline, RecordingNotifier, make_pipeline
+
 from fakes.fake_fleet import sample_oom, sample_syn
 from kernbot.bot.alerts import parse_routes
 from kernbot.bot.store import Database

@@ -4,8 +4,8 @@ alert is lost, Retry-After is honoured, permanent errors are marked loudly."""
 from __future__ import annotations
 
 import pytest
+from bot_harness import FakeClock
 
-from conftest import FakeClock
 from fakes.fake_fleet import sample_oom
 from fakes.fake_slack import FakeSlack
 from kernbot.bot.alerts import AlertDecider, AlertPolicy

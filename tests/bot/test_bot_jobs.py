@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import FakeClock, Pipeline
+from bot_harness import FakeClock, Pipeline
+
 from kernbot.bot.jobs import BotJobs
 from kernbot.bot.store import Database
 from kernbot.wire import Heartbeat

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from bot_harness import postgres_url
 
-from conftest import postgres_url
 from fakes.fake_fleet import sample_oom, sample_syn
 from fakes.fake_slack import FakeSlack
 from kernbot.core.events import Event, Victim

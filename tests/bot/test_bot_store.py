@@ -8,9 +8,9 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from bot_harness import FakeClock, Pipeline
 from pydantic_core import PydanticSerializationError
 
-from conftest import FakeClock, Pipeline
 from fakes.fake_fleet import sample_oom, sample_syn
 from kernbot.bot.migrations import VERSION_TABLE
 from kernbot.bot.store import Database, Repository

@@ -1,26 +1,13 @@
-"""Fixtures of the end-to-end tests: the fake Slack, a response_url recorder and the kernbot
-subprocesses a test started (killed by pid at teardown if a test left one running)."""
+"""Fixtures of the end-to-end tests: the kernbot subprocesses a test started (killed by pid at
+teardown if a test left one running). The fake Slack and the response_url recorder come from
+tests/conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from e2e_processes import KernbotProcess
-
-from fakes.fake_slack import FakeSlack, ResponseUrlRecorder
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[ResponseUrlRecorder]:
-    async with ResponseUrlRecorder() as rec:
-        yield rec
 
 
 @pytest.fixture
