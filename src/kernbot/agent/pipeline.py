@@ -99,7 +99,6 @@ class Pipeline:
         """Where a restart should resume: after the last record that left no half-read report."""
         self.last_record_mono = mono_clock()
         self._latest_position: Position | None = None
-        self._seen_ids: set[str] = set()
         self._revisions: dict[str, int] = {}
         """Highest revision shipped per event id: an update made here (pod names from the
         Kubernetes API) and a later one from the detector (the reaper line) never share one."""
@@ -199,10 +198,7 @@ class Pipeline:
             self._revisions.clear()
         self._revisions[ev.id] = ev.revision
         body = ev.model_dump(mode="json")
-        if ev.id not in self._seen_ids:
-            self._seen_ids.add(ev.id)
-            if len(self._seen_ids) > 100_000:
-                self._seen_ids.clear()
+        if last is None:  # the first revision of this event seen by this process
             self.stats.events[ev.kind] += 1
             self.metrics.events.labels(kind=ev.kind).inc()
         if self.reconciler is not None and isinstance(ev, OomKillEvent):
