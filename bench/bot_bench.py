@@ -35,14 +35,14 @@ from fakes.fake_slack import FakeSlack  # noqa: E402
 from kernbot.bot.agents_client import AgentsClient  # noqa: E402
 from kernbot.bot.alerts import AlertDecider, AlertPolicy  # noqa: E402
 from kernbot.bot.ingest import Ingestor  # noqa: E402
-from kernbot.bot.main import build_bot  # noqa: E402
 from kernbot.bot.ports import Message, PostedRef  # noqa: E402
 from kernbot.bot.service import FleetService  # noqa: E402
 from kernbot.bot.slack_notifier import SlackNotifier  # noqa: E402
 from kernbot.bot.store import Database  # noqa: E402
+from kernbot.commands.bot import build_bot  # noqa: E402
 from kernbot.core.events import Event, Victim  # noqa: E402
+from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat  # noqa: E402
 from kernbot.settings import BotSettings  # noqa: E402
-from kernbot.wire import MAX_BATCH, EventBatch, Heartbeat  # noqa: E402
 
 TOKEN = "bench-token"
 

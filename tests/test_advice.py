@@ -19,8 +19,8 @@ from kernbot.core.events import (
     Task,
     Victim,
 )
-from kernbot.core.formats import read_lines
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.formats.reader import read_lines
+from kernbot.core.oom.report import OomAssembler
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 

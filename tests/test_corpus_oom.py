@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from kernbot.core.events import OomKillEvent
-from kernbot.core.formats import read_lines
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.formats.reader import read_lines
+from kernbot.core.oom.report import OomAssembler
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 K8S_V2_POD = "94eb36cd-29e1-478b-b365-4cb5dfc7d6fb"

@@ -13,7 +13,7 @@ from kernbot.core import prefilter
 from kernbot.core.detector import Detector, FinalRevisions, detect
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.core.formats import read_lines
+from kernbot.core.formats.reader import read_lines
 from kernbot.core.prefilter import candidate_offsets, detect_bytes
 from kernbot.core.record import Record
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event
-from kernbot.core.formats import read_lines
+from kernbot.core.formats.reader import read_lines
 from kernbot.core.prefilter import detect_bytes
 from kernbot.core.record import Record
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from kernbot.doctor import (
+from kernbot.commands.doctor import (
     HostPaths,
     check_cgroup,
     check_clock,

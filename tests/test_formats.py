@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kernbot.core.formats import (
+from kernbot.core.formats.reader import (
     LineReader,
     is_kernel,
     parse_journal_entry,

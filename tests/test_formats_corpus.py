@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kernbot.core.fmt_kmsg import unescape
-from kernbot.core.formats import is_kernel, read_lines
+from kernbot.core.formats.kmsg import unescape
+from kernbot.core.formats.reader import is_kernel, read_lines
 from kernbot.core.record import Record
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernbot.core.formats import (
+from kernbot.core.formats.reader import (
     LineReader,
     parse_journal_entry,
     parse_kmsg_record,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from kernbot.core.events import MAX_LINES, OomKillEvent
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 
 BOOT = "7d3c1a52-0c5e-4c0b-9c7e-1f2e3d4c5b6a"

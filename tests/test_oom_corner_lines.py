@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from kernbot.core import oom_lines as ol
 from kernbot.core.detector import detect
 from kernbot.core.events import OomKillEvent
-from kernbot.core.formats import read_lines
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.formats.reader import read_lines
+from kernbot.core.oom import lines as ol
+from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 
 EXITING = "%s: OOM victim %d (%s) is already exiting. Skip killing the task"

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernbot.core.events import OomKillEvent
-from kernbot.core.oom_lines import parse_line
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.oom.lines import parse_line
+from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"

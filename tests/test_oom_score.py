@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from kernbot.core.oom_lines import Killed, parse_line
-from kernbot.core.oom_score import ERA_ANCIENT, ERA_NEW, ERA_OLD, oom_score
-from kernbot.core.task_table import TableLayout, parse_row
+from kernbot.core.oom.lines import Killed, parse_line
+from kernbot.core.oom.score import ERA_ANCIENT, ERA_NEW, ERA_OLD, oom_score
+from kernbot.core.oom.task_table import TableLayout, parse_row
 
 
 def test_6_11_stress_ng_proc_oom_score_1989() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kernbot.core import oom_lines as ol
-from kernbot.core.formats import read_lines
+from kernbot.core.formats.reader import read_lines
+from kernbot.core.oom import lines as ol
 from kernbot.core.prefilter import KEYWORDS
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"

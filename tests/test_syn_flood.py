@@ -8,9 +8,9 @@ import pytest
 
 from kernbot.core.detector import detect
 from kernbot.core.events import SynFloodEvent
-from kernbot.core.formats import read_lines
+from kernbot.core.formats.reader import read_lines
 from kernbot.core.record import Record
-from kernbot.core.syn_flood import parse_syn_flood
+from kernbot.core.syn.flood import parse_syn_flood
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 
 from kernbot import __version__
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "scan": ("kernbot.scan", "explain every OOM kill and SYN flood in kernel logs"),
-    "agent": ("kernbot.agent.main", "follow this host's kernel log and ship events to the bot"),
-    "bot": ("kernbot.bot.main", "the Slack bot: ingest events, post alerts, answer slash commands"),
-    "up": ("kernbot.up", "agent and bot in one process on this machine"),
-    "doctor": ("kernbot.doctor", "check what kernbot needs on this host and how to fix gaps"),
+_C = "kernbot.commands."
+COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module under kernbot.commands, help)
+    "scan": (_C + "scan", "explain every OOM kill and SYN flood in kernel logs"),
+    "agent": (_C + "agent", "follow this host's kernel log and ship events to the bot"),
+    "bot": (_C + "bot", "the Slack bot: ingest events, post alerts, answer slash commands"),
+    "up": (_C + "up", "agent and bot in one process on this machine"),
+    "doctor": (_C + "doctor", "check what kernbot needs on this host and how to fix gaps"),
 }
 
 

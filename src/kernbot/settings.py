@@ -1,7 +1,7 @@
 """Typed settings for every command: environment variables, then a YAML file, then defaults.
 
 Only the entry points (`kernbot.cli` and the `main` of each command) build settings; everything
-else receives them. Names follow ../shared/DESIGN.md ("Settings").
+else receives them. Names follow ARCHITECTURE.md ("Settings").
 """
 
 from __future__ import annotations

@@ -10,7 +10,14 @@ from aiohttp import web
 
 from kernbot.agent.api import build_app, parse_since
 from kernbot.agent.history import RecentLines
-from kernbot.wire import AgentStatus, DmesgResponse, OomResponse, ProcInfo, SynResponse, TopResponse
+from kernbot.core.wire import (
+    AgentStatus,
+    DmesgResponse,
+    OomResponse,
+    ProcInfo,
+    SynResponse,
+    TopResponse,
+)
 
 NOW = 1_700_000_000.0
 

@@ -16,12 +16,12 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item
-from kernbot.agent.syn_episodes import COUNTERS, SynEpisodeTracker
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event
-from kernbot.core.formats import read_lines
+from kernbot.core.formats.reader import read_lines
 from kernbot.core.record import Record
-from kernbot.wire import Listener
+from kernbot.core.syn.episodes import COUNTERS, SynEpisodeTracker
+from kernbot.core.wire import Listener
 
 T0 = 1_700_000_000.0
 LISTENER = Listener(family="ipv4", addr="0.0.0.0", port=443, pid=42, comm="<!channel>", syn_recv=9)

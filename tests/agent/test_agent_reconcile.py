@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernbot.agent.reconcile import OomReconciler
+from kernbot.core.oom.reconcile import OomReconciler
 
 
 def test_a_deficit_that_persists_for_two_samples_becomes_one_event() -> None:

@@ -114,7 +114,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
 
 
 async def test_heartbeat_reaches_the_bot(tmp_path: Path) -> None:
-    from kernbot.wire import Heartbeat
+    from kernbot.core.wire import Heartbeat
 
     bot = await FakeBot().start()
     try:

@@ -9,9 +9,9 @@ import pytest
 from kernbot.agent.enrich import Enricher, pick_listener
 from kernbot.agent.pods import PodResolver
 from kernbot.agent.proc import ProcReader
-from kernbot.agent.syn_episodes import COUNTERS
 from kernbot.core.events import Memcg, OomKillEvent, SynFloodEvent, Victim
-from kernbot.wire import Listener, ProcInfo
+from kernbot.core.syn.episodes import COUNTERS
+from kernbot.core.wire import Listener, ProcInfo
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "proc" / "snapshot"
 UID = "0f1c2d3e-1111-2222-3333-444455556666"

@@ -192,7 +192,7 @@ async def test_agent_ships_api_pod_names_as_the_next_revision(
     from kernbot.agent.app import build_agent
     from kernbot.agent.sources import Batch, Item
     from kernbot.core.detector import detect
-    from kernbot.core.formats import read_lines
+    from kernbot.core.formats.reader import read_lines
     from kernbot.settings import AgentSettings
 
     api_server.pod_list = {

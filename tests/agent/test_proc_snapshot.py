@@ -13,7 +13,7 @@ from kernbot.agent.proc.processes import memory_cgroup
 from kernbot.agent.proc.psi import parse_psi
 from kernbot.agent.proc.sockets import TcpRow, parse_tcp_table, syn_recv_per_listener
 from kernbot.agent.proc.vmstat import oom_kill_count
-from kernbot.agent.syn_episodes import SPOOFED, verdict
+from kernbot.core.syn.episodes import SPOOFED, verdict
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "proc" / "snapshot"
 

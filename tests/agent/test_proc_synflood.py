@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from kernbot.agent.proc import ProcReader
-from kernbot.agent.syn_episodes import SPOOFED, SynEpisodeTracker, verdict
+from kernbot.core.syn.episodes import SPOOFED, SynEpisodeTracker, verdict
 from lab.synflood import running_syn_flood
 
 pytestmark = pytest.mark.root

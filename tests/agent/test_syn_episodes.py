@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kernbot.agent.syn_episodes import (
+from kernbot.core.advice import advise
+from kernbot.core.events import SynFloodEvent
+from kernbot.core.syn.episodes import (
     COUNTERS,
     INSUFFICIENT,
     REAL_CLIENTS,
@@ -12,9 +14,7 @@ from kernbot.agent.syn_episodes import (
     SynEpisodeTracker,
     verdict,
 )
-from kernbot.core.advice import advise
-from kernbot.core.events import SynFloodEvent
-from kernbot.wire import Listener
+from kernbot.core.wire import Listener
 
 COOKIES_ON = {"net.ipv4.tcp_syncookies": 1, "net.core.somaxconn": 4096}
 COOKIES_OFF = {"net.ipv4.tcp_syncookies": 0}

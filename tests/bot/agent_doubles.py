@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from kernbot.core.events import OomKillEvent
-from kernbot.wire import DmesgResponse, OomResponse, ProcInfo, SynResponse, TopResponse
+from kernbot.core.wire import DmesgResponse, OomResponse, ProcInfo, SynResponse, TopResponse
 
 
 @dataclass

@@ -9,7 +9,7 @@ from fakes.fake_fleet import sample_oom, sample_syn
 from kernbot.bot.alerts import parse_routes
 from kernbot.bot.store import Database
 from kernbot.core.events import Kubernetes, OomKillEvent, Victim
-from kernbot.wire import EventBatch
+from kernbot.core.wire import EventBatch
 
 
 def kill(n: int, host: str = "k8s-node-17", comm: str = "java") -> OomKillEvent:

@@ -14,7 +14,7 @@ from kernbot.bot.ingest import Ingestor
 from kernbot.bot.slack_notifier import SlackNotifier
 from kernbot.bot.store import Database, Repository
 from kernbot.core.events import Victim
-from kernbot.wire import EventBatch
+from kernbot.core.wire import EventBatch
 
 
 def parts(

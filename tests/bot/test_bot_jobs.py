@@ -9,7 +9,7 @@ from bot_harness import FakeClock, Pipeline
 
 from kernbot.bot.jobs import BotJobs
 from kernbot.bot.store import Database
-from kernbot.wire import Heartbeat
+from kernbot.core.wire import Heartbeat
 
 
 def hb(host: str) -> Heartbeat:
@@ -92,7 +92,7 @@ async def test_prune_keeps_recent_and_forgets_old(
 ) -> None:
     from fakes.fake_fleet import sample_oom
     from kernbot.bot.store import Repository
-    from kernbot.wire import EventBatch
+    from kernbot.core.wire import EventBatch
 
     await pipeline.ingestor.events(EventBatch(host="h", events=[sample_oom(id="old")]))
     await pipeline.drain()

@@ -16,7 +16,7 @@ from bot_harness import postgres_url
 from fakes.fake_fleet import sample_oom, sample_syn
 from fakes.fake_slack import FakeSlack
 from kernbot.core.events import Event, Victim
-from kernbot.wire import EventBatch
+from kernbot.core.wire import EventBatch
 
 TOKEN = "replica-token"
 pytestmark = pytest.mark.postgres

@@ -14,10 +14,10 @@ from pydantic import SecretStr
 
 from fakes.fake_fleet import sample_oom, sample_syn
 from fakes.fake_slack import FakeSlack
-from kernbot.bot.main import Bot, build_bot
 from kernbot.bot.ports import Message, PostedRef
+from kernbot.commands.bot import Bot, build_bot
+from kernbot.core.wire import EventBatch, Heartbeat
 from kernbot.settings import BotSettings
-from kernbot.wire import EventBatch, Heartbeat
 
 TOKEN = "agent-secret"
 

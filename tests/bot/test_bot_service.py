@@ -18,7 +18,7 @@ from kernbot.bot.ports import UnknownHost
 from kernbot.bot.service import FleetService
 from kernbot.bot.store import Database
 from kernbot.core.events import Kubernetes, Victim
-from kernbot.wire import EventBatch, Heartbeat
+from kernbot.core.wire import EventBatch, Heartbeat
 
 TOKEN = "s3cret"
 HOSTS = ["web-1", "web-2", "db-1"]

@@ -16,7 +16,7 @@ from kernbot.bot.migrations import VERSION_TABLE
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import Base, EventRow
 from kernbot.core.events import Victim
-from kernbot.wire import EventBatch, Heartbeat
+from kernbot.core.wire import EventBatch, Heartbeat
 
 
 def test_migrations_create_exactly_the_models(db: Database) -> None:

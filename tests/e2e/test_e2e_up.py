@@ -328,8 +328,8 @@ async def test_status_line_off_a_terminal_prints_plain_lines() -> None:
 def test_up_settings_split_into_a_loopback_agent_and_bot_sharing_one_token() -> None:
     from pydantic import SecretStr
 
+    from kernbot.commands.up import agent_settings, bot_settings, check, is_loopback, loopback_url
     from kernbot.settings import UpSettings
-    from kernbot.up import agent_settings, bot_settings, check, is_loopback, loopback_url
 
     up = UpSettings(
         listen="127.0.0.1:9300",

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kernbot.wire import EventBatch, Heartbeat
+from kernbot.core.wire import EventBatch, Heartbeat
 
 
 class FakeBot:

@@ -33,7 +33,7 @@ from kernbot.core.events import (
     Trigger,
     Victim,
 )
-from kernbot.wire import Listener, ProcInfo
+from kernbot.core.wire import Listener, ProcInfo
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 RHEL8_K8S = "oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt"
@@ -51,7 +51,7 @@ def corpus_lines(name: str) -> list[str]:
 def corpus_events(name: str) -> list[Event]:
     """The real pipeline's events for a corpus file (ImportError until the pipeline lands)."""
     from kernbot.core.detector import detect
-    from kernbot.core.formats import read_lines
+    from kernbot.core.formats.reader import read_lines
 
     return list(detect(read_lines(corpus_lines(name))))
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
-from kernbot.wire import AgentStatus, DmesgResponse, OomResponse, SynResponse, TopResponse
+from kernbot.core.wire import AgentStatus, DmesgResponse, OomResponse, SynResponse, TopResponse
 
 MAX_TOP = 100
 MAX_DMESG_LINES = 2000

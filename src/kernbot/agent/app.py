@@ -28,7 +28,6 @@ from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.pods import KubernetesApi
 from kernbot.agent.position import Position, PositionStore
 from kernbot.agent.proc import ProcReader
-from kernbot.agent.reconcile import OomReconciler
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import (
@@ -38,10 +37,10 @@ from kernbot.agent.sources import (
     make_source,
     source_name,
 )
-from kernbot.agent.syn_episodes import SynEpisodeTracker
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.settings import AgentSettings
-from kernbot.wire import (
+from kernbot.core.oom.reconcile import OomReconciler
+from kernbot.core.syn.episodes import SynEpisodeTracker
+from kernbot.core.wire import (
     AgentStatus,
     DmesgResponse,
     Heartbeat,
@@ -49,6 +48,7 @@ from kernbot.wire import (
     SynResponse,
     TopResponse,
 )
+from kernbot.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 

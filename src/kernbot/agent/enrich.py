@@ -19,11 +19,11 @@ from typing import Any
 
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
-from kernbot.agent.syn_episodes import COUNTERS
 from kernbot.core.advice import advise
 from kernbot.core.cgroup_identity import identify
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, SynFloodEvent
-from kernbot.wire import Listener, ProcInfo
+from kernbot.core.syn.episodes import COUNTERS
+from kernbot.core.wire import Listener, ProcInfo
 
 DAY_S = 24 * 3600.0
 

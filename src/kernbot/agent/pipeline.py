@@ -21,9 +21,9 @@ from kernbot.agent.history import History, RecentLines, event_epoch
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox
 from kernbot.agent.position import Position
-from kernbot.agent.reconcile import OomReconciler
 from kernbot.agent.sources import Batch
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
 

@@ -17,7 +17,7 @@ import aiohttp
 
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox, Queued
-from kernbot.wire import MAX_BATCH, Heartbeat
+from kernbot.core.wire import MAX_BATCH, Heartbeat
 
 log = logging.getLogger(__name__)
 

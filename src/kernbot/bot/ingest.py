@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from kernbot.bot.alerts import AlertDecider, Outcome
 from kernbot.bot.ports import Notice
 from kernbot.bot.store import Database, Repository
-from kernbot.wire import EventBatch, EventBatchResult, Heartbeat
+from kernbot.core.wire import EventBatch, EventBatchResult, Heartbeat
 
 log = logging.getLogger(__name__)
 

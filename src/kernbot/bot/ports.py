@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.wire import Listener, ProcInfo
+from kernbot.core.wire import Listener, ProcInfo
 
 
 class PostedRef(BaseModel):

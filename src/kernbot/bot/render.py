@@ -17,7 +17,7 @@ from kernbot.bot import blocks as bk
 from kernbot.bot.escape import code_block, mrkdwn, plain, truncate
 from kernbot.bot.ports import AlertView, Message, Notice
 from kernbot.core.events import Advice, OomKillEvent, SynFloodEvent
-from kernbot.wire import Listener
+from kernbot.core.wire import Listener
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}
 """action_id of each Silence button -> how long it silences (seconds)."""

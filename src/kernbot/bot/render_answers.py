@@ -24,7 +24,7 @@ from kernbot.bot.ports import (
     UnknownHost,
 )
 from kernbot.bot.render import human_kb
-from kernbot.wire import ProcInfo
+from kernbot.core.wire import ProcInfo
 
 HELP = """\
 *kernbot* tells you when the kernel OOM-kills a process or sees a SYN flood.

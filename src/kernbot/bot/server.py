@@ -21,7 +21,7 @@ from kernbot.bot.delivery import DeliveryHealth
 from kernbot.bot.ingest import Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
-from kernbot.wire import EventBatch, Heartbeat
+from kernbot.core.wire import EventBatch, Heartbeat
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)

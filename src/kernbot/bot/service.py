@@ -32,7 +32,7 @@ from kernbot.bot.ports import (
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import AgentRow, SilenceRow
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
+from kernbot.core.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
 
 M = TypeVar("M", bound=BaseModel)
 

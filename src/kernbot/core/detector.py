@@ -14,10 +14,10 @@ from dataclasses import replace
 
 from kernbot.core.advice import advise
 from kernbot.core.events import Event
-from kernbot.core.formats import OTHER_FORMATS
-from kernbot.core.oom_report import OomAssembler
+from kernbot.core.formats.reader import OTHER_FORMATS
+from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
-from kernbot.core.syn_flood import MARKER, is_wrapped_head, parse_syn_flood
+from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
 
 
 class Detector:

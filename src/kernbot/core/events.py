@@ -1,6 +1,6 @@
 """The event contract: what `kernbot scan --json` prints and what agents post to the bot.
 
-Field names follow ../shared/DESIGN.md ("Event JSON"); extra fields are allowed and kept so an
+Field names follow ARCHITECTURE.md ("Event JSON"); extra fields are allowed and kept so an
 older bot accepts a newer agent's events. Everything here is plain data; no I/O.
 """
 

@@ -17,7 +17,7 @@ from typing import cast
 
 from kernbot.core.detector import Detector, FinalRevisions
 from kernbot.core.events import Event
-from kernbot.core.formats import LineReader
+from kernbot.core.formats.reader import LineReader
 from kernbot.core.record import Record
 
 KEYWORDS: tuple[bytes, ...] = (
@@ -39,7 +39,7 @@ KEYWORDS: tuple[bytes, ...] = (
     b"SYN flooding on port",
 )
 """Every line that can start (or, alone, make) an event contains one of these: the starters of
-`kernbot.core.oom_report` (header, cpuset, memcg counters, `Task in`, table header, kill,
+`kernbot.core.oom.report` (header, cpuset, memcg counters, `Task in`, table header, kill,
 reaper, group and panic lines) and the SYN flood marker. Long needles search faster."""
 
 JSON_PRETTY = b'"dmesg"'

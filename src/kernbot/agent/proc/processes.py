@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kernbot.core.events import Kubernetes
-from kernbot.wire import ProcInfo
+from kernbot.core.wire import ProcInfo
 
 Identify = Callable[[str], Kubernetes | None]
 """cgroup path -> Kubernetes identity (pod uid, container id, qos) or None."""

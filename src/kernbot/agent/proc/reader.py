@@ -26,7 +26,7 @@ from kernbot.agent.proc.sockets import (
 from kernbot.agent.proc.sysctls import VM_SYSCTLS, read_sysctls
 from kernbot.agent.proc.vmstat import oom_kill_count
 from kernbot.core.cgroup_identity import identify as identify_cgroup
-from kernbot.wire import Listener, ProcInfo
+from kernbot.core.wire import Listener, ProcInfo
 
 
 class ProcReader:

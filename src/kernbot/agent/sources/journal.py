@@ -70,7 +70,7 @@ class JournalSource:
         return argv
 
     async def _run(self, follow: bool, backlog: bool) -> AsyncIterator[Batch]:
-        from kernbot.core.formats import parse_journal_entry
+        from kernbot.core.formats.reader import parse_journal_entry
 
         proc = await asyncio.create_subprocess_exec(
             *self._argv(follow),

@@ -62,7 +62,7 @@ class KmsgSource:
         self.healthy = True
 
     async def batches(self) -> AsyncIterator[Batch]:
-        from kernbot.core.formats import parse_kmsg_record
+        from kernbot.core.formats.reader import parse_kmsg_record
 
         if self._fd is None:
             await self.open()

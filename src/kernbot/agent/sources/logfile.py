@@ -170,7 +170,7 @@ class LogFileSource:
         return st.st_ino != self._inode
 
     async def batches(self) -> AsyncIterator[Batch]:
-        from kernbot.core.formats import LineReader
+        from kernbot.core.formats.reader import LineReader
 
         reader = LineReader()
         wake = asyncio.Event()

@@ -44,7 +44,7 @@ class StdinSource:
                 put(None)
 
     async def batches(self) -> AsyncIterator[Batch]:
-        from kernbot.core.formats import LineReader
+        from kernbot.core.formats.reader import LineReader
 
         reader = LineReader()
         loop = asyncio.get_running_loop()

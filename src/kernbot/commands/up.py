@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from kernbot.settings import AgentSettings, BotSettings, UpSettings
     from kernbot.status_line import Snapshot, StatusAwareNotifier
 
-log = logging.getLogger("kernbot.up")
+log = logging.getLogger("kernbot.commands.up")
 
 TOKEN_FILE = "token"
 STOP_BUDGET_S = 4.5
@@ -162,8 +162,8 @@ async def serve(up: UpSettings, *, out: TextIO, err: TextIO, interactive: bool) 
     from kernbot.agent.app import build_agent
     from kernbot.agent.sources import SourceUnavailable
     from kernbot.bot.console_notifier import ConsoleNotifier
-    from kernbot.bot.main import build_bot
     from kernbot.bot.notifiers import build_notifier
+    from kernbot.commands.bot import build_bot
     from kernbot.status_line import ClearBeforeLogging, StatusAwareNotifier, StatusLine
 
     token = up.token.get_secret_value() if up.token else load_or_create_token(up.state_dir)

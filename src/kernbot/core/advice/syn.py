@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kernbot.core.advice_parts import lenient_int
+from kernbot.core.advice.parts import lenient_int
 from kernbot.core.events import Advice, SynFloodEvent
 
 SPOOFED_MAX_RETURN = 0.1

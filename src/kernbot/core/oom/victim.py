@@ -8,11 +8,11 @@ what earlier ones left empty.
 
 from __future__ import annotations
 
-from kernbot.core import oom_lines as ol
 from kernbot.core.events import Task, Victim
-from kernbot.core.oom_era import normalised_3x
-from kernbot.core.oom_report_state import ReportState
-from kernbot.core.oom_score import oom_score
+from kernbot.core.oom import lines as ol
+from kernbot.core.oom.era import normalised_3x
+from kernbot.core.oom.report_state import ReportState
+from kernbot.core.oom.score import oom_score
 
 
 def pgtables_fixed(killed: ol.Killed, row: Task | None) -> tuple[int | None, bool]:

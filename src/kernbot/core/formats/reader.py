@@ -18,11 +18,16 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
-from kernbot.core.fmt_dmesg import parse_bracket, parse_fac_level, parse_netconsole, parse_raw_prio
-from kernbot.core.fmt_head import Head, to_records
-from kernbot.core.fmt_journal import dmesg_json_head, is_kernel_entry, journal_head, json_member
-from kernbot.core.fmt_kmsg import DICT_LINE, parse_kmsg_line
-from kernbot.core.fmt_syslog import (
+from kernbot.core.formats.dmesg import (
+    parse_bracket,
+    parse_fac_level,
+    parse_netconsole,
+    parse_raw_prio,
+)
+from kernbot.core.formats.head import Head, to_records
+from kernbot.core.formats.journal import dmesg_json_head, is_kernel_entry, journal_head, json_member
+from kernbot.core.formats.kmsg import DICT_LINE, parse_kmsg_line
+from kernbot.core.formats.syslog import (
     parse_iso,
     parse_traditional,
     parse_wall_header,

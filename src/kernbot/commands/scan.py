@@ -127,7 +127,7 @@ def read_kmsg_once(path: str = KMSG_PATH) -> tuple[list[bytes], int]:
 
 def _scan_kmsg(host: str | None) -> list[Event]:
     from kernbot.core.detector import detect
-    from kernbot.core.formats import parse_kmsg_record
+    from kernbot.core.formats.reader import parse_kmsg_record
 
     boot_id = _boot_id()
     records, lost = read_kmsg_once()

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections import deque
 
-from kernbot.core import oom_lines as ol
 from kernbot.core.events import OomKillEvent
-from kernbot.core.oom_era import kernel_era
-from kernbot.core.oom_event import build_event
-from kernbot.core.oom_report_state import ReportState
+from kernbot.core.oom import lines as ol
+from kernbot.core.oom.era import kernel_era
+from kernbot.core.oom.event import build_event
+from kernbot.core.oom.report_state import ReportState
 from kernbot.core.record import Record
 
 __all__ = [

@@ -3,7 +3,7 @@
 The assembler calls `build_event` at the kill line and again after every follow-up, and
 compares the results: so this is a pure function of the report state, and an event built twice
 from the same state is equal. Scores need the report's total pages (the memcg limit, or RAM and
-swap for a global OOM) and its kernel era (`kernbot.core.oom_era`).
+swap for a global OOM) and its kernel era (`kernbot.core.oom.era`).
 
 Corner-case lines go into extra fields, present only when their line was seen (so ordinary
 events keep their shape):
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from kernbot.core import oom_lines as ol
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import Memcg, MemInfo, OomKillEvent, Reaper, Task, Trigger
-from kernbot.core.oom_era import kernel_era, normalised_3x, root_bonus_era
-from kernbot.core.oom_report_state import ReportState
-from kernbot.core.oom_score import oom_score
-from kernbot.core.oom_victim import killed_victim, victim
-from kernbot.core.task_table import PAGE_KB
+from kernbot.core.oom import lines as ol
+from kernbot.core.oom.era import kernel_era, normalised_3x, root_bonus_era
+from kernbot.core.oom.report_state import ReportState
+from kernbot.core.oom.score import oom_score
+from kernbot.core.oom.task_table import PAGE_KB
+from kernbot.core.oom.victim import killed_victim, victim
 
 
 def memcg_totalpages(r: ReportState) -> int | None:

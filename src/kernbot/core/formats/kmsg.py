@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from kernbot.core.fmt_head import Head
+from kernbot.core.formats.head import Head
 
 _HEADER = re.compile(r"(\d{1,9}),(\d{1,20}),(\d{1,20}),([^,;]{0,8})([^;]{0,200});")
 _ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")

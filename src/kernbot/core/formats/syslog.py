@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from kernbot.core.fmt_dmesg import parse_bracket
-from kernbot.core.fmt_head import Head
-from kernbot.core.fmt_time import EN_MONTHS, frac_to_usec, iso_at, make_wall
+from kernbot.core.formats.dmesg import parse_bracket
+from kernbot.core.formats.head import Head
+from kernbot.core.formats.timefmt import EN_MONTHS, frac_to_usec, iso_at, make_wall
 
 _TRADITIONAL = re.compile(
     r"([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ([^\s\[\]]{1,255}) "

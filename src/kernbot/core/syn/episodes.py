@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kernbot.core.events import SynFloodEvent
-from kernbot.wire import Listener
+from kernbot.core.wire import Listener
 
 Phase = Literal["start", "ongoing", "ended"]
 

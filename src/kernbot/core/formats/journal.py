@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from kernbot.core.fmt_head import LEVEL_NAMES, Head
+from kernbot.core.formats.head import LEVEL_NAMES, Head
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MEMBER = re.compile(r'\s{0,64}"(pri|fac|time|caller|msg)":\s{0,16}(.*?),?\s{0,4}')

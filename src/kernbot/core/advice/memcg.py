@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from kernbot.core.advice_parts import q, raised_limit_mib, usage_text, victim_name
+from kernbot.core.advice.parts import q, raised_limit_mib, usage_text, victim_name
 from kernbot.core.events import Advice, OomKillEvent
 
 _UNIT_RE = re.compile(r"/([^/]+\.(?:service|scope|slice))$")

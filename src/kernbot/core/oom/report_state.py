@@ -1,8 +1,8 @@
 """What has been read so far of one kernel OOM report: the parsed lines, folded into fields.
 
-The assembler (`kernbot.core.oom_report`) decides which report a record belongs to; this module
+The assembler (`kernbot.core.oom.report`) decides which report a record belongs to; this module
 only remembers what each record said, so an event can be built from a report at any moment
-(`kernbot.core.oom_event`). Lines no parser knows still matter here: task table rows (the table
+(`kernbot.core.oom.event`). Lines no parser knows still matter here: task table rows (the table
 header says which columns follow) and the tail of a `Task in` line that a mailer wrapped.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernbot.core import oom_lines as ol
 from kernbot.core.events import MAX_LINES, OomKillEvent, Task
+from kernbot.core.oom import lines as ol
+from kernbot.core.oom.task_table import TableLayout, parse_row
 from kernbot.core.record import Record
-from kernbot.core.task_table import TableLayout, parse_row
 
 EVIDENCE = ol.REPORT_STARTERS
 """A report with none of these lines (a stack header and Mem-Info alone) is not an OOM report."""

@@ -1,6 +1,6 @@
 """Which kernel printed a report, as far as the score formulas care, read from its shape.
 
-oom_badness() changed three times (PROVENANCE.md section 4, `kernbot.core.oom_score`); a
+oom_badness() changed three times (PROVENANCE.md section 4, `kernbot.core.oom.score`); a
 report rarely names its kernel version (only the stack header does, when it was kept), so the
 era is inferred from the line shapes each kernel printed: the task table's columns, the header's
 `oom_adj`, the kill line's fields, Mem-Info keys.
@@ -8,8 +8,8 @@ era is inferred from the line shapes each kernel printed: the task table's colum
 
 from __future__ import annotations
 
-from kernbot.core.oom_report_state import ReportState
-from kernbot.core.oom_score import ERA_ANCIENT, ERA_NEW, ERA_OLD
+from kernbot.core.oom.report_state import ReportState
+from kernbot.core.oom.score import ERA_ANCIENT, ERA_NEW, ERA_OLD
 
 
 def kernel_era(r: ReportState) -> str | None:

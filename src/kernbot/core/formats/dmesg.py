@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from kernbot.core.fmt_head import LEVEL_NAMES, Head
-from kernbot.core.fmt_time import iso_at, make_wall, month_number, seconds_to_usec
+from kernbot.core.formats.head import LEVEL_NAMES, Head
+from kernbot.core.formats.timefmt import iso_at, make_wall, month_number, seconds_to_usec
 
 _TS = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{1,9})(?: {0,12}< {0,12}[\d.]{1,24}>)?\] ?")
 _DELTA = re.compile(r"\[ {0,12}(?:\+|< {0,12})(\d{1,12})\.(\d{1,9})>?\] ?")

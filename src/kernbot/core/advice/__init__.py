@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kernbot.core.advice_oom import advise_oom
-from kernbot.core.advice_syn import advise_syn
+from kernbot.core.advice.oom import advise_oom
+from kernbot.core.advice.syn import advise_syn
 from kernbot.core.events import Advice, Event
 
 Rules = Callable[[Any, Mapping[str, Any]], list[Advice]]

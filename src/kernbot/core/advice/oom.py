@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kernbot.core.advice_memcg import memcg_advice
-from kernbot.core.advice_parts import lenient_int, mib, victim_name
+from kernbot.core.advice.memcg import memcg_advice
+from kernbot.core.advice.parts import lenient_int, mib, victim_name
 from kernbot.core.events import Advice, OomKillEvent, Task
 
 LEAK_KILLS_24H = 3

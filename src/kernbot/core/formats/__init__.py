@@ -1,0 +1,1 @@
+"""Reading kernel log text in every format a user has into `Record`s (reader.py is the entry)."""
