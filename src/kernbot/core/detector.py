@@ -23,9 +23,13 @@ from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
 class Detector:
     """Routes records to the OOM assembler and the SYN parser; attaches advice to each event."""
 
-    def __init__(self, host: str | None = None, boot_id: str | None = None) -> None:
+    def __init__(
+        self, host: str | None = None, boot_id: str | None = None, *, advise: bool = True
+    ) -> None:
         self.host = host
         self.boot_id = boot_id
+        self.advise = advise
+        """False in the agent, whose pipeline advises once, after enrichment."""
         self._oom = OomAssembler(host=host, boot_id=boot_id)
         self._syn_head: Record | None = None
 
@@ -66,10 +70,10 @@ class Detector:
         self._syn_head = None
         return self._advised(list(self._oom.flush()))
 
-    @staticmethod
-    def _advised(events: list[Event]) -> list[Event]:
-        for ev in events:
-            ev.advice = advise(ev)
+    def _advised(self, events: list[Event]) -> list[Event]:
+        if self.advise:
+            for ev in events:
+                ev.advice = advise(ev)
         return events
 
 
