@@ -43,6 +43,7 @@ from kernbot.core.detector import Detector
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.syn.episodes import SynEpisodeTracker
 from kernbot.core.wire import Heartbeat
+from kernbot.hostport import url_host
 from kernbot.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -319,9 +320,7 @@ class Agent:
         host, port = self.settings.listen_host_port()
         if host in ("0.0.0.0", "::"):
             host = self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.bound_port or port}"
+        return f"http://{url_host(host)}:{self.bound_port or port}"
 
     async def reconcile(self) -> None:
         """Kills vmstat counted that the log never showed become events of their own."""

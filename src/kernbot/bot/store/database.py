@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernbot.bot.store.json_text import serialize
+from kernbot.errors import KernbotError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(KernbotError):
     """The database cannot be reached or upgraded; the message says which URL and why."""
 
 
