@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernbot.agent.clock import Clock
+from kernbot.agent.clock import SystemClock
 from kernbot.agent.history import RecentLines
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
@@ -96,7 +96,7 @@ class Recorded:
         return True
 
 
-class FixedWall(Clock):
+class FixedWall(SystemClock):
     def wall(self) -> float:
         return T0
 

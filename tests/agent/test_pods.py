@@ -192,6 +192,7 @@ async def test_agent_ships_api_pod_names_as_the_next_revision(
     from agent_harness import SNAPSHOT_BOOT_ID, make_agent
 
     from kernbot.core.detector import detect
+    from kernbot.core.events import OomKillEvent
     from kernbot.core.formats.reader import read_lines
 
     api_server.pod_list = {
@@ -224,6 +225,7 @@ async def test_agent_ships_api_pod_names_as_the_next_revision(
     # The outbox keeps only the newest unsent revision of an event: the detector's own last
     # revision came without names, the API's names came as one revision after it.
     (plain,) = detect(read_lines(lines.splitlines()), host="node-1", boot_id=SNAPSHOT_BOOT_ID)
+    assert isinstance(plain, OomKillEvent)
     assert plain.kubernetes is not None and plain.kubernetes.pod is None
     assert named.event_id == plain.id
     assert named.revision == plain.revision + 1

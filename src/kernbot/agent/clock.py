@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """The real clock. `mono()` is CLOCK_MONOTONIC, the clock of kmsg timestamps."""
+class Clock(Protocol):
+    def wall(self) -> float:
+        """Unix seconds (time.time)."""
+
+    def mono(self) -> float:
+        """CLOCK_MONOTONIC seconds, the clock of kmsg timestamps (time.monotonic)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
 
     def wall(self) -> float:
         return time.time()
@@ -22,4 +31,4 @@ class Clock:
         await asyncio.sleep(seconds)
 
 
-SYSTEM_CLOCK = Clock()
+SYSTEM_CLOCK: Clock = SystemClock()
