@@ -77,9 +77,9 @@ class Enricher:
             if ev.kubernetes is not None:
                 ev.kubernetes = self.pods.resolve(ev.kubernetes)
             self._names_done(ev)
-        else:
+        elif isinstance(ev, SynFloodEvent):
             self._syn_context(ev)
-        return ev
+        return ev  # a kind without live context here goes on as it came
 
     def with_names(self, event: OomKillEvent, k8s: Kubernetes) -> OomKillEvent:
         """A copy of an already enriched event with these pod names and its `pod_source`."""
