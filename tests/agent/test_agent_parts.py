@@ -215,3 +215,23 @@ async def test_an_unreadable_source_falls_back_and_without_fallback_is_fatal(
     with pytest.raises(SourceUnavailable):
         await alone.agent.start()
     await alone.agent.stop()
+
+
+async def test_kills_vmstat_counted_that_no_log_showed_become_one_event(tmp_path: Path) -> None:
+    """The captured /proc says 2 OOM kills this boot; on a first start with an empty log those
+    are older than the agent: one `missing_from_log` event, kept as history (no alert)."""
+    h = make_agent(tmp_path, source="kmsg")  # a source that sees every line, so reconciled
+    await h.agent.start()
+    try:
+        for _ in range(3):
+            await h.agent.reconcile()
+        (ev,) = ooms(h)
+        assert ev["missing_from_log"] is True
+        assert ev["context"]["missing_kills"] == 2
+        assert ev["context"]["history"] is True
+        h.sources.current.push(NOISE)
+        await until(lambda: h.agent.pipeline.safe_position is not None, "a position")
+    finally:
+        await h.agent.stop()
+    saved = json.loads((tmp_path / "position.json").read_text())
+    assert saved["oom_kills_accounted"] == 2, "the kills are accounted across a restart"
