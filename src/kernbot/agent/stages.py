@@ -118,6 +118,9 @@ class ApiPodNames:
         try:
             k8s = first.kubernetes
             names = await self.enricher.pods.resolve_async(k8s) if k8s is not None else None
+        except Exception:  # an injected client's own failure: the alert already went out
+            log.exception("pod name lookup for %s failed", event_id)
+            names = None
         finally:
             latest = self._awaiting.pop(event_id)
         if names is not None and names.name_source == "kubernetes-api" and self.resume:
