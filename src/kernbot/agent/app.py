@@ -446,6 +446,9 @@ class Agent:
     def metrics_text(self) -> bytes:
         return self.metrics.render()
 
+    def health_findings(self) -> list[str]:
+        return list(self.proc.findings)
+
 
 def build_agent(settings: AgentSettings) -> Agent:
     """The agent for these settings; call inside a running event loop, then `await start()`."""

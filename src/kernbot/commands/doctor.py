@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -42,6 +42,60 @@ class HostPaths:
     sys_fs_cgroup: Path = Path("/sys/fs/cgroup")
     journal_dirs: tuple[Path, ...] = (Path("/var/log/journal"), Path("/run/log/journal"))
     pod_log_dir: Path = Path("/var/log/pods")
+    self_status: Path = Path("/proc/self/status")
+    """This process's own status (CapEff), never the host's: capabilities are per process."""
+
+
+CAP_SYSLOG = 34
+"""include/uapi/linux/capability.h"""
+
+
+def has_capability(status: Path, cap: int) -> bool | None:
+    """Whether `cap` is in CapEff of /proc/self/status; None when that cannot be read."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def kmsg_denied_why(exc: OSError, restrict: int | None, cap_syslog: bool | None) -> tuple[str, str]:
+    """(why, fix) for an open(2) of /dev/kmsg that failed with EPERM or EACCES.
+
+    Three different gates answer "permission denied" (kernel/printk/printk.c devkmsg_open,
+    security/device_cgroup.c): the file mode (EACCES: not root), `kernel.dmesg_restrict=1`
+    without CAP_SYSLOG (EPERM), and a container's device allow-list (EPERM even with
+    CAP_SYSLOG: container runtimes do not list /dev/kmsg unless the container is privileged).
+    CapEff and dmesg_restrict tell the last two apart.
+    """
+    if exc.errno == errno.EACCES:
+        return (
+            f"{exc.strerror}: the device's file mode allows only root to read it",
+            "run the agent as root (the chart's kmsg mode does), or use the journal mode "
+            "(agent.source=journal)",
+        )
+    if cap_syslog or restrict == 0:
+        have = "CAP_SYSLOG is present" if cap_syslog else f"kernel.dmesg_restrict={restrict}"
+        return (
+            f"{exc.strerror} although {have}: the container's device allow-list (device "
+            "cgroup) does not include /dev/kmsg",
+            "run the agent container privileged (the chart's kmsg mode does; a hostPath mount "
+            "alone is not enough), or use the unprivileged journal mode (agent.source=journal)",
+        )
+    if restrict == 1:
+        return (
+            f"{exc.strerror}: kernel.dmesg_restrict=1 and no CAP_SYSLOG "
+            "(a container's device allow-list may block it as well)",
+            "run the agent as root with CAP_SYSLOG (in Kubernetes the chart's default kmsg mode "
+            "runs it privileged), or `sysctl kernel.dmesg_restrict=0`, or use the unprivileged "
+            "journal mode (agent.source=journal)",
+        )
+    return (
+        f"{exc.strerror} (CAP_SYSLOG and kernel.dmesg_restrict unknown)",
+        "run the agent privileged with CAP_SYSLOG, or use the journal mode (agent.source=journal)",
+    )
 
 
 def check_kmsg(paths: HostPaths) -> Finding:
@@ -56,15 +110,8 @@ def check_kmsg(paths: HostPaths) -> Finding:
         )
     except PermissionError as exc:
         restrict = _read_int(paths.proc / "sys/kernel/dmesg_restrict")
-        why = "kernel.dmesg_restrict=1 and no CAP_SYSLOG" if restrict == 1 else exc.strerror
-        return Finding(
-            "kmsg",
-            "fail",
-            f"cannot open {paths.kmsg}: {why}",
-            "run the agent as root with CAP_SYSLOG (in Kubernetes the chart's default kmsg mode "
-            "runs it privileged), or `sysctl kernel.dmesg_restrict=0`, or use the unprivileged "
-            "journal mode (agent.source=journal)",
-        )
+        why, fix = kmsg_denied_why(exc, restrict, has_capability(paths.self_status, CAP_SYSLOG))
+        return Finding("kmsg", "fail", f"cannot open {paths.kmsg}: {why}", fix)
     try:
         os.read(fd, 8192)
     except BlockingIOError:
@@ -118,6 +165,22 @@ def check_proc(paths: HostPaths) -> Finding:
                 "mount the host's /proc at /host/proc and set KERNBOT_PROC_ROOT=/host/proc",
             )
     return Finding("proc", "ok", f"{paths.proc}: {pids} processes visible")
+
+
+def check_proc_access(paths: HostPaths, net_pid: int | None) -> Finding:
+    """What the agent, run like this, may not read under the proc root (the agent's own probe)."""
+    from kernbot.agent.proc.reader import access_findings
+
+    found = access_findings(paths.proc, net_pid)
+    if not found:
+        return Finding("proc-access", "ok", f"{paths.proc}: every entry the agent reads is open")
+    return Finding(
+        "proc-access",
+        "warn",
+        "; ".join(found),
+        "expected in the chart's unprivileged journal mode (all capabilities dropped); "
+        "the kmsg mode (privileged) reads them",
+    )
 
 
 def check_cgroup(paths: HostPaths) -> Finding:
@@ -270,12 +333,20 @@ async def check_http(settings: UpSettings, bot_url: str | None) -> list[Finding]
     return out
 
 
-def run_checks(settings: UpSettings, paths: HostPaths, bot_url: str | None) -> list[Finding]:
+def run_checks(
+    settings: UpSettings, paths: HostPaths, bot_url: str | None, net_pid: int | None = None
+) -> list[Finding]:
     in_k8s = "KUBERNETES_SERVICE_HOST" in os.environ
     kmsg = check_kmsg(paths)
+    if kmsg.status == "fail" and settings.source.startswith("journal"):
+        # the chart's journal mode does not mount /dev/kmsg at all: say why, but it is no failure
+        kmsg = Finding(
+            "kmsg", "skip", f"{kmsg.detail} (not used: KERNBOT_SOURCE={settings.source})"
+        )
     local: list[Callable[[], Finding]] = [
         lambda: check_journal(paths, kmsg.status == "ok"),
         lambda: check_proc(paths),
+        lambda: check_proc_access(paths, net_pid),
         lambda: check_cgroup(paths),
         lambda: check_pod_logs(paths, in_k8s),
         lambda: check_syncookies(paths),
@@ -308,7 +379,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernbot doctor: {exc}", file=sys.stderr)
         return 2
     paths = HostPaths(proc=settings.proc_root, pod_log_dir=settings.pod_log_dir)
-    findings = run_checks(settings, paths, settings.bot_url)
+    _, colon, journal_dir = settings.source.partition(":")
+    if settings.source.startswith("journal") and colon and journal_dir:
+        paths = replace(paths, journal_dirs=(Path(journal_dir),))
+    findings = run_checks(settings, paths, settings.bot_url, settings.net_pid)
     for f in findings:
         if args.json:
             print(json.dumps(asdict(f)))
