@@ -171,7 +171,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 def test_image_has_no_build_artefacts_and_a_healthcheck(pm: Podman) -> None:
     info = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
     print(f"IMAGE SIZE {info['Size'] / 1e6:.1f} MB ({info['Size']} bytes)")
-    assert info["HealthCheck"]["Test"] == ["CMD", "python", "-m", "kernbot.healthcheck"]
+    assert info["Healthcheck"]["Test"] == ["CMD", "python", "-m", "kernbot.healthcheck"]
     assert info["Config"]["User"] == "10001"
     assert info["Config"]["Entrypoint"] == ["kernbot"]
     res = podman(
