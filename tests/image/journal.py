@@ -46,7 +46,7 @@ def private_journald(base: Path, timeout: float = 20.0) -> Iterator[Path]:
         "set -e; mount -t tmpfs -o mode=755 tmpfs /run; "
         f"mount --bind {log_dir} /var/log; "
         f"mount --bind {conf} /etc/systemd/journald.conf; "
-        # Storage=persistent writes to /var once flushed; this flag says it already was
+        # Storage=persistent writes to /var/log/journal once flushed: this flag says it was
         "mkdir -p /run/systemd/journal; touch /run/systemd/journal/flushed; "
         f"exec {JOURNALD}"
     )
@@ -64,10 +64,7 @@ def private_journald(base: Path, timeout: float = 20.0) -> Iterator[Path]:
                 raise AssertionError(f"journald exited {proc.returncode}: {err[-2000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"journald wrote no kernel messages to {journal}")
-            proc.send_signal(signal.SIGUSR1)  # flush to /var/log/journal
             time.sleep(0.5)
         yield journal
     finally:
-        stop(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop(proc, signal.SIGTERM)
