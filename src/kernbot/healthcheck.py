@@ -101,8 +101,13 @@ def main() -> int:
     if server is None:
         print("no kernbot agent/bot/up process here: nothing to probe")
         return 0
-    pid, args = server
+    return check(*server)
+
+
+def check(pid: int, args: list[str]) -> int:
+    """Probe the server `pid` runs with kernbot arguments `args`: 0 healthy, 1 not."""
     env = _environ(pid, Path("/proc"))
+    saved = dict(os.environ)
     if env is not None:  # the settings that process loaded, not this exec's
         os.environ.clear()
         os.environ.update(env)
@@ -111,6 +116,9 @@ def main() -> int:
     except Exception as exc:  # settings errors: the server would not have started either
         print(f"kernbot {' '.join(args)}: cannot load its settings: {exc}")
         return 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
