@@ -6,10 +6,11 @@ process (`<root>/<pid>/net/...`), which is how a netns-local SYN flood is observ
 returns an empty/None value when its file is missing rather than raising: enrichment is best effort.
 
 A file it may not read is different from a missing one: in the chart's unprivileged journal mode
-(all capabilities dropped) `/host/proc/1/ns/net` and `/host/proc/1/fd` answer EACCES, because
-they need CAP_SYS_PTRACE over the host's pid 1. That is a finding to report, never a crash:
-`access_findings()` probes those paths once at start and says what the agent then goes without;
-the agent logs them, /healthz lists them and `kernbot doctor` prints them.
+(all capabilities dropped) `/host/proc/1/ns/net`, and `/host/proc/1/fd` when the host's pid 1
+holds capabilities the agent lacks, answer EACCES: both need ptrace access to that process.
+That is a finding to report, never a crash: `access_findings()` probes those paths once at start
+and says what the agent then goes without; the agent logs them, /healthz lists them and
+`kernbot doctor` prints them.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def access_findings(root: Path, net_pid: int | None) -> list[str]:
     if net_pid is not None and (exc := _denied(base / "fd", "listdir")) is not None:
         out.append(
             f"cannot list {base / 'fd'}: {exc.strerror} (other processes' file descriptors need "
-            "CAP_SYS_PTRACE): listeners are shown without their owning process"
+            "CAP_SYS_PTRACE): listeners of processes it may not trace are shown without owner"
         )
     if (exc := _denied(root / "meminfo", "stat")) is not None:
         out.append(f"cannot read {root / 'meminfo'}: {exc.strerror}: no memory summary")
