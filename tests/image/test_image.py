@@ -164,6 +164,11 @@ def _report_memory(pm: Podman, name: str, mode: str) -> None:
     print(f"MEMORY agent ({mode} mode): RSS {rss / 1024:.1f} MiB, container cgroup {cg_text}")
 
 
+def _read_only_mounts(pm: Podman, name: str) -> set[str]:
+    """Destinations the running container has mounted read-only (podman inspect)."""
+    return {m["Destination"] for m in pm.inspect(name)["Mounts"] if not m.get("RW", True)}
+
+
 def _host_findings() -> list[str]:
     """What root on this host may not read, as the agent with /host/proc would word it."""
     return [f.replace("/proc/", "/host/proc/") for f in access_findings(Path("/proc"), net_pid=1)]
@@ -212,8 +217,8 @@ async def test_bot_and_agent_in_kmsg_mode(pm: Podman, slack: FakeSlack, tmp_path
     agent = container(docs, "DaemonSet", node_name=host, claims={})
     assert "--privileged" in agent.flags
     assert agent.env["KERNBOT_SOURCE"] == "kmsg"
-    assert all(":ro" in f for f in agent.flags if f.startswith(("/proc:", "/dev/kmsg:")))
     name = pm.run("agent", agent.flags, agent.args)
+    assert _read_only_mounts(pm, name) >= {"/dev/kmsg", "/host/proc", "/host/var/log/pods"}
     health = await _healthz(agent.port)
     # privileged: it reads what root on the host reads (here even root may not open pid 1's
     # ns/net: that machine's pid 1 is not ptrace-readable, so both report it)
@@ -243,6 +248,7 @@ async def test_agent_in_journal_mode_reads_a_real_journald(
         assert agent.env["KERNBOT_SOURCE"] == f"journal:/host{journal}"
         assert agent.env["KERNBOT_NET_PID"] == "1"
         name = pm.run("agent", agent.flags, agent.args)
+        assert _read_only_mounts(pm, name) >= {f"/host{journal}", "/host/proc", "/etc/machine-id"}
 
         # all capabilities dropped: the host's pid 1 namespace and fds are findings, not a crash
         health = await _healthz(agent.port)
