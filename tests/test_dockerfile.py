@@ -1,6 +1,6 @@
-"""No Docker engine runs here, so the Dockerfile is linted with hadolint and its build steps are
-run for real: build the wheel, install it into a fresh venv, `kernbot --version`, and
-`kernbot scan` on a fixture from that venv."""
+"""The Dockerfile linted with hadolint and its install steps run without a container engine:
+build the wheel, install it into a fresh venv, `kernbot --version`, and `kernbot scan` on a
+fixture from that venv. The image itself is built and run by scripts/image-test (tests/image)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ and against real HTTP servers on loopback standing in for the bot and Slack's au
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from kernbot.agent.sources.kmsg import CAP_SYSLOG, has_capability, kmsg_denied_why
 from kernbot.commands.doctor import (
     HostPaths,
     check_cgroup,
@@ -22,6 +24,7 @@ from kernbot.commands.doctor import (
     check_journal,
     check_kmsg,
     check_proc,
+    check_proc_access,
     check_syncookies,
 )
 from kernbot.settings import UpSettings
@@ -150,3 +153,48 @@ def test_exit_code_is_the_worst_finding(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stdout + res.stderr
     assert "FAIL bot" in res.stdout
     assert "WARN syncookies" in res.stdout
+
+
+def _status_with_capeff(tmp_path: Path, cap_eff: int) -> Path:
+    status = tmp_path / "status"
+    status.write_text(f"Name:\tkernbot\nCapPrm:\t{cap_eff:016x}\nCapEff:\t{cap_eff:016x}\n")
+    return status
+
+
+def test_capeff_is_read_from_this_process_status(tmp_path: Path) -> None:
+    assert has_capability(_status_with_capeff(tmp_path, 1 << CAP_SYSLOG), CAP_SYSLOG) is True
+    assert has_capability(_status_with_capeff(tmp_path, 0), CAP_SYSLOG) is False
+    assert has_capability(tmp_path / "missing", CAP_SYSLOG) is None
+    assert has_capability(Path("/proc/self/status"), CAP_SYSLOG) is not None
+
+
+@pytest.mark.parametrize(
+    ("err", "restrict", "cap", "says", "not_says"),
+    [
+        # the device cgroup: EPERM although CAP_SYSLOG is there -> never blame dmesg_restrict
+        (errno.EPERM, 1, True, "device allow-list", "dmesg_restrict=1 and no CAP_SYSLOG"),
+        (errno.EPERM, 0, False, "device allow-list", "no CAP_SYSLOG"),
+        (errno.EPERM, 1, False, "dmesg_restrict=1 and no CAP_SYSLOG", "CAP_SYSLOG is present"),
+        (errno.EACCES, 1, False, "file mode", "device allow-list"),
+    ],
+)
+def test_kmsg_denial_names_the_gate_that_refused(
+    err: int, restrict: int, cap: bool, says: str, not_says: str
+) -> None:
+    why, fix = kmsg_denied_why(OSError(err, os.strerror(err)), restrict, cap)
+    assert says in why and not_says not in why, why
+    assert fix
+
+
+def test_proc_access_findings_never_raise_and_match_the_agent(tmp_path: Path) -> None:
+    from kernbot.agent.proc.reader import ProcReader, access_findings
+
+    found = check_proc_access(HostPaths(proc=Path("/proc")), 1)
+    reader = ProcReader(Path("/proc"), net_pid=1)  # EACCES on some hosts: must not raise
+    assert reader.findings == access_findings(Path("/proc"), 1)
+    assert found.status == ("warn" if reader.findings else "ok")
+    try:
+        os.stat("/proc/1/ns/net")
+    except PermissionError:
+        assert any("/proc/1/ns/net" in f for f in reader.findings)
+    assert check_proc_access(HostPaths(proc=_proc_tree(tmp_path)), None).status == "ok"

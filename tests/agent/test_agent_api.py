@@ -50,6 +50,9 @@ class FakeAgent:
     def metrics_text(self) -> bytes:
         return b"kernbot_agent_records_read_total 7.0\n"
 
+    def health_findings(self) -> list[str]:
+        return ["cannot open /host/proc/1/ns/net: Permission denied"]
+
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, FakeAgent]]:
@@ -82,7 +85,11 @@ async def test_every_query_needs_the_token(served: tuple[str, FakeAgent], path: 
 async def test_healthz_is_open(served: tuple[str, FakeAgent]) -> None:
     url, _ = served
     async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
-        assert r.status == 200 and (await r.json()) == {"ok": True}
+        assert r.status == 200
+        assert (await r.json()) == {
+            "ok": True,
+            "findings": ["cannot open /host/proc/1/ns/net: Permission denied"],
+        }
 
 
 async def test_query_parameters_are_bounded(served: tuple[str, FakeAgent]) -> None:

@@ -2,7 +2,9 @@
 
 Only converts HTTP to calls on `AgentQueries` and back; every /v1 route and /metrics need the
 agent token (`Authorization: Bearer ...`), compared in constant time. /healthz stays open for
-liveness probes and says nothing but ok. Query parameters are bounded so an answer is never huge.
+liveness probes and says ok plus `findings`: what the agent may not read on this host (sentences,
+no secrets; a finding is not a failure, so the status stays 200). Query parameters are bounded
+so an answer is never huge.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class AgentQueries(Protocol):
     def top(self, n: int) -> TopResponse: ...
     def dmesg(self, grep: str | None, lines: int) -> DmesgResponse: ...
     def metrics_text(self) -> bytes: ...
+    def health_findings(self) -> list[str]: ...
 
 
 def parse_since(text: str | None, now: float) -> float | None:
@@ -84,7 +87,7 @@ def build_app(
         return await handler(request)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "findings": queries.health_findings()})
 
     async def status(_: web.Request) -> web.Response:
         return _json(queries.status())

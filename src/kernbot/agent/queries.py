@@ -102,3 +102,7 @@ class HostQueries:
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
+
+    def health_findings(self) -> list[str]:
+        """What this agent may not read on this host (e.g. another netns without CAP_SYS_PTRACE)."""
+        return list(self.proc.findings)

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,13 +41,15 @@ class HostPaths:
     sys_fs_cgroup: Path = Path("/sys/fs/cgroup")
     journal_dirs: tuple[Path, ...] = (Path("/var/log/journal"), Path("/run/log/journal"))
     pod_log_dir: Path = Path("/var/log/pods")
+    self_status: Path = Path("/proc/self/status")
+    """This process's own status (CapEff), never the host's: capabilities are per process."""
 
 
 def check_kmsg(paths: HostPaths) -> Finding:
     from kernbot.agent.sources.kmsg import KmsgUnreadable, open_kmsg
 
     try:
-        fd = open_kmsg(paths.kmsg, paths.proc)
+        fd = open_kmsg(paths.kmsg, paths.proc, paths.self_status)
     except KmsgUnreadable as exc:
         return Finding("kmsg", "fail", f"cannot read {exc.path}: {exc.why}", exc.fix)
     os.close(fd)
@@ -90,6 +92,22 @@ def check_proc(paths: HostPaths) -> Finding:
                 "mount the host's /proc at /host/proc and set KERNBOT_PROC_ROOT=/host/proc",
             )
     return Finding("proc", "ok", f"{paths.proc}: {pids} processes visible")
+
+
+def check_proc_access(paths: HostPaths, net_pid: int | None) -> Finding:
+    """What the agent, run like this, may not read under the proc root (the agent's own probe)."""
+    from kernbot.agent.proc.reader import access_findings
+
+    found = access_findings(paths.proc, net_pid)
+    if not found:
+        return Finding("proc-access", "ok", f"{paths.proc}: every entry the agent reads is open")
+    return Finding(
+        "proc-access",
+        "warn",
+        "; ".join(found),
+        "expected in the chart's unprivileged journal mode (all capabilities dropped); "
+        "the kmsg mode (privileged) reads them",
+    )
 
 
 def check_cgroup(paths: HostPaths) -> Finding:
@@ -242,12 +260,20 @@ async def check_http(settings: UpSettings, bot_url: str | None) -> list[Finding]
     return out
 
 
-def run_checks(settings: UpSettings, paths: HostPaths, bot_url: str | None) -> list[Finding]:
+def run_checks(
+    settings: UpSettings, paths: HostPaths, bot_url: str | None, net_pid: int | None = None
+) -> list[Finding]:
     in_k8s = "KUBERNETES_SERVICE_HOST" in os.environ
     kmsg = check_kmsg(paths)
+    if kmsg.status == "fail" and settings.source.startswith("journal"):
+        # the chart's journal mode does not mount /dev/kmsg at all: say why, but it is no failure
+        kmsg = Finding(
+            "kmsg", "skip", f"{kmsg.detail} (not used: KERNBOT_SOURCE={settings.source})"
+        )
     local: list[Callable[[], Finding]] = [
         lambda: check_journal(paths, kmsg.status == "ok"),
         lambda: check_proc(paths),
+        lambda: check_proc_access(paths, net_pid),
         lambda: check_cgroup(paths),
         lambda: check_pod_logs(paths, in_k8s),
         lambda: check_syncookies(paths),
@@ -280,7 +306,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernbot doctor: {exc}", file=sys.stderr)
         return 2
     paths = HostPaths(proc=settings.proc_root, pod_log_dir=settings.pod_log_dir)
-    findings = run_checks(settings, paths, settings.bot_url)
+    _, colon, journal_dir = settings.source.partition(":")
+    if settings.source.startswith("journal") and colon and journal_dir:
+        paths = replace(paths, journal_dirs=(Path(journal_dir),))
+    findings = run_checks(settings, paths, settings.bot_url, settings.net_pid)
     for f in findings:
         if args.json:
             print(json.dumps(asdict(f)))

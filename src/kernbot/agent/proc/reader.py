@@ -4,10 +4,20 @@ The root is injected (`/proc`, `/host/proc` in a pod, or a captured snapshot in 
 style of prometheus client_python. `net_pid` points the network reads at the namespace of that
 process (`<root>/<pid>/net/...`), which is how a netns-local SYN flood is observed. Every method
 returns an empty/None value when its file is missing rather than raising: enrichment is best effort.
+
+A file it may not read is different from a missing one: in the chart's unprivileged journal mode
+(all capabilities dropped) `/host/proc/1/ns/net`, and `/host/proc/1/fd` when the host's pid 1
+holds capabilities the agent lacks, answer EACCES: both need ptrace access to that process.
+That is a finding to report, never a crash: `access_findings()` probes those paths once at start
+and says what the agent then goes without; the agent logs them, /healthz lists them and
+`kernbot doctor` prints them.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +38,8 @@ from kernbot.agent.proc.vmstat import oom_kill_count
 from kernbot.core.cgroup_identity import identify as identify_cgroup
 from kernbot.core.wire import Listener, ProcInfo
 
+log = logging.getLogger(__name__)
+
 
 class ProcReader:
     def __init__(
@@ -44,7 +56,13 @@ class ProcReader:
         self._identify = identify if identify is not None else identify_cgroup
         net_base = root / str(net_pid) if net_pid is not None else root / "self"
         self._ns_path = net_base / "ns" / "net"
-        self._use_sock_diag = self._ns_path.exists() if use_sock_diag is None else use_sock_diag
+        self.findings = access_findings(root, net_pid)
+        """What this reader may not read here and what is missing because of it (module doc)."""
+        for finding in self.findings:
+            log.warning("proc: %s", finding)
+        if use_sock_diag is None:
+            use_sock_diag = _stat_ok(self._ns_path)
+        self._use_sock_diag = use_sock_diag
 
     def _text(self, rel: str) -> str | None:
         try:
@@ -152,3 +170,49 @@ class ProcReader:
             return float(text.split()[0]) if text else None
         except (ValueError, IndexError):
             return None
+
+
+def _stat_ok(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _denied(path: Path, probe: str) -> OSError | None:
+    """The EACCES/EPERM error `probe` ("stat" or "listdir") meets at `path`, else None."""
+    try:
+        if probe == "listdir":
+            os.listdir(path)
+        else:
+            os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return exc
+    return None
+
+
+def access_findings(root: Path, net_pid: int | None) -> list[str]:
+    """Sentences naming each /proc entry that exists but may not be read, and the consequence.
+
+    Only permission errors count: a missing file is the normal state of a snapshot or an old
+    kernel and is handled where it is read.
+    """
+    out: list[str] = []
+    base = root / str(net_pid) if net_pid is not None else root / "self"
+    ns = base / "ns" / "net"
+    if (exc := _denied(ns, "stat")) is not None:
+        out.append(
+            f"cannot open {ns}: {exc.strerror} (needs CAP_SYS_PTRACE over pid "
+            f"{net_pid if net_pid is not None else 'self'}): listen backlogs and that network "
+            "namespace's net sysctls are not read; counters and listeners still are"
+        )
+    if net_pid is not None and (exc := _denied(base / "fd", "listdir")) is not None:
+        out.append(
+            f"cannot list {base / 'fd'}: {exc.strerror} (other processes' file descriptors need "
+            "CAP_SYS_PTRACE): listeners of processes it may not trace are shown without owner"
+        )
+    if (exc := _denied(root / "meminfo", "stat")) is not None:
+        out.append(f"cannot read {root / 'meminfo'}: {exc.strerror}: no memory summary")
+    return out

@@ -40,7 +40,61 @@ class KmsgUnreadable(SourceUnavailable):
         self.fix = fix
 
 
-def _unreadable(path: Path, exc: OSError, proc_root: Path) -> KmsgUnreadable:
+CAP_SYSLOG = 34
+"""include/uapi/linux/capability.h"""
+
+
+def has_capability(status: Path, cap: int) -> bool | None:
+    """Whether `cap` is in CapEff of /proc/self/status; None when that cannot be read."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def kmsg_denied_why(exc: OSError, restrict: int | None, cap_syslog: bool | None) -> tuple[str, str]:
+    """(why, fix) for an open(2) of /dev/kmsg that failed with EPERM or EACCES.
+
+    Three different gates answer "permission denied" (kernel/printk/printk.c devkmsg_open,
+    security/device_cgroup.c): the file mode (EACCES: not root), `kernel.dmesg_restrict=1`
+    without CAP_SYSLOG (EPERM), and a container's device allow-list (EPERM even with
+    CAP_SYSLOG: container runtimes do not list /dev/kmsg unless the container is privileged).
+    CapEff and dmesg_restrict tell the last two apart.
+    """
+    if exc.errno == errno.EACCES:
+        return (
+            f"{exc.strerror}: the device's file mode allows only root to read it",
+            "run the agent as root (the chart's kmsg mode does), or use the journal mode "
+            "(agent.source=journal)",
+        )
+    if cap_syslog or restrict == 0:
+        have = "CAP_SYSLOG is present" if cap_syslog else f"kernel.dmesg_restrict={restrict}"
+        return (
+            f"{exc.strerror} although {have}: the container's device allow-list (device "
+            "cgroup) does not include /dev/kmsg",
+            "run the agent container privileged (the chart's kmsg mode does; a hostPath mount "
+            "alone is not enough), or use the unprivileged journal mode (agent.source=journal)",
+        )
+    if restrict == 1:
+        return (
+            f"{exc.strerror}: kernel.dmesg_restrict=1 and no CAP_SYSLOG "
+            "(a container's device allow-list may block it as well)",
+            "run the agent as root with CAP_SYSLOG (in Kubernetes the chart's default kmsg mode "
+            "runs it privileged), or `sysctl kernel.dmesg_restrict=0`, or use the unprivileged "
+            "journal mode (agent.source=journal)",
+        )
+    return (
+        f"{exc.strerror} (CAP_SYSLOG and kernel.dmesg_restrict unknown)",
+        "run the agent privileged with CAP_SYSLOG, or use the journal mode (agent.source=journal)",
+    )
+
+
+def _unreadable(
+    path: Path, exc: OSError, proc_root: Path, self_status: Path | None = None
+) -> KmsgUnreadable:
     if isinstance(exc, FileNotFoundError):
         return KmsgUnreadable(
             path,
@@ -48,24 +102,25 @@ def _unreadable(path: Path, exc: OSError, proc_root: Path) -> KmsgUnreadable:
             "Mount the host's /dev/kmsg (hostPath, CharDevice); the agent can read the journal "
             "instead: KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal).",
         )
-    why = exc.strerror or str(exc)
-    if isinstance(exc, PermissionError):
+    if exc.errno in (errno.EPERM, errno.EACCES):
         try:
-            restrict = (proc_root / "sys/kernel/dmesg_restrict").read_text().strip()
-        except OSError:
-            restrict = ""
-        if restrict == "1":
-            why = f"{why} (kernel.dmesg_restrict=1 and no CAP_SYSLOG)"
+            restrict: int | None = int((proc_root / "sys/kernel/dmesg_restrict").read_text())
+        except (OSError, ValueError):
+            restrict = None
+        status = self_status or Path("/proc/self/status")
+        why, fix = kmsg_denied_why(exc, restrict, has_capability(status, CAP_SYSLOG))
+        return KmsgUnreadable(path, why, fix[:1].upper() + fix[1:] + ".")
     return KmsgUnreadable(
         path,
-        why,
-        "Run as root with CAP_SYSLOG (in a container: privileged), or allow everyone with "
-        "`sysctl -w kernel.dmesg_restrict=0`; the agent can read the journal instead: "
-        "KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal).",
+        exc.strerror or str(exc),
+        "Run as root with CAP_SYSLOG (in a container: privileged); the agent can read the "
+        "journal instead: KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal).",
     )
 
 
-def open_kmsg(path: Path = KMSG_PATH, proc_root: Path = Path("/proc")) -> int:
+def open_kmsg(
+    path: Path = KMSG_PATH, proc_root: Path = Path("/proc"), self_status: Path | None = None
+) -> int:
     """A non-blocking fd on /dev/kmsg at its oldest record, or `KmsgUnreadable`.
 
     One probe read checks what opening cannot (a container runtime's device policy refuses the
@@ -74,7 +129,7 @@ def open_kmsg(path: Path = KMSG_PATH, proc_root: Path = Path("/proc")) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise _unreadable(path, exc, proc_root) from exc
+        raise _unreadable(path, exc, proc_root, self_status) from exc
     try:
         os.read(fd, READ_SIZE)
     except (BlockingIOError, BrokenPipeError):
@@ -82,7 +137,7 @@ def open_kmsg(path: Path = KMSG_PATH, proc_root: Path = Path("/proc")) -> int:
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             os.close(fd)
-            raise _unreadable(path, exc, proc_root) from exc
+            raise _unreadable(path, exc, proc_root, self_status) from exc
     with contextlib.suppress(OSError):  # every kernel since 3.5 can; a stand-in file too
         os.lseek(fd, 0, os.SEEK_SET)
     return fd
