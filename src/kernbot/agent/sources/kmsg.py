@@ -109,7 +109,8 @@ def _unreadable(
             restrict = None
         status = self_status or Path("/proc/self/status")
         why, fix = kmsg_denied_why(exc, restrict, has_capability(status, CAP_SYSLOG))
-        return KmsgUnreadable(path, why, fix[:1].upper() + fix[1:] + ".")
+        setting = "the setting: KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal)"
+        return KmsgUnreadable(path, why, f"{fix[:1].upper()}{fix[1:]}; {setting}.")
     return KmsgUnreadable(
         path,
         exc.strerror or str(exc),
