@@ -7,7 +7,6 @@ liveness probes and says nothing but ok. Query parameters are bounded so an answ
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
+from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.core.wire import AgentStatus, DmesgResponse, OomResponse, SynResponse, TopResponse
 
 MAX_TOP = 100
@@ -69,17 +69,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(
     queries: AgentQueries, token: str | None, clock: Callable[[], float]
 ) -> web.Application:
-    expected = f"Bearer {token}".encode() if token else None
-
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != "/healthz":
-            given = request.headers.get("Authorization", "").encode()
-            if expected is None or not hmac.compare_digest(given, expected):
+            if not bearer_ok(request.headers.get(HEADER), token):
                 return web.json_response(
                     {"error": "unauthorized: send Authorization: Bearer <KERNBOT_TOKEN>"},
                     status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
+                    headers=CHALLENGE,
                 )
         return await handler(request)
 

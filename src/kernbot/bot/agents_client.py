@@ -14,6 +14,8 @@ from typing import TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from kernbot.bearer import authorization
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -51,7 +53,7 @@ class AgentsClient:
         model: type[M],
         params: Mapping[str, str | int] | None = None,
     ) -> M:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = authorization(self.token) if self.token else {}
         url = agent.url.rstrip("/") + path
         try:
             async with (

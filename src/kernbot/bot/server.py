@@ -8,7 +8,6 @@ an agent's log tells its operator what to fix.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.bot.delivery import DeliveryHealth
 from kernbot.bot.ingest import Ingestor
 from kernbot.bot.metrics import render_metrics
@@ -47,19 +47,17 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
 
 
 def _authorized(request: web.Request, token: str | None) -> bool:
-    if token is None:
-        return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-    )
+    return bearer_ok(request.headers.get(HEADER), token)
 
 
 async def _body(request: web.Request, model: type[M]) -> M | web.Response:
     ctx = request.app[CTX]
     if not _authorized(request, ctx.token):
-        return _error(401, "missing or wrong Authorization: Bearer token (KERNBOT_TOKEN)")
+        return web.json_response(
+            {"error": "missing or wrong Authorization: Bearer token (KERNBOT_TOKEN)"},
+            status=401,
+            headers=CHALLENGE,
+        )
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:

@@ -107,7 +107,7 @@ class Bot:
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
         token = s.token.get_secret_value() if s.token else None
         if token is None:
-            log.warning("KERNBOT_TOKEN is not set: the ingest API accepts unauthenticated agents")
+            log.warning("KERNBOT_TOKEN is not set: the ingest API refuses every agent (401)")
         client = AgentsClient(self._http, token=token, timeout_s=s.agent_timeout_s)
         self.service = FleetService(
             self.db, client, stale_after_s=s.stale_after_s, clock=self.clock
@@ -218,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(BotSettings, getattr(args, "config", None))
+        if settings.token is None or not settings.token.get_secret_value():
+            from kernbot.bearer import MISSING_TOKEN_HELP
+
+            raise SettingsError([MISSING_TOKEN_HELP])
         bot = build_bot(settings)
     except (SettingsError, ValueError) as exc:
         print(f"kernbot bot: {exc}", file=sys.stderr)
