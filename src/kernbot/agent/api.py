@@ -71,13 +71,12 @@ def build_app(
 ) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/healthz":
-            if not bearer_ok(request.headers.get(HEADER), token):
-                return web.json_response(
-                    {"error": "unauthorized: send Authorization: Bearer <KERNBOT_TOKEN>"},
-                    status=401,
-                    headers=CHALLENGE,
-                )
+        if request.path != "/healthz" and not bearer_ok(request.headers.get(HEADER), token):
+            return web.json_response(
+                {"error": "unauthorized: send Authorization: Bearer <KERNBOT_TOKEN>"},
+                status=401,
+                headers=CHALLENGE,
+            )
         return await handler(request)
 
     async def healthz(_: web.Request) -> web.Response:

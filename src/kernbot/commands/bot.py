@@ -63,7 +63,9 @@ class Bot:
         self.settings = settings
         self.notifier = notifier
         self.clock = clock
-        self.db: Database = Database(settings.effective_database_url())
+        self.db: Database = Database(
+            settings.effective_database_url(), private_parent=settings.database_url is None
+        )
         policy = AlertPolicy(
             storm_window_s=settings.storm_window_s,
             fleet_burst_hosts=settings.fleet_burst_hosts,

@@ -44,6 +44,7 @@ TIME_MAX = 64
 MAX_CONTAINER = 100_000
 """Most items in any list or mapping (a task table of 100k tasks is already 8+ MB)."""
 
+
 def _at_most(limit: int) -> AfterValidator:
     """A length check that, unlike StringConstraints, also accepts lone surrogates (the agent
     keeps undecodable kernel bytes as surrogate escapes)."""

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from kernbot.core.bounds import Comm, HostName, Url
-
 from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent, _Model
 
 MAX_BATCH = 500
