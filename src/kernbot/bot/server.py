@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.bot.delivery import DeliveryHealth
-from kernbot.bot.ingest import Ingestor
+from kernbot.bot.ingest import HeartbeatRefused, Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
 from kernbot.core.wire import EventBatch, Heartbeat
@@ -85,7 +85,10 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     hb = await _body(request, Heartbeat)
     if isinstance(hb, web.Response):
         return hb
-    back = await request.app[CTX].ingestor.heartbeat(hb)
+    try:
+        back = await request.app[CTX].ingestor.heartbeat(hb, peer=request.remote or "")
+    except HeartbeatRefused as exc:
+        return _error(exc.status, exc.reason)
     return web.json_response({"ok": True, "back": back})
 
 
@@ -147,7 +150,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         counts = await ctx.db.run(lambda s: Repository(s).outbox_counts())
     except Exception:
         counts = {}
-    text = render_metrics(ctx.ingestor.outcomes, ctx.delivery, counts)
+    text = render_metrics(ctx.ingestor.outcomes, ctx.delivery, counts, ctx.ingestor.refused)
     return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 

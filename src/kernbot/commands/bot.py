@@ -55,6 +55,7 @@ class Bot:
         clock: Callable[[], float] = time.time,
         delivery_backoff_s: float = 1.0,
     ) -> None:
+        from kernbot.bot.advertise import parse_networks
         from kernbot.bot.alerts import AlertDecider, AlertPolicy, parse_routes
         from kernbot.bot.delivery import DeliveryWorker
         from kernbot.bot.ingest import Ingestor
@@ -86,6 +87,8 @@ class Bot:
             notice_channel=settings.slack_channel,
             clock=clock,
             on_enqueue=self.delivery.wake,
+            agent_networks=parse_networks(settings.agent_networks),
+            stale_after_s=settings.stale_after_s,
         )
         self.service: FleetService | None = None
         self.jobs: BotJobs | None = None
