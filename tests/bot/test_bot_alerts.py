@@ -112,6 +112,8 @@ async def test_silences_by_host_and_pod(db: Database, clock: FakeClock) -> None:
     notifier = RecordingNotifier()
     p = make_pipeline(db, notifier, clock)
     svc = FleetService(db, None, clock=clock)  # type: ignore[arg-type]
+    known = [sample_oom(id=i, host=h, context={"history": True}) for i, h in (("0", "db-3"),)]
+    await send(p, *known)  # silence targets must name hosts and pods the bot knows
     await svc.silence("pod:payments/ledger-*", 3600, "U1")
     await svc.silence("host:db-*", 60, None)
     await send(
@@ -124,7 +126,8 @@ async def test_silences_by_host_and_pod(db: Database, clock: FakeClock) -> None:
     await send(p, sample_oom(id="4", host="db-3", kubernetes=None))
     await p.drain()
     assert p.ingestor.outcomes["silenced"] == 2
-    assert len(notifier.top_level()) == 2
+    texts = [m.text for _, m, _, _ in notifier.top_level()]
+    assert len(texts) == 4 and sum("are silenced" in t for t in texts) == 2  # both announced
     assert [s.target for s in await svc.silences()] == ["pod:payments/ledger-*"]
 
 

@@ -274,7 +274,9 @@ class FakeFleet:
             host=host, lines=found[-lines:], truncated=len(found) > lines, **self._reach(host)
         )
 
-    async def silence(self, target: str, duration_s: float, by: str | None) -> Silence:
+    async def silence(
+        self, target: str, duration_s: float, by: str | None, reason: str | None = None
+    ) -> Silence:
         self.calls.append(("silence", (target, duration_s, by)))
         s = Silence(target=target, until=f"+{duration_s:.0f}s", by=by)
         self.silences.append(s)

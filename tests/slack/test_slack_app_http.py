@@ -73,7 +73,7 @@ async def running_stack(fleet: FakeFleet, **settings_kw: object) -> AsyncIterato
             slack_bot_token=slack.bot_token,
             slack_signing_secret=SECRET,
             slack_api_url=slack.base_url,
-            **settings_kw,  # type: ignore[arg-type]
+            **({"admin_users": ["U0ALICE"]} | settings_kw),  # type: ignore[arg-type]
         )
         app = web.Application()
         mount(app, settings, fleet)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from kernbot.bot import silences
 from kernbot.bot.store import Repository
 from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
@@ -107,16 +108,9 @@ def event_key(event: Event) -> str:
 
 
 def silence_matches(target: str, event: Event) -> bool:
-    """`host:NAME`, `pod:NAMESPACE/NAME` or a bare host name; shell globs allowed."""
-    kind, sep, value = target.partition(":")
-    if not sep:
-        kind, value = "host", target
-    if kind == "host":
-        return fnmatchcase(event.host or "", value)
-    if kind == "pod":
-        namespace, pod = pod_of(event)
-        return pod is not None and fnmatchcase(f"{namespace}/{pod}", value)
-    return False
+    """`host:NAME`, `pod:NAMESPACE/NAME`, `namespace:NAME` or a bare host name; globs allowed."""
+    namespace, pod = pod_of(event)
+    return silences.target_matches(target, event.host, namespace, pod)
 
 
 def is_history(event: Event) -> bool:
@@ -138,7 +132,7 @@ class _Batch:
 
     def silenced(self, event: Event) -> bool:
         if self._silences is None:
-            self._silences = [s.target for s in self.repo.active_silences(self.now)]
+            self._silences = [s.target for s in silences.active(self.repo, self.now)]
         return any(silence_matches(t, event) for t in self._silences)
 
     def preload(self, group_keys: set[str]) -> None:

@@ -317,6 +317,8 @@ _NOTICE_ICONS = {
     "fleet_burst": "🚨",
     "digest": "🗞",
     "info": "ℹ",
+    "silence": "🔕",
+    "unsilence": "🔔",
 }
 
 
@@ -329,4 +331,6 @@ def render_notice(n: Notice) -> Message:
         shown = ", ".join(f"`{mrkdwn(h)}`" for h in n.hosts[:40])
         more = f" and {len(n.hosts) - 40} more" if len(n.hosts) > 40 else ""
         blocks.append(bk.context([f"hosts: {shown}{more}"]))
+    if n.by and n.by.isalnum():
+        blocks.append(bk.context([f"by <@{n.by}>"]))
     return bk.message(mrkdwn(n.title), blocks)

@@ -115,7 +115,12 @@ class Bot:
             log.warning("KERNBOT_TOKEN is not set: the ingest API refuses every agent (401)")
         client = AgentsClient(self._http, token=token, timeout_s=s.agent_timeout_s)
         self.service = FleetService(
-            self.db, client, stale_after_s=s.stale_after_s, clock=self.clock
+            self.db,
+            client,
+            stale_after_s=s.stale_after_s,
+            clock=self.clock,
+            notice_channel=s.slack_channel,
+            on_enqueue=self.delivery.wake,
         )
         ctx = ServerContext(
             db=self.db,
