@@ -155,7 +155,8 @@ def test_bad_routes_are_rejected() -> None:
 
 
 async def test_hostile_names_are_stored_and_rendered(pipeline: Pipeline) -> None:
-    names = ["<!channel>", "*bold*", "runc:[2:INIT]", "a b/c", "\\x01" * 15]  # 15 bytes, each escaped as the kernel prints it
+    # the last: 15 bytes of comm, each escaped by the kernel as \xNN (the longest a comm prints)
+    names = ["<!channel>", "*bold*", "runc:[2:INIT]", "a b/c", "\\x01" * 15]
     await send(pipeline, *(kill(i, comm=n, host=f"h{i}") for i, n in enumerate(names)))
     await pipeline.drain()
     texts = " ".join(m.text + str(m.blocks) for _, m, _, _ in pipeline.notifier.posts)
