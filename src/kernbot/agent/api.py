@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.core.wire import AgentStatus, DmesgResponse, OomResponse, SynResponse, TopResponse
+from kernbot.http_guard import complete_request
 
 MAX_TOP = 100
 MAX_DMESG_LINES = 2000
@@ -32,6 +33,7 @@ class AgentQueries(Protocol):
     def top(self, n: int) -> TopResponse: ...
     def dmesg(self, grep: str | None, lines: int) -> DmesgResponse: ...
     def metrics_text(self) -> bytes: ...
+    def test_alert(self) -> str: ...
 
 
 def parse_since(text: str | None, now: float) -> float | None:
@@ -101,6 +103,9 @@ def build_app(
         lines = _int_param(req, "lines", 100, 1, MAX_DMESG_LINES)
         return _json(queries.dmesg(grep, lines))
 
+    async def test_alert(_: web.Request) -> web.Response:
+        return web.json_response({"queued": queries.test_alert()})
+
     async def metrics(_: web.Request) -> web.Response:
         from kernbot.agent.metrics import CONTENT_TYPE
 
@@ -108,7 +113,7 @@ def build_app(
         resp.headers["Content-Type"] = CONTENT_TYPE
         return resp
 
-    app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[complete_request, auth], client_max_size=64 * 1024)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
@@ -116,4 +121,5 @@ def build_app(
     app.router.add_get("/v1/syn", syn)
     app.router.add_get("/v1/top", top)
     app.router.add_get("/v1/dmesg", dmesg)
+    app.router.add_post("/v1/test-alert", test_alert)
     return app

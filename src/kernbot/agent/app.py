@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import platform
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -48,6 +49,7 @@ from kernbot.core.wire import (
     SynResponse,
     TopResponse,
 )
+from kernbot.http_guard import KEEPALIVE_TIMEOUT_S, GuardedSite
 from kernbot.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -237,10 +239,12 @@ class Agent:
 
     async def _start_api(self) -> None:
         app = build_app(self, self._token, time.time)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+        )
         await runner.setup()
         host, port = self.settings.listen_host_port()
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await GuardedSite(runner, host, port, reuse_address=True, max_connections=64).start()
         self._runner = runner
         self.bound_port = int(runner.addresses[0][1])  # the real port when `listen` asked for 0
 
@@ -362,6 +366,24 @@ class Agent:
             outbox_depth=st.outbox_depth,
             time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+
+    def test_alert(self) -> str:
+        """Queue an alert marked as a test (`kernbot doctor --test-alert`) straight into the
+        outbox: it is shipped like any event but never enters the history or /oom answers."""
+        now = time.time()
+        ev = OomKillEvent(
+            id=f"test:{int(now * 1000)}",
+            host=self.host,
+            boot_id=self.boot_id,
+            time=datetime.fromtimestamp(now, UTC).isoformat(),
+            lines=["kernbot test alert (kernbot doctor --test-alert): no process was killed"],
+            context={"test": True},
+        )
+        assert ev.id is not None
+        self.outbox.put(ev.id, 0, ev.kind, ev.model_dump(mode="json"))
+        self.shipper.wake()
+        log.info("test alert %s queued", ev.id)
+        return ev.id
 
     def advertise_url(self) -> str:
         if self.settings.advertise_url:

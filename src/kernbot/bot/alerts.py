@@ -19,8 +19,13 @@ from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
 from kernbot.core.events import Event, OomKillEvent
 
-Outcome = Literal["posted", "threaded", "burst", "history", "silenced", "updated", "duplicate"]
+Outcome = Literal[
+    "posted", "threaded", "burst", "capped", "history", "silenced", "updated", "duplicate"
+]
 BURST_GROUP = "fleet"
+CAP_WINDOW_S = 60.0
+STORM_PREFIX = "storm|"
+"""Group key of a storm message: `storm|HOST`, or `storm|*` for the fleet-wide cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,11 @@ class AlertPolicy:
     update_delay_s: float = 2.0
     """Re-renders of a parent wait this long, so a storm's many repeats become one chat.update."""
     max_thread_replies: int = 20
+    host_alerts_per_min: int = 10
+    """At most this many new top-level alerts per host per minute; beyond, one storm message per
+    host counts them (KERNBOT_HOST_ALERTS_PER_MIN). Every event is still stored."""
+    fleet_alerts_per_min: int = 30
+    """The same for the whole fleet (one `storm|*` message)."""
     """Past this many repeats a storm only bumps the parent's counter: a thread of thousands of
     identical replies helps nobody and would hit Slack's rate limits."""
 
@@ -129,6 +139,7 @@ class _Batch:
         self._burst: AlertRow | bool | None = False  # False: not loaded yet
         self._hosts: set[str] | None = None
         self._waiting: dict[int, bool] = {}
+        self._posts: dict[str, int] | None = None
 
     def silenced(self, event: Event) -> bool:
         if self._silences is None:
@@ -162,7 +173,23 @@ class _Batch:
             self._hosts = self.repo.alert_hosts_since(since)
         return self._hosts
 
+    def posts(self) -> dict[str, int]:
+        """New top-level event alerts per host in the cap window, this batch's included."""
+        if self._posts is None:
+            since = self.now - CAP_WINDOW_S
+            self._posts = self.repo.event_alerts_by_host_since(since)
+        return self._posts
+
+    def storm(self, gkey: str) -> AlertRow | None:
+        if gkey not in self._open:
+            since = self.now - CAP_WINDOW_S
+            self._open[gkey] = self.repo.open_alert("storm", gkey, since)
+        return self._open[gkey]
+
     def new_alert(self, alert: AlertRow) -> None:
+        if alert.kind == "event":
+            posts = self.posts()
+            posts[alert.host or ""] = posts.get(alert.host or "", 0) + 1
         self.repo.add(alert)
         self._waiting[alert.id] = True
         if alert.kind == "burst":
@@ -274,6 +301,11 @@ class AlertDecider:
                 burst.hosts = sorted({*burst.hosts, host})
             batch.refresh(burst.id)
             return "burst", burst.id
+        posts = batch.posts()
+        if posts.get(host, 0) >= policy.host_alerts_per_min:
+            return self._storm(batch, event, host)
+        if sum(posts.values()) >= policy.fleet_alerts_per_min:
+            return self._storm(batch, event, None)
         hosts = batch.alert_hosts() | {host}
         if len(hosts) >= policy.fleet_burst_hosts:
             burst = AlertRow(
@@ -302,3 +334,28 @@ class AlertDecider:
         )
         batch.new_alert(alert)
         return "posted", alert.id
+
+    def _storm(self, batch: _Batch, event: Event, host: str | None) -> tuple[Outcome, int | None]:
+        """Past a cap: count the event on the host's (or the fleet's) one storm message."""
+        gkey = STORM_PREFIX + (host if host is not None else "*")
+        storm, now = batch.storm(gkey), batch.now
+        if storm is not None:
+            storm.count += 1
+            storm.last_at = now
+            if event.host and event.host not in storm.hosts:
+                storm.hosts = sorted({*storm.hosts, event.host})
+            batch.refresh(storm.id)
+            return "capped", storm.id
+        storm = AlertRow(
+            kind="storm",
+            group_key=gkey,
+            host=host,
+            channel=self.policy.channel_for(event) if host else self.policy.default_channel,
+            event_key=None,
+            count=1,
+            hosts=[event.host or ""],
+            created_at=now,
+            last_at=now,
+        )
+        batch.new_alert(storm)
+        return "capped", storm.id

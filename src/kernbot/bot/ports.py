@@ -67,7 +67,14 @@ class Notice(BaseModel):
     """Messages that are not an event: agent stale/back, fleet burst summary, daily digest."""
 
     kind: Literal[
-        "agent_stale", "agent_back", "fleet_burst", "digest", "info", "silence", "unsilence"
+        "agent_stale",
+        "agent_back",
+        "fleet_burst",
+        "digest",
+        "info",
+        "silence",
+        "unsilence",
+        "storm",
     ]
     title: str
     lines: list[str] = Field(default_factory=list)

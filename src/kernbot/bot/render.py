@@ -290,9 +290,21 @@ def _episode_text(event: SynFloodEvent) -> str:
 
 def render_alert(view: AlertView) -> Message:
     event = view.event
+    if event.context.get("test") is True:
+        return render_test_alert(event.host or "?")
     if isinstance(event, OomKillEvent):
         return _oom_alert(view, event)
     return _syn_alert(view, event)
+
+
+def render_test_alert(host: str) -> Message:
+    """`kernbot doctor --test-alert`: proves agent -> bot -> Slack works; nothing was killed."""
+    title = f"🧪 TEST alert from {host}: no process was killed"
+    text = (
+        f"`kernbot doctor --test-alert` on `{mrkdwn(host)}` sent this through its agent and the "
+        "bot: kernel kills on this host will reach this channel."
+    )
+    return bk.message(plain(title), [bk.header(plain(title)), bk.section(text)])
 
 
 def render_thread_reply(view: AlertView) -> Message:
@@ -319,6 +331,7 @@ _NOTICE_ICONS = {
     "info": "ℹ",
     "silence": "🔕",
     "unsilence": "🔔",
+    "storm": "🌩",
 }
 
 

@@ -22,6 +22,7 @@ from kernbot.bot.ingest import HeartbeatRefused, Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
 from kernbot.core.wire import EventBatch, Heartbeat
+from kernbot.http_guard import complete_request
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -140,7 +141,12 @@ async def health_snapshot(ctx: ServerContext) -> tuple[int, dict[str, Any]]:
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    status, body = await health_snapshot(request.app[CTX])
+    """ok/degraded/failing for the probes; the details (agents, delivery state, errors) only with
+    the agent token: they map the fleet for whoever can reach the port."""
+    ctx = request.app[CTX]
+    status, body = await health_snapshot(ctx)
+    if not _authorized(request, ctx.token):
+        body = {"status": body["status"]}
     return web.json_response(body, status=status)
 
 
@@ -155,7 +161,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def build_app(ctx: ServerContext, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[complete_request])
     app[CTX] = ctx
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/heartbeat", post_heartbeat)

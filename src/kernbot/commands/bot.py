@@ -73,6 +73,8 @@ class Bot:
             fleet_burst_window_s=settings.fleet_burst_window_s,
             default_channel=settings.slack_channel,
             routes=parse_routes(settings.routes),
+            host_alerts_per_min=settings.host_alerts_per_min,
+            fleet_alerts_per_min=max(30, 3 * settings.host_alerts_per_min),
         )
         self.delivery: DeliveryWorker = DeliveryWorker(
             self.db,
@@ -106,6 +108,7 @@ class Bot:
         from kernbot.bot.jobs import BotJobs
         from kernbot.bot.server import ServerContext, build_app
         from kernbot.bot.service import FleetService
+        from kernbot.http_guard import KEEPALIVE_TIMEOUT_S, GuardedSite
 
         s = self.settings
         await asyncio.to_thread(self.db.migrate)
@@ -133,10 +136,12 @@ class Bot:
         )
         self.app = build_app(ctx, max_body_bytes=s.max_body_bytes)
         self._mount_slack(self.app, ctx)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+        )
         await self._runner.setup()
         host, port = s.listen_host_port()
-        await web.TCPSite(self._runner, host, port).start()
+        await GuardedSite(self._runner, host, port).start()
         bound = self._runner.addresses[0]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="kernbot-delivery"))

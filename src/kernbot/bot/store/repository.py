@@ -109,6 +109,15 @@ class Repository:
         )
         return {a.group_key: a for a in self.session.scalars(stmt)}
 
+    def event_alerts_by_host_since(self, since: float) -> dict[str, int]:
+        """New top-level event alerts per host since `since` (the per-host cap's count)."""
+        stmt = (
+            select(AlertRow.host, func.count())
+            .where(AlertRow.kind == "event", AlertRow.created_at >= since)
+            .group_by(AlertRow.host)
+        )
+        return {h or "": int(n) for h, n in self.session.execute(stmt)}
+
     def alert_hosts_since(self, since: float) -> set[str]:
         stmt = select(AlertRow.host).where(AlertRow.kind == "event", AlertRow.created_at >= since)
         return {h for h in self.session.scalars(stmt) if h}
