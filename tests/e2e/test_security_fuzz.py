@@ -186,6 +186,11 @@ def bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
 def test_bot_survives_random_and_mutated_bodies(bot: Served) -> None:
     batch, hb = _valid_batch(), _valid_heartbeat()
     assert bot.request("POST", "/v1/events", json.dumps(batch).encode()) == 200
+    comm = _mutate(batch, ("events", 0, "victim", "comm"), "a\x00b")
+    assert bot.request("POST", "/v1/events", json.dumps(comm).encode()) == 200  # kept as sent
+    for field in (("events", 0, "id"), ("events", 0, "kubernetes", "namespace")):
+        nul = _mutate(batch, field, "x\x00")  # keys PostgreSQL text cannot hold: refused
+        assert bot.request("POST", "/v1/events", json.dumps(nul).encode()) == 422
 
     @FUZZ
     @given(

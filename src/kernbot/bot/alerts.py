@@ -104,7 +104,13 @@ def group_key(event: Event) -> str:
     """Storm control groups the same host and the same victim (pod if known, else comm) or port."""
     namespace, pod = pod_of(event)
     what = f"pod:{namespace}/{pod}" if pod else f"subject:{subject_of(event)}"
-    return f"{event.kind}|{event.host}|{what}"
+    return column_text(f"{event.kind}|{event.host}|{what}") or ""
+
+
+def column_text(value: str | None) -> str | None:
+    """A wire string as a text column: PostgreSQL text cannot hold NUL (the JSON document keeps
+    the original)."""
+    return value.replace("\x00", "\ufffd") if value else value
 
 
 def event_key(event: Event) -> str:
@@ -114,7 +120,7 @@ def event_key(event: Event) -> str:
         first = event.lines[0] if event.lines else ""
         raw = f"{event.kind}|{event.boot_id}|{event.seq}|{event.time}|{first}"
         ident = "h:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return f"{event.host}/{ident}"
+    return f"{event.host}/{column_text(ident)}"
 
 
 def silence_matches(target: str, event: Event) -> bool:
@@ -250,15 +256,15 @@ class AlertDecider:
     def _values(key: str, event: Event, now: float) -> dict[str, Any]:
         namespace, pod = pod_of(event)
         return {
-            "key": key,
+            "key": column_text(key),
             "kind": event.kind,
             "host": event.host or "",
             "revision": event.revision,
-            "time": event.time,
+            "time": column_text(event.time),
             "received_at": now,
-            "namespace": namespace,
-            "pod": pod,
-            "subject": (subject_of(event) or "")[:255] or None,
+            "namespace": column_text(namespace),
+            "pod": column_text(pod),
+            "subject": column_text((subject_of(event) or "")[:255] or None),
             "history": is_history(event),
             "data": model_json(event),
         }

@@ -20,7 +20,7 @@ from kernbot.bot.advertise import (
     check_advertise,
     resolve,
 )
-from kernbot.bot.alerts import AlertDecider, Outcome
+from kernbot.bot.alerts import AlertDecider, Outcome, column_text
 from kernbot.bot.ports import Notice
 from kernbot.bot.store import Database, Repository
 from kernbot.core.wire import EventBatch, EventBatchResult, Heartbeat
@@ -99,9 +99,9 @@ class Ingestor:
             data["peer"] = peer
         values = {
             "host": hb.host,
-            "advertise_url": hb.advertise_url,
-            "agent_version": hb.agent_version[:64],
-            "kernel": (hb.kernel or "")[:255] or None,
+            "advertise_url": column_text(hb.advertise_url),
+            "agent_version": column_text(hb.agent_version[:64]),
+            "kernel": column_text((hb.kernel or "")[:255] or None),
             "last_seen": now,
             "stale": False,
             "data": data,

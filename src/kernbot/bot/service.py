@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kernbot.bot import silences
 from kernbot.bot.agents_client import AgentError, AgentsClient, AgentTarget
-from kernbot.bot.alerts import event_key, pod_of, subject_of
+from kernbot.bot.alerts import column_text, event_key, pod_of, subject_of
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
@@ -255,7 +255,7 @@ class FleetService:
         now = self.clock()
         row = SilenceRow(
             target=target[: silences.MAX_TARGET], until=now + duration_s, by=by, created_at=now,
-            reason=(reason or "")[: silences.MAX_REASON] or None, reported=False,
+            reason=column_text((reason or "")[: silences.MAX_REASON] or None), reported=False,
         )  # fmt: skip
 
         def _add(session: Session) -> Silence:

@@ -25,7 +25,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -45,19 +45,33 @@ MAX_CONTAINER = 100_000
 """Most items in any list or mapping (a task table of 100k tasks is already 8+ MB)."""
 
 
-def _at_most(limit: int) -> AfterValidator:
-    """A length check that, unlike StringConstraints, also accepts lone surrogates (the agent
-    keeps undecodable kernel bytes as surrogate escapes)."""
+def _wire(info: ValidationInfo) -> bool:
+    """Bounds guard what arrives over the wire (JSON). Models built in Python by the core from a
+    log (`kernbot scan` of any file, the agent's detectors) are not refused for it: a bad line
+    must never stop a scan, and the bot refuses what does not fit when it arrives."""
+    return info.mode == "json"
 
-    def check(value: str) -> str:
+
+def _at_most(limit: int, *, key: bool = False) -> AfterValidator:
+    """A length check that, unlike StringConstraints, also accepts lone surrogates (the agent
+    keeps undecodable kernel bytes as surrogate escapes). `key`: the value is stored in and
+    looked up by a text column, which on PostgreSQL cannot hold NUL."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if not _wire(info):
+            return value
         if len(value) > limit:
             raise ValueError(f"at most {limit} characters")
+        if key and "\x00" in value:
+            raise ValueError("contains a NUL character")
         return value
 
     return AfterValidator(check)
 
 
-def _host_name(value: str) -> str:
+def _host_name(value: str, info: ValidationInfo) -> str:
+    if not _wire(info):
+        return value
     if not value or len(value) > HOST_NAME_MAX or not _HOST_RE.fullmatch(value):
         raise ValueError(
             f"a host name: 1 to {HOST_NAME_MAX} letters, digits, '.', '-' or '_' "
@@ -73,17 +87,19 @@ Revision = Count
 Comm = Annotated[str, _at_most(COMM_MAX_CHARS)]
 HostName = Annotated[str, AfterValidator(_host_name)]
 CgroupPath = Annotated[str, _at_most(PATH_MAX)]
-Url = Annotated[str, _at_most(URL_MAX)]
-K8sName = Annotated[str, _at_most(K8S_NAME_MAX)]
-EventId = Annotated[str, _at_most(ID_MAX)]
-Time = Annotated[str, _at_most(TIME_MAX)]
+Url = Annotated[str, _at_most(URL_MAX, key=True)]
+K8sName = Annotated[str, _at_most(K8S_NAME_MAX, key=True)]
+EventId = Annotated[str, _at_most(ID_MAX, key=True)]
+Time = Annotated[str, _at_most(TIME_MAX, key=True)]
 Line = Annotated[str, _at_most(KMSG_RECORD_MAX)]
 
 
-def check_bounded(value: Any) -> Any:
+def check_bounded(value: Any, info: ValidationInfo) -> Any:
     """Raise ValueError when `value` (or anything inside it) is an integer outside int64, a
-    string longer than a kmsg record or holding a NUL (PostgreSQL text cannot), a float that
-    is not finite (JSON cannot hold it), or a container of more than MAX_CONTAINER items."""
+    string longer than a kmsg record, a float that is not finite (JSON cannot hold it), or a
+    container of more than MAX_CONTAINER items."""
+    if not _wire(info):
+        return value
     stack = [value]
     while stack:
         item = stack.pop()
@@ -99,8 +115,6 @@ def check_bounded(value: Any) -> Any:
         elif isinstance(item, str):
             if len(item) > KMSG_RECORD_MAX:
                 raise ValueError(f"string longer than {KMSG_RECORD_MAX} characters")
-            if "\x00" in item:
-                raise ValueError("string contains a NUL character")
         elif isinstance(item, list | tuple | dict):
             if len(item) > MAX_CONTAINER:
                 raise ValueError(f"more than {MAX_CONTAINER} items")

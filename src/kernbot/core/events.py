@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kernbot.core.bounds import (
     CgroupPath,
@@ -33,10 +40,10 @@ class _Model(BaseModel):
     _bounded = field_validator("*")(check_bounded)  # see kernbot.core.bounds
 
     @model_validator(mode="after")
-    def _bounded_extra(self) -> _Model:
+    def _bounded_extra(self, info: ValidationInfo) -> _Model:
         for name, value in (self.__pydantic_extra__ or {}).items():
             try:
-                check_bounded(value)
+                check_bounded(value, info)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return self
