@@ -60,7 +60,9 @@ def _free_port() -> int:
 def test_probes_a_real_bot_on_its_configured_port(tmp_path: Path) -> None:
     port = _free_port()
     cfg = tmp_path / "bot.yaml"
-    cfg.write_text(f"listen: 127.0.0.1:{port}\nstate_dir: {tmp_path / 'state'}\n")
+    cfg.write_text(
+        f"listen: 127.0.0.1:{port}\nstate_dir: {tmp_path / 'state'}\ntoken: healthcheck-test\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERNBOT_", "SLACK_"))}
     bot = subprocess.Popen(
         [sys.executable, "-m", "kernbot", "bot", "--config", str(cfg)],

@@ -6,15 +6,19 @@ else receives them. Names follow ARCHITECTURE.md ("Settings").
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -27,6 +31,19 @@ def _default_state_dir() -> Path:
         return Path("/var/lib/kernbot")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "kernbot"
+
+
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration_s(text: str) -> float:
+    """`30m`, `2h`, `7d`, `1h30m` -> seconds; ValueError otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 2h, 7d")
+    return float(sum(int(n) * _UNITS[u] for n, u in parts))
 
 
 class SettingsError(KernbotError):
@@ -153,6 +170,43 @@ class BotSettings(CommonSettings):
     digest_time: str | None = None
     """`HH:MM` (UTC) for a daily digest; unset = no digest."""
     max_body_bytes: int = 4 * 1024 * 1024
+    agent_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """CIDRs an agent may advertise a URL in, beside the address its heartbeat came from (NAT,
+    proxies; the chart sets the pod network). Comma-separated or a JSON/YAML list."""
+    admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Slack user IDs allowed fleet-wide (`*`) or long silences, and `/kernbot dmesg`."""
+    dmesg_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """More Slack user IDs allowed `/kernbot dmesg`; `*` for everyone who may use commands."""
+    max_silence: str = "7d"
+    """Longer silences need an admin (KERNBOT_ADMIN_USERS)."""
+    host_alerts_per_min: int = Field(default=10, ge=1)
+    """New top-level alerts per host per minute; beyond it one storm message per host."""
+
+    @field_validator("agent_networks", "admin_users", "dmesg_users", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("agent_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
+
+    @field_validator("max_silence")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration_s(value)
+        return value
+
+    def max_silence_s(self) -> float:
+        return parse_duration_s(self.max_silence)
 
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'kernbot.db'}"

@@ -53,6 +53,9 @@ class FakeAgent:
     def health_findings(self) -> list[str]:
         return ["cannot open /host/proc/1/ns/net: Permission denied"]
 
+    def test_alert(self) -> str:
+        return "test:1"
+
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, FakeAgent]]:
@@ -82,9 +85,13 @@ async def test_every_query_needs_the_token(served: tuple[str, FakeAgent], path: 
             assert r.status == 200
 
 
-async def test_healthz_is_open(served: tuple[str, FakeAgent]) -> None:
+async def test_healthz_is_open_and_says_only_ok_without_the_token(
+    served: tuple[str, FakeAgent],
+) -> None:
     url, _ = served
     async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
+        assert r.status == 200 and (await r.json()) == {"ok": True}
+    async with aiohttp.ClientSession(headers=AUTH) as s, s.get(url + "/healthz") as r:
         assert r.status == 200
         assert (await r.json()) == {
             "ok": True,

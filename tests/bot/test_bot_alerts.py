@@ -112,6 +112,8 @@ async def test_silences_by_host_and_pod(db: Database, clock: FakeClock) -> None:
     notifier = RecordingNotifier()
     p = make_pipeline(db, notifier, clock)
     svc = FleetService(db, None, clock=clock)  # type: ignore[arg-type]
+    known = [sample_oom(id=i, host=h, context={"history": True}) for i, h in (("0", "db-3"),)]
+    await send(p, *known)  # silence targets must name hosts and pods the bot knows
     await svc.silence("pod:payments/ledger-*", 3600, "U1")
     await svc.silence("host:db-*", 60, None)
     await send(
@@ -124,7 +126,8 @@ async def test_silences_by_host_and_pod(db: Database, clock: FakeClock) -> None:
     await send(p, sample_oom(id="4", host="db-3", kubernetes=None))
     await p.drain()
     assert p.ingestor.outcomes["silenced"] == 2
-    assert len(notifier.top_level()) == 2
+    texts = [m.text for _, m, _, _ in notifier.top_level()]
+    assert len(texts) == 4 and sum("are silenced" in t for t in texts) == 2  # both announced
     assert [s.target for s in await svc.silences()] == ["pod:payments/ledger-*"]
 
 
@@ -152,7 +155,8 @@ def test_bad_routes_are_rejected() -> None:
 
 
 async def test_hostile_names_are_stored_and_rendered(pipeline: Pipeline) -> None:
-    names = ["<!channel>", "*bold*", "runc:[2:INIT]", "a b/c", "x" * 300]
+    # the last: 15 bytes of comm, each escaped by the kernel as \xNN (the longest a comm prints)
+    names = ["<!channel>", "*bold*", "runc:[2:INIT]", "a b/c", "\\x01" * 15]
     await send(pipeline, *(kill(i, comm=n, host=f"h{i}") for i, n in enumerate(names)))
     await pipeline.drain()
     texts = " ".join(m.text + str(m.blocks) for _, m, _, _ in pipeline.notifier.posts)

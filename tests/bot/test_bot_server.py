@@ -152,6 +152,7 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "KERNBOT_STATE_DIR": str(tmp_path),
+        "KERNBOT_TOKEN": TOKEN,
         "KERNBOT_DATABASE_URL": "postgresql+psycopg://kernbot:pw@127.0.0.1:9/none",
     }
     res = subprocess.run(

@@ -182,7 +182,7 @@ class FakeFleet:
         self.host_names = hosts or ["k8s-node-17", "k8s-node-18", "edge-3"]
         self.down = down or set()
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
-        self.silences: list[Silence] = []
+        self.silenced: list[Silence] = []
 
     def _known(self, host: str) -> None:
         if host not in self.host_names:
@@ -274,8 +274,20 @@ class FakeFleet:
             host=host, lines=found[-lines:], truncated=len(found) > lines, **self._reach(host)
         )
 
-    async def silence(self, target: str, duration_s: float, by: str | None) -> Silence:
+    async def silence(
+        self, target: str, duration_s: float, by: str | None, reason: str | None = None
+    ) -> Silence:
         self.calls.append(("silence", (target, duration_s, by)))
         s = Silence(target=target, until=f"+{duration_s:.0f}s", by=by)
-        self.silences.append(s)
+        self.silenced.append(s)
         return s
+
+    async def silences(self) -> list[Silence]:
+        self.calls.append(("silences", ()))
+        return list(self.silenced)
+
+    async def unsilence(self, ref: str, by: str | None) -> list[Silence]:
+        self.calls.append(("unsilence", (ref, by)))
+        ended = [s for s in self.silenced if ref in (s.target, str(s.id))]
+        self.silenced = [s for s in self.silenced if s not in ended]
+        return ended

@@ -88,7 +88,9 @@ async def _healthz(port: int, within_s: float = 60.0) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
         while True:
             try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                async with http.get(
+                    f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"}
+                ) as r:
                     if r.status == 200:
                         body: dict[str, Any] = await r.json()
                         return body

@@ -73,7 +73,7 @@ async def running_stack(fleet: FakeFleet, **settings_kw: object) -> AsyncIterato
             slack_bot_token=slack.bot_token,
             slack_signing_secret=SECRET,
             slack_api_url=slack.base_url,
-            **settings_kw,  # type: ignore[arg-type]
+            **({"admin_users": ["U0ALICE"]} | settings_kw),  # type: ignore[arg-type]
         )
         app = web.Application()
         mount(app, settings, fleet)
@@ -123,8 +123,8 @@ async def test_every_kernbot_subcommand(stack: Stack) -> None:
     assert "Killed process 7093" in dmesg
     assert ("dmesg", ("k8s-node-17", "Killed process", 50)) in stack.fleet.calls
     assert "silenced until" in await stack.answer("/kernbot", "silence host:edge-3 2h")
-    assert stack.fleet.silences[-1].target == "host:edge-3"
-    assert stack.fleet.silences[-1].by == "U0ALICE"
+    assert stack.fleet.silenced[-1].target == "host:edge-3"
+    assert stack.fleet.silenced[-1].by == "U0ALICE"
     assert ("silence", ("host:edge-3", 7200.0, "U0ALICE")) in stack.fleet.calls
     assert "/kernbot dmesg HOST" in await stack.answer("/kernbot", "help")
     assert "Try `/kernbot help`" in await stack.answer("/kernbot", "frobnicate")
@@ -134,7 +134,7 @@ async def test_bad_duration_is_explained_and_silences_nothing(stack: Stack) -> N
     text = await stack.answer("/kernbot", "silence host:edge-3 soon")
     assert "is not a duration" in text and "30m" in text
     assert "30 days" in await stack.answer("/kernbot", "silence host:edge-3 90d")
-    assert stack.fleet.silences == []
+    assert stack.fleet.silenced == []
 
 
 @pytest.mark.parametrize("how", ["forged", "stale", "unsigned"])

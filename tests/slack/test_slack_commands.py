@@ -70,7 +70,8 @@ async def test_each_command_asks_the_right_question() -> None:
         ),
     ]
     for command, text, call in cases:
-        await commands.answer(command, text, fleet, user_id="U1")
+        admin = commands.Access(admin_users=frozenset({"U1"}))
+        await commands.answer(command, text, fleet, user_id="U1", access=admin)
         assert fleet.calls[-1] == call, (command, text)
 
 

@@ -52,10 +52,13 @@ def hostile_oom(name: str) -> AlertView:
     event.victim.comm = name
     event.trigger.comm = f"t{name}"
     event.trigger.pid = 1
-    event.kubernetes = Kubernetes(namespace=name, pod=name, container=name, qos="besteffort")
+    # model_construct: the renderer must stay inert even past the wire bounds (kernbot.core.bounds)
+    event.kubernetes = Kubernetes.model_construct(
+        namespace=name, pod=name, container=name, qos="besteffort"
+    )
     assert event.memcg is not None
     event.memcg.oom_path = f"/kubepods/{name}"
-    event.tasks = [Task(pid=i, rss_kb=1000 * i, name=name) for i in range(1, 40)]
+    event.tasks = [Task.model_construct(pid=i, rss_kb=1000 * i, name=name) for i in range(1, 40)]
     event.advice = [Advice(title=name, why=name, commands=[f"kill {name}"])]
     return AlertView(event=event, repeat_count=3, kills_24h_host=7, kills_24h_pod=2)
 

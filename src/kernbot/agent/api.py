@@ -2,14 +2,13 @@
 
 Only converts HTTP to calls on `AgentQueries` and back; every /v1 route and /metrics need the
 agent token (`Authorization: Bearer ...`), compared in constant time. /healthz stays open for
-liveness probes and says ok plus `findings`: what the agent may not read on this host (sentences,
-no secrets; a finding is not a failure, so the status stays 200). Query parameters are bounded
-so an answer is never huge.
+liveness probes and says nothing but ok; a caller with the token also gets `findings`: what the
+agent may not read on this host (a finding is not a failure, so the status stays 200). Query
+parameters are bounded so an answer is never huge.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,7 +17,9 @@ from typing import Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
+from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.core.wire import AgentStatus, DmesgResponse, OomResponse, SynResponse, TopResponse
+from kernbot.http_guard import complete_request
 
 MAX_TOP = 100
 MAX_DMESG_LINES = 2000
@@ -35,6 +36,7 @@ class AgentQueries(Protocol):
     def dmesg(self, grep: str | None, lines: int) -> DmesgResponse: ...
     def metrics_text(self) -> bytes: ...
     def health_findings(self) -> list[str]: ...
+    def test_alert(self) -> str: ...
 
 
 def parse_since(text: str | None, now: float) -> float | None:
@@ -72,22 +74,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(
     queries: AgentQueries, token: str | None, clock: Callable[[], float]
 ) -> web.Application:
-    expected = f"Bearer {token}".encode() if token else None
-
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/healthz":
-            given = request.headers.get("Authorization", "").encode()
-            if expected is None or not hmac.compare_digest(given, expected):
-                return web.json_response(
-                    {"error": "unauthorized: send Authorization: Bearer <KERNBOT_TOKEN>"},
-                    status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+        if request.path != "/healthz" and not bearer_ok(request.headers.get(HEADER), token):
+            return web.json_response(
+                {"error": "unauthorized: send Authorization: Bearer <KERNBOT_TOKEN>"},
+                status=401,
+                headers=CHALLENGE,
+            )
         return await handler(request)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "findings": queries.health_findings()})
+    async def healthz(req: web.Request) -> web.Response:
+        if bearer_ok(req.headers.get(HEADER), token):
+            return web.json_response({"ok": True, "findings": queries.health_findings()})
+        return web.json_response({"ok": True})
 
     async def status(_: web.Request) -> web.Response:
         return _json(queries.status())
@@ -108,6 +108,9 @@ def build_app(
         lines = _int_param(req, "lines", 100, 1, MAX_DMESG_LINES)
         return _json(queries.dmesg(grep, lines))
 
+    async def test_alert(_: web.Request) -> web.Response:
+        return web.json_response({"queued": queries.test_alert()})
+
     async def metrics(_: web.Request) -> web.Response:
         from kernbot.agent.metrics import CONTENT_TYPE
 
@@ -115,7 +118,7 @@ def build_app(
         resp.headers["Content-Type"] = CONTENT_TYPE
         return resp
 
-    app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[complete_request, auth], client_max_size=64 * 1024)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
@@ -123,4 +126,5 @@ def build_app(
     app.router.add_get("/v1/syn", syn)
     app.router.add_get("/v1/top", top)
     app.router.add_get("/v1/dmesg", dmesg)
+    app.router.add_post("/v1/test-alert", test_alert)
     return app

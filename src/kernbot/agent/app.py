@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -40,10 +41,14 @@ from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
 from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, Stage, SynEpisodes
 from kernbot.core.detector import Detector
+from kernbot.core.events import OomKillEvent
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.syn.episodes import SynEpisodeTracker
-from kernbot.core.wire import Heartbeat
+from kernbot.core.wire import (
+    Heartbeat,
+)
 from kernbot.hostport import url_host
+from kernbot.http_guard import KEEPALIVE_TIMEOUT_S, GuardedSite
 from kernbot.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -179,6 +184,7 @@ class Agent:
             metrics=self.metrics,
             syn_tracker=self.syn_tracker,
             uptime_s=lambda: clock.mono() - self.started_mono,
+            queue_test_alert=self.test_alert,
         )
         self.jobs: list[tuple[float, str, Job]] = [
             (settings.heartbeat_interval_s, "heartbeat", self.send_heartbeat),
@@ -233,10 +239,12 @@ class Agent:
 
     async def _start_api(self) -> None:
         app = build_app(self.queries, self._token, self.clock.wall)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+        )
         await runner.setup()
         host, port = self.settings.listen_host_port()
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await GuardedSite(runner, host, port, reuse_address=True, max_connections=64).start()
         self._runner = runner
         self.bound_port = int(runner.addresses[0][1])  # the real port when `listen` asked for 0
 
@@ -313,6 +321,24 @@ class Agent:
             outbox_depth=st.outbox_depth,
             time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.wall())),
         )
+
+    def test_alert(self) -> str:
+        """Queue an alert marked as a test (`kernbot doctor --test-alert`) straight into the
+        outbox: it is shipped like any event but never enters the history or /oom answers."""
+        now = self.clock.wall()
+        ev = OomKillEvent(
+            id=f"test:{int(now * 1000)}",
+            host=self.host,
+            boot_id=self.boot_id,
+            time=datetime.fromtimestamp(now, UTC).isoformat(),
+            lines=["kernbot test alert (kernbot doctor --test-alert): no process was killed"],
+            context={"test": True},
+        )
+        assert ev.id is not None
+        self.outbox.put(ev.id, 0, ev.kind, ev.model_dump(mode="json"))
+        self.shipper.wake()
+        log.info("test alert %s queued", ev.id)
+        return ev.id
 
     def advertise_url(self) -> str:
         if self.settings.advertise_url:

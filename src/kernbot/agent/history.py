@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kernbot.state_files import private_file
+
 
 def event_epoch(body: dict[str, Any]) -> float | None:
     raw = body.get("time")
@@ -28,7 +30,7 @@ def event_epoch(body: dict[str, Any]) -> float | None:
 
 class History:
     def __init__(self, path: Path, keep: int = 5000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self.keep = keep
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

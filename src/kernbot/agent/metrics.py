@@ -26,6 +26,11 @@ class AgentMetrics:
         self.records_garbled = Counter(
             "kernbot_agent_records_garbled", "Raw records that could not be parsed", registry=r
         )
+        self.records_not_kernel = Counter(
+            "kernbot_agent_records_not_kernel",
+            "Records user space wrote to /dev/kmsg (facility not kern): never events",
+            registry=r,
+        )
         self.events = Counter("kernbot_agent_events", "Events detected", ["kind"], registry=r)
         self.events_shipped = Counter(
             "kernbot_agent_events_shipped", "Events the bot accepted", registry=r

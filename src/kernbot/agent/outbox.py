@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernbot.state_files import private_file
+
 SENT_KEEP = 20_000
 """How many sent (id, revision) pairs to remember for de-duplication."""
 
@@ -29,7 +31,7 @@ class Queued:
 
 class Outbox:
     def __init__(self, path: Path, max_rows: int = 10_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self.max_rows = max_rows
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

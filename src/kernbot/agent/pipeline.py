@@ -134,6 +134,8 @@ class Pipeline:
         if batch.garbled:
             self.stats.records_garbled += batch.garbled
             self.metrics.records_garbled.inc(batch.garbled)
+        if batch.not_kernel:
+            self.metrics.records_not_kernel.inc(batch.not_kernel)
 
     def _detect(self, batch: Batch) -> None:
         old = batch.backlog and self.first_start

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kernbot.state_files import private_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ class PositionStore:
         return Position(**{k: v for k, v in data.items() if k in known})
 
     def save(self, pos: Position) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         tmp = self.path.with_suffix(".tmp")
         body = json.dumps(asdict(pos), sort_keys=True).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

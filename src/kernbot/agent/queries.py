@@ -52,6 +52,8 @@ class HostQueries:
     metrics: AgentMetrics
     syn_tracker: SynEpisodeTracker
     uptime_s: Callable[[], float]
+    queue_test_alert: Callable[[], str]
+    """Queues an alert marked as a test (`kernbot doctor --test-alert`); returns its id."""
 
     def status(self, light: bool = False) -> AgentStatus:
         return AgentStatus(
@@ -106,3 +108,7 @@ class HostQueries:
     def health_findings(self) -> list[str]:
         """What this agent may not read on this host (e.g. another netns without CAP_SYS_PTRACE)."""
         return list(self.proc.findings)
+
+    def test_alert(self) -> str:
+        alert_id: str = self.queue_test_alert()
+        return alert_id

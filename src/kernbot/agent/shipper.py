@@ -17,6 +17,7 @@ import aiohttp
 
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox, Queued
+from kernbot.bearer import authorization
 from kernbot.core.wire import MAX_BATCH, Heartbeat
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Shipper:
         self.last_error: str | None = None
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return authorization(self.token) if self.token else {}
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -14,6 +14,7 @@ from typing import TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from kernbot.bearer import authorization
 from kernbot.errors import KernbotError
 
 M = TypeVar("M", bound=BaseModel)
@@ -53,7 +54,7 @@ class AgentsClient:
         model: type[M],
         params: Mapping[str, str | int] | None = None,
     ) -> M:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = authorization(self.token) if self.token else {}
         url = agent.url.rstrip("/") + path
         try:
             async with (

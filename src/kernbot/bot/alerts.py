@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from kernbot.bot import silences
 from kernbot.bot.store import Repository
 from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
 from kernbot.core.events import Event, OomKillEvent
 
-Outcome = Literal["posted", "threaded", "burst", "history", "silenced", "updated", "duplicate"]
+Outcome = Literal[
+    "posted", "threaded", "burst", "capped", "history", "silenced", "updated", "duplicate"
+]
 BURST_GROUP = "fleet"
+CAP_WINDOW_S = 60.0
+STORM_PREFIX = "storm|"
+"""Group key of a storm message: `storm|HOST`, or `storm|*` for the fleet-wide cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,11 @@ class AlertPolicy:
     update_delay_s: float = 2.0
     """Re-renders of a parent wait this long, so a storm's many repeats become one chat.update."""
     max_thread_replies: int = 20
+    host_alerts_per_min: int = 10
+    """At most this many new top-level alerts per host per minute; beyond, one storm message per
+    host counts them (KERNBOT_HOST_ALERTS_PER_MIN). Every event is still stored."""
+    fleet_alerts_per_min: int = 30
+    """The same for the whole fleet (one `storm|*` message)."""
     """Past this many repeats a storm only bumps the parent's counter: a thread of thousands of
     identical replies helps nobody and would hit Slack's rate limits."""
 
@@ -93,7 +104,13 @@ def group_key(event: Event) -> str:
     """Storm control groups the same host and the same victim (pod if known, else comm) or port."""
     namespace, pod = pod_of(event)
     what = f"pod:{namespace}/{pod}" if pod else f"subject:{subject_of(event)}"
-    return f"{event.kind}|{event.host}|{what}"
+    return column_text(f"{event.kind}|{event.host}|{what}") or ""
+
+
+def column_text(value: str | None) -> str | None:
+    """A wire string as a text column: PostgreSQL text cannot hold NUL (the JSON document keeps
+    the original)."""
+    return value.replace("\x00", "\ufffd") if value else value
 
 
 def event_key(event: Event) -> str:
@@ -103,20 +120,13 @@ def event_key(event: Event) -> str:
         first = event.lines[0] if event.lines else ""
         raw = f"{event.kind}|{event.boot_id}|{event.seq}|{event.time}|{first}"
         ident = "h:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return f"{event.host}/{ident}"
+    return f"{event.host}/{column_text(ident)}"
 
 
 def silence_matches(target: str, event: Event) -> bool:
-    """`host:NAME`, `pod:NAMESPACE/NAME` or a bare host name; shell globs allowed."""
-    kind, sep, value = target.partition(":")
-    if not sep:
-        kind, value = "host", target
-    if kind == "host":
-        return fnmatchcase(event.host or "", value)
-    if kind == "pod":
-        namespace, pod = pod_of(event)
-        return pod is not None and fnmatchcase(f"{namespace}/{pod}", value)
-    return False
+    """`host:NAME`, `pod:NAMESPACE/NAME`, `namespace:NAME` or a bare host name; globs allowed."""
+    namespace, pod = pod_of(event)
+    return silences.target_matches(target, event.host, namespace, pod)
 
 
 def is_history(event: Event) -> bool:
@@ -135,10 +145,11 @@ class _Batch:
         self._burst: AlertRow | bool | None = False  # False: not loaded yet
         self._hosts: set[str] | None = None
         self._waiting: dict[int, bool] = {}
+        self._posts: dict[str, int] | None = None
 
     def silenced(self, event: Event) -> bool:
         if self._silences is None:
-            self._silences = [s.target for s in self.repo.active_silences(self.now)]
+            self._silences = [s.target for s in silences.active(self.repo, self.now)]
         return any(silence_matches(t, event) for t in self._silences)
 
     def preload(self, group_keys: set[str]) -> None:
@@ -168,7 +179,23 @@ class _Batch:
             self._hosts = self.repo.alert_hosts_since(since)
         return self._hosts
 
+    def posts(self) -> dict[str, int]:
+        """New top-level event alerts per host in the cap window, this batch's included."""
+        if self._posts is None:
+            since = self.now - CAP_WINDOW_S
+            self._posts = self.repo.event_alerts_by_host_since(since)
+        return self._posts
+
+    def storm(self, gkey: str) -> AlertRow | None:
+        if gkey not in self._open:
+            since = self.now - CAP_WINDOW_S
+            self._open[gkey] = self.repo.open_alert("storm", gkey, since)
+        return self._open[gkey]
+
     def new_alert(self, alert: AlertRow) -> None:
+        if alert.kind == "event":
+            posts = self.posts()
+            posts[alert.host or ""] = posts.get(alert.host or "", 0) + 1
         self.repo.add(alert)
         self._waiting[alert.id] = True
         if alert.kind == "burst":
@@ -229,15 +256,15 @@ class AlertDecider:
     def _values(key: str, event: Event, now: float) -> dict[str, Any]:
         namespace, pod = pod_of(event)
         return {
-            "key": key,
+            "key": column_text(key),
             "kind": event.kind,
             "host": event.host or "",
             "revision": event.revision,
-            "time": event.time,
+            "time": column_text(event.time),
             "received_at": now,
-            "namespace": namespace,
-            "pod": pod,
-            "subject": (subject_of(event) or "")[:255] or None,
+            "namespace": column_text(namespace),
+            "pod": column_text(pod),
+            "subject": column_text((subject_of(event) or "")[:255] or None),
             "history": is_history(event),
             "data": model_json(event),
         }
@@ -280,6 +307,11 @@ class AlertDecider:
                 burst.hosts = sorted({*burst.hosts, host})
             batch.refresh(burst.id)
             return "burst", burst.id
+        posts = batch.posts()
+        if posts.get(host, 0) >= policy.host_alerts_per_min:
+            return self._storm(batch, event, host)
+        if sum(posts.values()) >= policy.fleet_alerts_per_min:
+            return self._storm(batch, event, None)
         hosts = batch.alert_hosts() | {host}
         if len(hosts) >= policy.fleet_burst_hosts:
             burst = AlertRow(
@@ -308,3 +340,28 @@ class AlertDecider:
         )
         batch.new_alert(alert)
         return "posted", alert.id
+
+    def _storm(self, batch: _Batch, event: Event, host: str | None) -> tuple[Outcome, int | None]:
+        """Past a cap: count the event on the host's (or the fleet's) one storm message."""
+        gkey = STORM_PREFIX + (host if host is not None else "*")
+        storm, now = batch.storm(gkey), batch.now
+        if storm is not None:
+            storm.count += 1
+            storm.last_at = now
+            if event.host and event.host not in storm.hosts:
+                storm.hosts = sorted({*storm.hosts, event.host})
+            batch.refresh(storm.id)
+            return "capped", storm.id
+        storm = AlertRow(
+            kind="storm",
+            group_key=gkey,
+            host=host,
+            channel=self.policy.channel_for(event) if host else self.policy.default_channel,
+            event_key=None,
+            count=1,
+            hosts=[event.host or ""],
+            created_at=now,
+            last_at=now,
+        )
+        batch.new_alert(storm)
+        return "capped", storm.id

@@ -73,6 +73,22 @@ def _ref(alert: AlertRow) -> PostedRef | None:
     return None
 
 
+def storm_notice(alert: AlertRow) -> Notice:
+    """The one message that counts a host's (or the fleet's) alerts past the per-minute cap."""
+    who = alert.host or "the fleet"
+    events = "1 more event" if alert.count == 1 else f"{alert.count} more events"
+    return Notice(
+        kind="storm",
+        title=f"Alert storm from {who}: {events} not posted one by one",
+        lines=[
+            "more new alerts per minute than KERNBOT_HOST_ALERTS_PER_MIN allows"
+            + (" for one host" if alert.host else " across the fleet")
+            + "; this message keeps the count. Every event is stored: `/oom HOST` shows them"
+        ],
+        hosts=list(alert.hosts),
+    )
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -240,6 +256,8 @@ class DeliveryWorker:
                 hosts=list(alert.hosts),
             )
             return render_notice(notice)
+        if alert.kind == "storm":
+            return render_notice(storm_notice(alert))
         event_row = repo.get_event(alert.event_key or "")
         if event_row is None:
             raise LookupError(f"event {alert.event_key} of alert {alert.id} is gone")

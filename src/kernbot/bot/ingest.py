@@ -9,16 +9,33 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from kernbot.bot.alerts import AlertDecider, Outcome
+from kernbot.bot.advertise import (
+    AdvertiseRefused,
+    IPNetwork,
+    Resolver,
+    check_advertise,
+    resolve,
+)
+from kernbot.bot.alerts import AlertDecider, Outcome, column_text
 from kernbot.bot.ports import Notice
 from kernbot.bot.store import Database, Repository
 from kernbot.core.wire import EventBatch, EventBatchResult, Heartbeat
+from kernbot.logsafe import logsafe
 
 log = logging.getLogger(__name__)
+
+
+class HeartbeatRefused(Exception):
+    """A heartbeat the bot will not record: `status` is the HTTP answer, the message why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class Ingestor:
@@ -30,13 +47,21 @@ class Ingestor:
         notice_channel: str | None = None,
         clock: Callable[[], float] = time.time,
         on_enqueue: Callable[[], None] = lambda: None,
+        agent_networks: Sequence[IPNetwork] = (),
+        stale_after_s: float = 180.0,
+        resolver: Resolver = resolve,
     ) -> None:
         self.db = db
         self.decider = decider
         self.notice_channel = notice_channel
         self.clock = clock
         self.on_enqueue = on_enqueue
+        self.agent_networks = list(agent_networks)
+        self.stale_after_s = stale_after_s
+        self.resolver = resolver
         self.outcomes: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        """Heartbeats refused, by reason (`advertise`, `conflict`)."""
 
     async def events(self, batch: EventBatch) -> EventBatchResult:
         now = self.clock()
@@ -55,17 +80,31 @@ class Ingestor:
             self.on_enqueue()
         return EventBatchResult(accepted=len(outcomes) - duplicates, duplicates=duplicates)
 
-    async def heartbeat(self, hb: Heartbeat) -> bool:
-        """Record a heartbeat; True when the agent was stale and is now back (notice queued)."""
+    async def heartbeat(self, hb: Heartbeat, peer: str | None = None) -> bool:
+        """Record a heartbeat; True when the agent was stale and is now back (notice queued).
+
+        `peer` is the address the heartbeat came from (None: an in-process caller such as
+        `kernbot up`). Raises HeartbeatRefused when the advertised URL is not the agent's own
+        (422) or another live agent holds the host name (409)."""
         now = self.clock()
+        if peer is not None and hb.advertise_url:
+            try:
+                await check_advertise(hb.advertise_url, peer, self.agent_networks, self.resolver)
+            except AdvertiseRefused as exc:
+                self.refused["advertise"] += 1
+                log.warning("heartbeat for %s from %s refused: %s", logsafe(hb.host), peer, exc)
+                raise HeartbeatRefused(422, f"advertise_url: {exc}") from None
+        data = hb.model_dump(mode="json")
+        if peer is not None:
+            data["peer"] = peer
         values = {
             "host": hb.host,
-            "advertise_url": hb.advertise_url,
-            "agent_version": hb.agent_version[:64],
-            "kernel": (hb.kernel or "")[:255] or None,
+            "advertise_url": column_text(hb.advertise_url),
+            "agent_version": column_text(hb.agent_version[:64]),
+            "kernel": column_text((hb.kernel or "")[:255] or None),
             "last_seen": now,
             "stale": False,
-            "data": hb.model_dump(mode="json"),
+            "data": data,
         }
 
         def _record(session: Session) -> bool:
@@ -74,6 +113,18 @@ class Ingestor:
                 return False
             agent = repo.get_agent(hb.host, for_update=True)
             assert agent is not None
+            bound = (agent.data or {}).get("peer")
+            if (
+                peer is not None
+                and bound is not None
+                and bound != peer
+                and not agent.is_stale(now, self.stale_after_s)
+            ):
+                raise HeartbeatRefused(
+                    409,
+                    f"host {hb.host} is registered by the agent at {bound}, which is not stale; "
+                    "two agents use one KERNBOT_HOSTNAME, or someone is impersonating it",
+                )
             was_stale = agent.stale
             for name, value in values.items():
                 setattr(agent, name, value)
@@ -88,7 +139,12 @@ class Ingestor:
                 )
             return was_stale
 
-        back = await self.db.run(_record, decide=True)
+        try:
+            back = await self.db.run(_record, decide=True)
+        except HeartbeatRefused as exc:
+            self.refused["conflict"] += 1
+            log.warning("heartbeat from %s refused: %s", peer, logsafe(exc.reason, 300))
+            raise
         if back:
             log.info("agent %s is back", hb.host)
             self.on_enqueue()

@@ -123,8 +123,19 @@ class BotJobs:
                 )
                 log.info("pruned %s", gone)
 
+    async def silences(self) -> None:
+        """Tell the channel about silences that ran out (and what they held back)."""
+        report = getattr(self.fleet, "report_ended_silences", None)
+        if report is not None:
+            await report()
+
     async def _safe(self, name: str) -> None:
-        jobs = {"stale": self.check_stale, "digest": self.digest, "prune": self.prune}
+        jobs = {
+            "stale": self.check_stale,
+            "digest": self.digest,
+            "prune": self.prune,
+            "silences": self.silences,
+        }
         try:
             await jobs[name]()
         except Exception:
@@ -145,6 +156,10 @@ class BotJobs:
         scheduler.add_job(
             self._safe, "interval", args=["prune"], hours=1, max_instances=1, coalesce=True,
             id="prune",
+        )  # fmt: skip
+        scheduler.add_job(
+            self._safe, "interval", args=["silences"], seconds=self.check_every_s,
+            max_instances=1, coalesce=True, id="silences",
         )  # fmt: skip
         if self.digest_time:
             hour, _, minute = self.digest_time.partition(":")

@@ -13,9 +13,14 @@ from kernbot.bot.delivery import DeliveryHealth
 
 class _Snapshot:
     def __init__(
-        self, outcomes: Mapping[str, int], health: DeliveryHealth, outbox: Mapping[str, int]
+        self,
+        outcomes: Mapping[str, int],
+        health: DeliveryHealth,
+        outbox: Mapping[str, int],
+        refused: Mapping[str, int],
     ) -> None:
         self.outcomes, self.health, self.outbox = outcomes, health, outbox
+        self.refused = refused
 
     def collect(self) -> Iterator[Metric]:
         events = CounterMetricFamily(
@@ -24,6 +29,15 @@ class _Snapshot:
         for outcome, n in sorted(self.outcomes.items()):
             events.add_metric([outcome], n)
         yield events
+        refused = CounterMetricFamily(
+            "kernbot_bot_heartbeats_refused",
+            "Heartbeats refused: advertise (URL not the agent's own), conflict (host name bound "
+            "to another live agent)",
+            labels=["reason"],
+        )
+        for reason in ("advertise", "conflict"):
+            refused.add_metric([reason], self.refused.get(reason, 0))
+        yield refused
         deliveries = CounterMetricFamily(
             "kernbot_bot_deliveries", "Notifier calls, by result", labels=["result"]
         )
@@ -43,8 +57,11 @@ class _Snapshot:
 
 
 def render_metrics(
-    outcomes: Mapping[str, int], health: DeliveryHealth, outbox: Mapping[str, int]
+    outcomes: Mapping[str, int],
+    health: DeliveryHealth,
+    outbox: Mapping[str, int],
+    refused: Mapping[str, int] | None = None,
 ) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(outcomes, health, outbox))
+    registry.register(_Snapshot(outcomes, health, outbox, refused or {}))
     return generate_latest(registry)

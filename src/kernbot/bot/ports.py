@@ -67,10 +67,21 @@ class AlertView(BaseModel):
 class Notice(BaseModel):
     """Messages that are not an event: agent stale/back, fleet burst summary, daily digest."""
 
-    kind: Literal["agent_stale", "agent_back", "fleet_burst", "digest", "info"]
+    kind: Literal[
+        "agent_stale",
+        "agent_back",
+        "fleet_burst",
+        "digest",
+        "info",
+        "silence",
+        "unsilence",
+        "storm",
+    ]
     title: str
     lines: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
+    by: str | None = None
+    """The Slack user who caused it (a silence), shown as a mention."""
 
 
 class AgentInfo(BaseModel):
@@ -89,10 +100,12 @@ class AgentInfo(BaseModel):
 class UnknownHost(KernbotError):
     """No agent by that name; `suggestions` are the close ones."""
 
-    def __init__(self, host: str, suggestions: list[str]) -> None:
-        super().__init__(f"no agent named {host!r}")
+    def __init__(self, host: str, suggestions: list[str], what: str = "host") -> None:
+        super().__init__(f"no {what} named {host!r}")
         self.host = host
         self.suggestions = suggestions
+        self.what = what
+        """`host`, `pod` or `namespace`: what kind of name was not found."""
 
 
 class HostAnswer(BaseModel):
@@ -145,10 +158,14 @@ class FleetSummary(BaseModel):
 
 
 class Silence(BaseModel):
+    id: int | None = None
     target: str
-    """`host:NAME`, `pod:NAMESPACE/NAME`, or a bare host name."""
+    """`host:NAME`, `pod:NAMESPACE/NAME`, `namespace:NAME`, or a bare host name."""
     until: str
     by: str | None = None
+    reason: str | None = None
+    held_back: int | None = None
+    """When it ended: alerts it kept out of the channel."""
 
 
 class FleetQueries(Protocol):
@@ -166,4 +183,10 @@ class FleetQueries(Protocol):
 
     async def dmesg(self, host: str, grep: str | None, lines: int = 50) -> DmesgAnswer: ...
 
-    async def silence(self, target: str, duration_s: float, by: str | None) -> Silence: ...
+    async def silence(
+        self, target: str, duration_s: float, by: str | None, reason: str | None = None
+    ) -> Silence: ...
+
+    async def silences(self) -> list[Silence]: ...
+
+    async def unsilence(self, ref: str, by: str | None) -> list[Silence]: ...

@@ -290,9 +290,21 @@ def _episode_text(event: SynFloodEvent) -> str:
 
 def render_alert(view: AlertView) -> Message:
     event = view.event
+    if event.context.get("test") is True:
+        return render_test_alert(event.host or "?")
     if isinstance(event, OomKillEvent):
         return _oom_alert(view, event)
     return _syn_alert(view, event)
+
+
+def render_test_alert(host: str) -> Message:
+    """`kernbot doctor --test-alert`: proves agent -> bot -> Slack works; nothing was killed."""
+    title = f"🧪 TEST alert from {host}: no process was killed"
+    text = (
+        f"`kernbot doctor --test-alert` on `{mrkdwn(host)}` sent this through its agent and the "
+        "bot: kernel kills on this host will reach this channel."
+    )
+    return bk.message(plain(title), [bk.header(plain(title)), bk.section(text)])
 
 
 def render_thread_reply(view: AlertView) -> Message:
@@ -317,6 +329,9 @@ _NOTICE_ICONS = {
     "fleet_burst": "🚨",
     "digest": "🗞",
     "info": "ℹ",
+    "silence": "🔕",
+    "unsilence": "🔔",
+    "storm": "🌩",
 }
 
 
@@ -329,4 +344,6 @@ def render_notice(n: Notice) -> Message:
         shown = ", ".join(f"`{mrkdwn(h)}`" for h in n.hosts[:40])
         more = f" and {len(n.hosts) - 40} more" if len(n.hosts) > 40 else ""
         blocks.append(bk.context([f"hosts: {shown}{more}"]))
+    if n.by and n.by.isalnum():
+        blocks.append(bk.context([f"by <@{n.by}>"]))
     return bk.message(mrkdwn(n.title), blocks)

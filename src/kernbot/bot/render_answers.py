@@ -34,7 +34,10 @@ HELP = """\
 • `/kernbot hosts` — agents and their last heartbeat
 • `/kernbot top HOST` — processes most likely to be killed next
 • `/kernbot dmesg HOST [FILTER]` — the last kernel log lines, optionally only those with FILTER
-• `/kernbot silence TARGET DURATION` — e.g. `/kernbot silence host:web-1 2h` or `pod:shop/cart 30m`
+• `/kernbot silence TARGET DURATION [REASON]` — e.g. `/kernbot silence host:web-1 2h deploy` \
+or `pod:shop/cart 30m` (also `namespace:NAME`); announced in the alert channel
+• `/kernbot silences` — the active silences with their ids
+• `/kernbot unsilence ID|TARGET` — end a silence early
 • `/kernbot help` — this message"""
 
 
@@ -191,12 +194,42 @@ def render_dmesg(a: DmesgAnswer, grep: str | None = None) -> Message:
 
 def render_silence(s: Silence) -> Message:
     by = f" by <@{s.by}>" if s.by and s.by.isalnum() else ""
-    text = f"🔕 `{mrkdwn(s.target)}` silenced until {mrkdwn(s.until)}{by}."
+    text = f"🔕 `{mrkdwn(s.target)}` silenced until {mrkdwn(s.until)}{by} (#{s.id})."
+    text += " The alert channel has been told; `/kernbot unsilence` ends it."
     return bk.message(text, [bk.section(text)])
 
 
+def _silence_line(s: Silence) -> str:
+    by = f" by <@{s.by}>" if s.by and s.by.isalnum() else ""
+    reason = f" — {mrkdwn(s.reason)}" if s.reason else ""
+    return f"• #{s.id} `{mrkdwn(s.target)}` until {mrkdwn(s.until)}{by}{reason}"
+
+
+def render_silences(items: list[Silence]) -> Message:
+    if not items:
+        return render_text("No active silences: every alert is posted.")
+    body = "\n".join(_silence_line(s) for s in items[:40])
+    if len(items) > 40:
+        body += f"\n… and {len(items) - 40} more"
+    title = f"{len(items)} active silence{'s' if len(items) != 1 else ''}"
+    return bk.message(title, [bk.section(f"*{title}*\n{body}")])
+
+
+def render_unsilenced(ref: str, items: list[Silence]) -> Message:
+    if not items:
+        return render_text(
+            f"No active silence matches `{mrkdwn(ref)}`; `/kernbot silences` lists them."
+        )
+    lines = [
+        f"🔔 #{s.id} `{mrkdwn(s.target)}` ended; it held back {s.held_back or 0} alert(s)."
+        for s in items
+    ]
+    text = "\n".join(lines) + "\nThe alert channel has been told."
+    return bk.message(lines[0], [bk.section(text)])
+
+
 def render_unknown_host(err: UnknownHost) -> Message:
-    text = f"I don't know a host called `{mrkdwn(err.host)}`."
+    text = f"I don't know a {err.what} called `{mrkdwn(err.host)}`."
     if err.suggestions:
         text += " Did you mean " + ", ".join(f"`{mrkdwn(s)}`" for s in err.suggestions[:5]) + "?"
     text += " `/kernbot hosts` lists them all."

@@ -8,7 +8,6 @@ an agent's log tells its operator what to fix.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +17,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
+from kernbot.bearer import CHALLENGE, HEADER, bearer_ok
 from kernbot.bot.delivery import DeliveryHealth
-from kernbot.bot.ingest import Ingestor
+from kernbot.bot.ingest import HeartbeatRefused, Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.database import StoreUnavailable
 from kernbot.core.wire import EventBatch, Heartbeat
+from kernbot.http_guard import complete_request
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -49,19 +50,17 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
 
 
 def _authorized(request: web.Request, token: str | None) -> bool:
-    if token is None:
-        return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-    )
+    return bearer_ok(request.headers.get(HEADER), token)
 
 
 async def _body(request: web.Request, model: type[M]) -> M | web.Response:
     ctx = request.app[CTX]
     if not _authorized(request, ctx.token):
-        return _error(401, "missing or wrong Authorization: Bearer token (KERNBOT_TOKEN)")
+        return web.json_response(
+            {"error": "missing or wrong Authorization: Bearer token (KERNBOT_TOKEN)"},
+            status=401,
+            headers=CHALLENGE,
+        )
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
@@ -89,7 +88,10 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     hb = await _body(request, Heartbeat)
     if isinstance(hb, web.Response):
         return hb
-    back = await request.app[CTX].ingestor.heartbeat(hb)
+    try:
+        back = await request.app[CTX].ingestor.heartbeat(hb, peer=request.remote or "")
+    except HeartbeatRefused as exc:
+        return _error(exc.status, exc.reason)
     return web.json_response({"ok": True, "back": back})
 
 
@@ -141,7 +143,12 @@ async def health_snapshot(ctx: ServerContext) -> tuple[int, dict[str, Any]]:
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    status, body = await health_snapshot(request.app[CTX])
+    """ok/degraded/failing for the probes; the details (agents, delivery state, errors) only with
+    the agent token: they map the fleet for whoever can reach the port."""
+    ctx = request.app[CTX]
+    status, body = await health_snapshot(ctx)
+    if not _authorized(request, ctx.token):
+        body = {"status": body["status"]}
     return web.json_response(body, status=status)
 
 
@@ -151,7 +158,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         counts = await ctx.db.run(lambda s: Repository(s).outbox_counts())
     except Exception:
         counts = {}
-    text = render_metrics(ctx.ingestor.outcomes, ctx.delivery, counts)
+    text = render_metrics(ctx.ingestor.outcomes, ctx.delivery, counts, ctx.ingestor.refused)
     return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
@@ -169,7 +176,9 @@ async def _store_unavailable(request: web.Request, handler: Handler) -> web.Stre
 
 
 def build_app(ctx: ServerContext, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[_store_unavailable])
+    app = web.Application(
+        client_max_size=max_body_bytes, middlewares=[complete_request, _store_unavailable]
+    )
     app[CTX] = ctx
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/heartbeat", post_heartbeat)

@@ -11,13 +11,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from kernbot.bot import silences
 from kernbot.bot.agents_client import AgentError, AgentsClient, AgentTarget
-from kernbot.bot.alerts import event_key, pod_of, subject_of
+from kernbot.bot.alerts import column_text, event_key, pod_of, subject_of
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
@@ -61,9 +63,13 @@ class FleetService:
         *,
         stale_after_s: float = 180.0,
         clock: Callable[[], float] = time.time,
+        notice_channel: str | None = None,
+        on_enqueue: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.client = client
+        self.notice_channel = notice_channel
+        self.on_enqueue = on_enqueue
         self.stale_after_s = stale_after_s
         self.clock = clock
 
@@ -222,12 +228,92 @@ class FleetService:
             syn_floods=syn,
         )
 
-    async def silence(self, target: str, duration_s: float, by: str | None) -> Silence:
+    # -- silences --------------------------------------------------------------------------
+    async def check_target(self, target: str) -> None:
+        """UnknownHost (with close names) unless `target` names a known host, pod or namespace;
+        a glob must match at least one."""
+        try:
+            kind, value = silences.split_target(target)
+        except ValueError:
+            raise UnknownHost(target, [f"host:{target}"], what="kind of target") from None
+        known = await self.db.run(lambda s: Repository(s).known_names(kind))
+        if any(fnmatchcase(name, value) for name in known):
+            return
+        if not silences.is_fleet_wide(value):
+            lowered = {n.lower(): n for n in known}
+            if value.lower() in lowered:
+                return
+            close = difflib.get_close_matches(value, sorted(known), n=3, cutoff=0.5)
+        else:
+            close = []
+        raise UnknownHost(value, [f"{kind}:{c}" if kind != "host" else c for c in close], kind)
+
+    async def silence(
+        self, target: str, duration_s: float, by: str | None, reason: str | None = None
+    ) -> Silence:
+        await self.check_target(target)
         now = self.clock()
-        row = SilenceRow(target=target[:600], until=now + duration_s, by=by, created_at=now)
-        await self.db.run(lambda s: Repository(s).add(row))
-        return Silence(target=row.target, until=iso(row.until), by=by)
+        row = SilenceRow(
+            target=target[: silences.MAX_TARGET], until=now + duration_s, by=by, created_at=now,
+            reason=column_text((reason or "")[: silences.MAX_REASON] or None), reported=False,
+        )  # fmt: skip
+
+        def _add(session: Session) -> Silence:
+            repo = Repository(session)
+            repo.add(row)
+            session.flush()
+            repo.enqueue(
+                "notice", now, channel=self.notice_channel, payload=silences.start_notice(row)
+            )
+            return silences.view(row)
+
+        made = await self.db.run(_add)
+        self.on_enqueue()
+        return made
 
     async def silences(self) -> list[Silence]:
-        rows = await self.db.run(lambda s: Repository(s).active_silences(self.clock()))
-        return [Silence(target=r.target, until=iso(r.until), by=r.by) for r in rows]
+        now = self.clock()
+        rows = await self.db.run(lambda s: silences.active(Repository(s), now))
+        return [silences.view(r) for r in rows]
+
+    async def unsilence(self, ref: str, by: str | None) -> list[Silence]:
+        """End the active silence with id `ref`, or every active one whose target is `ref`;
+        the channel is told how many alerts each held back."""
+        now = self.clock()
+
+        def _end(session: Session) -> list[Silence]:
+            repo = Repository(session)
+            rows = [
+                r
+                for r in silences.active(repo, now)
+                if (ref.lstrip("#").isdigit() and r.id == int(ref.lstrip("#"))) or r.target == ref
+            ]
+            ended = []
+            for row in rows:
+                row.ended_at, row.ended_by = now, by
+                session.flush()
+                held = silences.report_end(repo, row, now, self.notice_channel)
+                ended.append(silences.view(row, held))
+            return ended
+
+        ended = await self.db.run(_end)
+        if ended:
+            self.on_enqueue()
+        return ended
+
+    async def report_ended_silences(self) -> int:
+        """Announce silences that expired (a job calls this); how many were announced."""
+        now = self.clock()
+
+        def _report(session: Session) -> int:
+            repo = Repository(session)
+            done = 0
+            for row in silences.ended_unreported(repo, now):
+                if silences.report_end(repo, row, now, self.notice_channel) is not None:
+                    done += 1
+            return done
+
+        done = await self.db.run(_report)
+        if done:
+            self.on_enqueue()
+        return done

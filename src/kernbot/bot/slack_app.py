@@ -59,6 +59,8 @@ def build_app(settings: BotSettings, queries: FleetQueries) -> AsyncApp:
 
 
 def _register(app: AsyncApp, settings: BotSettings, queries: FleetQueries) -> None:
+    access = commands.Access.from_settings(settings)
+
     async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         user, channel = command.get("user_id"), command.get("channel_id")
         if not commands.is_allowed(settings, user, channel):
@@ -67,8 +69,9 @@ def _register(app: AsyncApp, settings: BotSettings, queries: FleetQueries) -> No
             return
         await ack()
         message = await commands.answer(
-            command.get("command", ""), command.get("text", ""), queries, user_id=user
-        )
+            command.get("command", ""), command.get("text", ""), queries, user_id=user,
+            access=access,
+        )  # fmt: skip
         await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
 
     for name in commands.COMMANDS:
@@ -86,7 +89,10 @@ def _register(app: AsyncApp, settings: BotSettings, queries: FleetQueries) -> No
             duration = SILENCE_ACTIONS[action["action_id"]]
             target = decode_target(str(action.get("value", "")))
             try:
+                access.check_silence(target, duration, user)
                 message = render_silence(await queries.silence(target, duration, user))
+            except commands.UsageError as exc:
+                message = render_text(str(exc))
             except UnknownHost as exc:
                 message = render_unknown_host(exc)
             except Exception:

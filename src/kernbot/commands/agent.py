@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -45,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"kernbot agent: {exc}", file=sys.stderr)
         return 2
+    if settings.token is None or not settings.token.get_secret_value():
+        from kernbot.bearer import MISSING_TOKEN_HELP
+
+        print(f"kernbot agent: {MISSING_TOKEN_HELP}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
-    if settings.token is None:
-        logging.getLogger("kernbot.agent").warning(
-            "KERNBOT_TOKEN is not set: the agent API answers 401 to everyone and the bot will "
-            "refuse its events"
-        )
     return asyncio.run(_serve(settings))

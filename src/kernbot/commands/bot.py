@@ -57,6 +57,7 @@ class Bot:
         clock: Callable[[], float] = time.time,
         delivery_backoff_s: float = 1.0,
     ) -> None:
+        from kernbot.bot.advertise import parse_networks
         from kernbot.bot.alerts import AlertDecider, AlertPolicy, parse_routes
         from kernbot.bot.delivery import DeliveryWorker
         from kernbot.bot.ingest import Ingestor
@@ -65,13 +66,17 @@ class Bot:
         self.settings = settings
         self.notifier = notifier
         self.clock = clock
-        self.db: Database = Database(settings.effective_database_url())
+        self.db: Database = Database(
+            settings.effective_database_url(), private_parent=settings.database_url is None
+        )
         policy = AlertPolicy(
             storm_window_s=settings.storm_window_s,
             fleet_burst_hosts=settings.fleet_burst_hosts,
             fleet_burst_window_s=settings.fleet_burst_window_s,
             default_channel=settings.slack_channel,
             routes=parse_routes(settings.routes),
+            host_alerts_per_min=settings.host_alerts_per_min,
+            fleet_alerts_per_min=max(30, 3 * settings.host_alerts_per_min),
         )
         self.delivery: DeliveryWorker = DeliveryWorker(
             self.db,
@@ -86,6 +91,8 @@ class Bot:
             notice_channel=settings.slack_channel,
             clock=clock,
             on_enqueue=self.delivery.wake,
+            agent_networks=parse_networks(settings.agent_networks),
+            stale_after_s=settings.stale_after_s,
         )
         self.service: FleetService | None = None
         self.jobs: BotJobs | None = None
@@ -103,16 +110,22 @@ class Bot:
         from kernbot.bot.jobs import BotJobs
         from kernbot.bot.server import ServerContext, build_app
         from kernbot.bot.service import FleetService
+        from kernbot.http_guard import KEEPALIVE_TIMEOUT_S, GuardedSite
 
         s = self.settings
         await asyncio.to_thread(self.db.migrate)
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
         token = s.token.get_secret_value() if s.token else None
         if token is None:
-            log.warning("KERNBOT_TOKEN is not set: the ingest API accepts unauthenticated agents")
+            log.warning("KERNBOT_TOKEN is not set: the ingest API refuses every agent (401)")
         client = AgentsClient(self._http, token=token, timeout_s=s.agent_timeout_s)
         self.service = FleetService(
-            self.db, client, stale_after_s=s.stale_after_s, clock=self.clock
+            self.db,
+            client,
+            stale_after_s=s.stale_after_s,
+            clock=self.clock,
+            notice_channel=s.slack_channel,
+            on_enqueue=self.delivery.wake,
         )
         ctx = ServerContext(
             db=self.db,
@@ -125,10 +138,12 @@ class Bot:
         )
         self.app = build_app(ctx, max_body_bytes=s.max_body_bytes)
         self._mount_slack(self.app, ctx)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+        )
         await self._runner.setup()
         host, port = s.listen_host_port()
-        await web.TCPSite(self._runner, host, port).start()
+        await GuardedSite(self._runner, host, port).start()
         bound = self._runner.addresses[0]
         self.url = f"http://{url_host(host)}:{bound[1]}"
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="kernbot-delivery"))
@@ -220,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(BotSettings, getattr(args, "config", None))
+        if settings.token is None or not settings.token.get_secret_value():
+            from kernbot.bearer import MISSING_TOKEN_HELP
+
+            raise SettingsError([MISSING_TOKEN_HELP])
         bot = build_bot(settings)
     except (SettingsError, ValueError) as exc:
         print(f"kernbot bot: {exc}", file=sys.stderr)

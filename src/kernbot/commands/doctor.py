@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from kernbot.settings import UpSettings
@@ -188,6 +188,67 @@ def check_clock(server_date: str | None) -> Finding:
     return Finding("clock", "ok", f"clock within {abs(skew):.1f} s of the server's")
 
 
+async def check_token(http: Any, bot_url: str, settings: UpSettings) -> Finding:
+    """An authenticated call (an empty event batch: nothing is stored) proves the bot accepts
+    this host's KERNBOT_TOKEN; /healthz alone answers anyone."""
+    import aiohttp
+
+    from kernbot.bearer import authorization
+
+    if settings.token is None or not settings.token.get_secret_value():
+        return Finding(
+            "token", "fail", "KERNBOT_TOKEN is not set", "set the bot's shared secret here"
+        )
+    url = bot_url.rstrip("/") + "/v1/events"
+    body = {"host": settings.hostname, "events": []}
+    try:
+        async with http.post(
+            url, json=body, headers=authorization(settings.token.get_secret_value())
+        ) as resp:
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Finding("token", "fail", f"{url}: {exc or type(exc).__name__}")
+    if status == 200:
+        return Finding("token", "ok", "the bot accepts this KERNBOT_TOKEN")
+    if status == 401:
+        return Finding(
+            "token",
+            "fail",
+            "the bot refuses this KERNBOT_TOKEN (401): this host's events would be lost",
+            "use the same KERNBOT_TOKEN as the bot (the chart's `token`/`existingTokenSecret`)",
+        )
+    return Finding("token", "fail", f"{url} answers {status} to an authenticated call")
+
+
+async def send_test_alert(agent_url: str, settings: UpSettings) -> Finding:
+    """Ask this host's agent for a test alert: it travels agent -> outbox -> bot -> Slack."""
+    import aiohttp
+
+    from kernbot.bearer import authorization
+
+    if settings.token is None:
+        return Finding("test-alert", "fail", "KERNBOT_TOKEN is not set")
+    url = agent_url.rstrip("/") + "/v1/test-alert"
+    timeout = aiohttp.ClientTimeout(total=5)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, headers=authorization(settings.token.get_secret_value())) as resp,
+        ):
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Finding(
+            "test-alert", "fail", f"{url}: {exc or type(exc).__name__}", "is `kernbot agent` up?"
+        )
+    if resp.status != 200:
+        return Finding("test-alert", "fail", f"{url} answers {resp.status}: {text[:200]}")
+    return Finding(
+        "test-alert",
+        "ok",
+        "the agent queued a test alert; it should appear in the alert channel marked TEST",
+    )
+
+
 async def check_http(settings: UpSettings, bot_url: str | None) -> list[Finding]:
     import aiohttp
 
@@ -202,6 +263,7 @@ async def check_http(settings: UpSettings, bot_url: str | None) -> list[Finding]
                     date = resp.headers.get("Date")
                     if resp.status == 200:
                         out.append(Finding("bot", "ok", f"{url} answers 200"))
+                        out.append(await check_token(http, bot_url, settings))
                     else:
                         out.append(
                             Finding(
@@ -293,6 +355,15 @@ def _read_int(path: Path) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (as for agent/bot/up)")
     parser.add_argument("--json", action="store_true", help="one JSON object per finding")
+    parser.add_argument(
+        "--test-alert",
+        action="store_true",
+        help="also send an alert marked TEST through this host's agent, the bot and Slack",
+    )
+    parser.add_argument(
+        "--agent-url",
+        help="this host's agent (default KERNBOT_ADVERTISE_URL, else http://127.0.0.1:9101)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -310,6 +381,9 @@ def run(args: argparse.Namespace) -> int:
     if settings.source.startswith("journal") and colon and journal_dir:
         paths = replace(paths, journal_dirs=(Path(journal_dir),))
     findings = run_checks(settings, paths, settings.bot_url, settings.net_pid)
+    if getattr(args, "test_alert", False):
+        agent_url = args.agent_url or settings.advertise_url or "http://127.0.0.1:9101"
+        findings.append(asyncio.run(send_test_alert(agent_url, settings)))
     for f in findings:
         if args.json:
             print(json.dumps(asdict(f)))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kernbot.hostport import HostPortError, parse_host_port, url_host
+from kernbot.state_files import private_dir
 
 if TYPE_CHECKING:
     from kernbot.agent.app import Agent
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_or_create_token(state_dir: Path) -> str:
     """The token kept in `state_dir`, created (0600, exclusive create) on first use."""
     path = state_dir / TOKEN_FILE
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(state_dir)
     token = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

@@ -8,7 +8,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kernbot.core.bounds import (
+    CgroupPath,
+    Comm,
+    EventId,
+    HostName,
+    K8sName,
+    Line,
+    Revision,
+    Time,
+    check_bounded,
+)
 
 WIRE_VERSION = 1
 MAX_LINES = 400
@@ -18,9 +37,20 @@ MAX_LINES = 400
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    _bounded = field_validator("*")(check_bounded)  # see kernbot.core.bounds
+
+    @model_validator(mode="after")
+    def _bounded_extra(self, info: ValidationInfo) -> _Model:
+        for name, value in (self.__pydantic_extra__ or {}).items():
+            try:
+                check_bounded(value, info)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
+
 
 class Trigger(_Model):
-    comm: str | None = None
+    comm: Comm | None = None
     pid: int | None = None
     gfp_mask: str | None = None
     order: int | None = None
@@ -29,7 +59,7 @@ class Trigger(_Model):
 
 class Victim(_Model):
     pid: int | None = None
-    comm: str | None = None
+    comm: Comm | None = None
     uid: int | None = None
     total_vm_kb: int | None = None
     anon_rss_kb: int | None = None
@@ -44,8 +74,8 @@ class Victim(_Model):
 
 
 class Memcg(_Model):
-    oom_path: str | None = None
-    task_path: str | None = None
+    oom_path: CgroupPath | None = None
+    task_path: CgroupPath | None = None
     usage_kb: int | None = None
     limit_kb: int | None = None
     """None when the kernel printed the 'unlimited' value."""
@@ -59,9 +89,9 @@ class Kubernetes(_Model):
     container_id: str | None = None
     qos: Literal["guaranteed", "burstable", "besteffort"] | None = None
     runtime: str | None = None
-    namespace: str | None = None
-    pod: str | None = None
-    container: str | None = None
+    namespace: K8sName | None = None
+    pod: K8sName | None = None
+    container: K8sName | None = None
     name_source: str | None = None
     """Where namespace/pod/container came from (`pod-logs`, `kubernetes-api`), when known."""
 
@@ -77,7 +107,7 @@ class Task(_Model):
     pgtables_kb: int | None = None
     swapents_kb: int | None = None
     oom_score_adj: int | None = None
-    name: str = ""
+    name: Comm = ""
     oom_score: int | None = None
 
 
@@ -93,7 +123,7 @@ class MemInfo(_Model):
 
 class Reaper(_Model):
     pid: int | None = None
-    comm: str | None = None
+    comm: Comm | None = None
     reaped: bool = True
     anon_rss_kb: int | None = None
     file_rss_kb: int | None = None
@@ -111,17 +141,17 @@ class Advice(_Model):
 
 class _EventBase(_Model):
     version: int = WIRE_VERSION
-    id: str | None = None
+    id: EventId | None = None
     """Idempotency key: `boot_id:seq` when both are known, else a stable hash of the first line."""
-    revision: int = 0
+    revision: Revision = 0
     """Live assembly posts an event early and later updates it under the same id; higher wins."""
-    time: str | None = None
+    time: Time | None = None
     """ISO 8601 wall time when known."""
     mono_usec: int | None = None
-    host: str | None = None
+    host: HostName | None = None
     boot_id: str | None = None
     seq: int | None = None
-    lines: list[str] = Field(default_factory=list)
+    lines: list[Line] = Field(default_factory=list, max_length=MAX_LINES)
     advice: list[Advice] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)
     """Live host context added by the agent (meminfo, PSI, top oom_scores, listener,

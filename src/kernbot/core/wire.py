@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent
+from kernbot.core.bounds import Comm, HostName, Url
+from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent, _Model
 
 MAX_BATCH = 500
 """Most events in one POST /v1/events."""
 
 
-class _Wire(BaseModel):
+class _Wire(_Model):
     model_config = ConfigDict(extra="allow")
     version: int = WIRE_VERSION
 
 
 class EventBatch(_Wire):
-    host: str
+    host: HostName
     events: list[Event] = Field(max_length=MAX_BATCH)
 
 
@@ -32,8 +33,8 @@ class EventBatchResult(_Wire):
 
 
 class Heartbeat(_Wire):
-    host: str
-    advertise_url: str | None = None
+    host: HostName
+    advertise_url: Url | None = None
     agent_version: str
     kernel: str | None = None
     boot_id: str | None = None
@@ -49,7 +50,7 @@ class Heartbeat(_Wire):
 
 class ProcInfo(_Wire):
     pid: int
-    comm: str
+    comm: Comm
     oom_score: int | None = None
     oom_score_adj: int | None = None
     rss_kb: int | None = None

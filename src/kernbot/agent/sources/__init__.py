@@ -38,6 +38,9 @@ class Batch:
     """Records the transport says were lost (kmsg EPIPE / sequence gaps)."""
     garbled: int = 0
     """Raw units that could not be parsed and were skipped."""
+    not_kernel: int = 0
+    """Records user space wrote into the kernel log (syslog facility other than `kern`):
+    skipped, never events (see `kernbot.agent.sources.facility`)."""
     backlog: bool = False
     """True while reading what was already in the log when the source opened."""
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item, SourceUnavailable
+from kernbot.agent.sources.facility import KERN, NotKernelLog, journal_facility
 from kernbot.core.record import Record
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class JournalSource:
         self.cursor: str | None = resume.cursor if resume is not None else None
         self._first_start = resume is None
         self._proc: asyncio.subprocess.Process | None = None
+        self._not_kernel = NotKernelLog("journal")
 
     async def open(self) -> None:
         if shutil.which(self.journalctl) is None:
@@ -114,6 +116,10 @@ class JournalSource:
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
+            facility = journal_facility(obj)
+            if facility is not None and facility != KERN:
+                self._count_not_kernel(obj, facility, batch)
+                return
             records = parse(obj)
         except ValueError:
             batch.garbled += 1
@@ -126,6 +132,14 @@ class JournalSource:
         batch.items.append(
             Item(records=list(records), position=Position("journal", cursor=self.cursor))
         )
+
+    def _count_not_kernel(self, obj: dict[str, Any], facility: int, batch: Batch) -> None:
+        cursor = obj.get("__CURSOR")
+        if isinstance(cursor, str):
+            self.cursor = cursor
+        batch.not_kernel += 1
+        self._not_kernel.seen(facility, str(obj.get("MESSAGE", "")))
+        batch.items.append(Item(records=[], position=Position("journal", cursor=self.cursor)))
 
     async def batches(self) -> AsyncIterator[Batch]:
         if self._first_start:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item, SourceUnavailable
+from kernbot.agent.sources.facility import KERN, NotKernelLog, kmsg_facility
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ class KmsgSource:
         if resume is not None and resume.boot_id == boot_id and resume.seq is not None:
             self._skip_through = resume.seq
         self._last_seq: int | None = self._skip_through
+        self._not_kernel = NotKernelLog("/dev/kmsg")
 
     async def open(self) -> None:
         try:
@@ -245,6 +247,13 @@ class KmsgSource:
                             batch.lost += seq - self._last_seq - 1
                         self._last_seq = seq
                         self._skip_through = None
+                    facility = kmsg_facility(raw)
+                    if facility is not None and facility != KERN:
+                        batch.not_kernel += 1
+                        self._not_kernel.seen(facility, raw)
+                        pos = Position(source=self.name, boot_id=self.boot_id, seq=self._last_seq)
+                        batch.items.append(Item(records=[], position=pos))
+                        continue
                     try:
                         records = parse_kmsg_record(raw, self.boot_id)
                     except ValueError:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kernbot.bot.store.json_text import serialize
 from kernbot.errors import KernbotError
+from kernbot.state_files import private_file
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ MIGRATION_LOCK = 0x6B65726E  # "kern": serializes schema upgrades of replicas st
 DECIDE_LOCK = 0x626F7431  # "bot1": serializes alert decisions across replicas
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, private_parent: bool) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(parsed.database), private_parent=private_parent)
     engine = create_engine(
         url,
         connect_args={"timeout": 30, "check_same_thread": False},
@@ -67,12 +68,13 @@ def _safe_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, private_parent: bool = False) -> None:
+        """`private_parent`: a SQLite file's directory is kernbot's state dir (made 0700)."""
         self.url = url
         backend = make_url(url).get_backend_name()
         self.is_postgres = backend == "postgresql"
         if backend == "sqlite":
-            self.engine = _sqlite_engine(url)
+            self.engine = _sqlite_engine(url, private_parent)
         else:
             self.engine = create_engine(
                 url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=serialize

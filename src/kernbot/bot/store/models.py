@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from kernbot.core.events import Event
 
@@ -29,7 +30,7 @@ class EventRow(Base):
     key: Mapped[str] = mapped_column(String(600), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     host: Mapped[str] = mapped_column(String(255))
-    revision: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
     time: Mapped[str | None] = mapped_column(String(64), nullable=True)
     received_at: Mapped[float] = mapped_column(Float)
     namespace: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -81,7 +82,7 @@ class AlertRow(Base):
     channel: Mapped[str | None] = mapped_column(String(255), nullable=True)
     event_key: Mapped[str | None] = mapped_column(String(600), nullable=True)
     """The event the parent message shows."""
-    count: Mapped[int] = mapped_column(Integer, default=1)
+    count: Mapped[int] = mapped_column(BigInteger, default=1)
     hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[float] = mapped_column(Float)
     last_at: Mapped[float] = mapped_column(Float)
@@ -128,3 +129,12 @@ class SilenceRow(Base):
     until: Mapped[float] = mapped_column(Float)
     by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Set when someone ended it early (`/kernbot unsilence`)."""
+    ended_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Its end was announced in the channel with the number of alerts it held back."""
+
+    def end(self) -> float:
+        return min(self.until, self.ended_at) if self.ended_at is not None else self.until

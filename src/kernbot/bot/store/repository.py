@@ -109,6 +109,15 @@ class Repository:
         )
         return {a.group_key: a for a in self.session.scalars(stmt)}
 
+    def event_alerts_by_host_since(self, since: float) -> dict[str, int]:
+        """New top-level event alerts per host since `since` (the per-host cap's count)."""
+        stmt = (
+            select(AlertRow.host, func.count())
+            .where(AlertRow.kind == "event", AlertRow.created_at >= since)
+            .group_by(AlertRow.host)
+        )
+        return {h or "": int(n) for h, n in self.session.execute(stmt)}
+
     def alert_hosts_since(self, since: float) -> set[str]:
         stmt = select(AlertRow.host).where(AlertRow.kind == "event", AlertRow.created_at >= since)
         return {h for h in self.session.scalars(stmt) if h}
@@ -203,7 +212,20 @@ class Repository:
 
     # silences -----------------------------------------------------------------------------
     def active_silences(self, now: float) -> list[SilenceRow]:
-        return list(self.session.scalars(select(SilenceRow).where(SilenceRow.until > now)))
+        stmt = select(SilenceRow).where(SilenceRow.until > now, SilenceRow.ended_at.is_(None))
+        return list(self.session.scalars(stmt))
+
+    def known_names(self, kind: str) -> set[str]:
+        """Names a silence target may use: hosts (agents and events), `NAMESPACE/POD` pairs or
+        namespaces seen in events."""
+        if kind == "host":
+            hosts = set(self.session.scalars(select(AgentRow.host)))
+            return hosts | set(self.session.scalars(select(EventRow.host).distinct()))
+        if kind == "namespace":
+            stmt = select(EventRow.namespace).where(EventRow.namespace.is_not(None)).distinct()
+            return {n for n in self.session.scalars(stmt) if n}
+        pairs = select(EventRow.namespace, EventRow.pod).where(EventRow.pod.is_not(None))
+        return {f"{ns}/{pod}" for ns, pod in self.session.execute(pairs.distinct())}
 
     # agents -------------------------------------------------------------------------------
     def get_agent(self, host: str, *, for_update: bool = False) -> AgentRow | None:
