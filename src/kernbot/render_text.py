@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
+from kernbot.core.events import Advice, Event, OomKillEvent, OomRiskEvent, SynFloodEvent, Task
+from kernbot.core.risk.summary import duration, headline
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
@@ -70,9 +71,32 @@ def _field(name: str, value: str) -> str:
 
 def render_event(ev: Event) -> str:
     """One readable block (several lines, no trailing newline) for one event."""
-    lines = _oom_lines(ev) if isinstance(ev, OomKillEvent) else _syn_lines(ev)
+    if isinstance(ev, OomKillEvent):
+        lines = _oom_lines(ev)
+    elif isinstance(ev, OomRiskEvent):
+        lines = _risk_lines(ev)
+    else:
+        lines = _syn_lines(ev)
     lines.extend(_advice_lines(ev.advice))
     return "\n".join(lines)
+
+
+def _risk_lines(ev: OomRiskEvent) -> list[str]:
+    e = escape_terminal
+    lines = [e(headline(ev)) + (f" on {e(ev.host)}" if ev.host else "")]
+    lines.append(_field("cgroup", e(ev.cgroup)))
+    if ev.working_set_kb is not None and ev.limit_kb is not None:
+        lines.append(
+            _field("memory", f"working set {_size(ev.working_set_kb)} of {_size(ev.limit_kb)}"
+                   f" (usage {_size(ev.usage_kb)})")
+        )  # fmt: skip
+    if ev.eta_s is not None:
+        lines.append(_field("eta", duration(ev.eta_s)))
+    if ev.kill_id:
+        lines.append(_field("killed", f"see the OOM kill {e(ev.kill_id)}"))
+    for p in ev.top[:3]:
+        lines.append(_field("process", f"{e(p.comm)} (pid {p.pid}) {_size(p.rss_kb)}"))
+    return lines
 
 
 def _oom_lines(ev: OomKillEvent) -> list[str]:

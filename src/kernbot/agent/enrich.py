@@ -77,8 +77,10 @@ class Enricher:
             if ev.kubernetes is not None:
                 ev.kubernetes = self.pods.resolve(ev.kubernetes)
             self._names_done(ev)
-        else:
+        elif isinstance(ev, SynFloodEvent):
             self._syn_context(ev)
+        elif ev.kubernetes is not None:  # oom_risk: pod names as for kills
+            ev.kubernetes = self.pods.resolve(ev.kubernetes)
         ev.advice = advise(ev, ev.context)
         return ev
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from kernbot.bot.store import Repository
 from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
-from kernbot.core.events import Event, OomKillEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 
 Outcome = Literal["posted", "threaded", "burst", "history", "silenced", "updated", "duplicate"]
 BURST_GROUP = "fleet"
@@ -78,7 +78,7 @@ class AlertPolicy:
 
 
 def pod_of(event: Event) -> tuple[str | None, str | None]:
-    if isinstance(event, OomKillEvent) and event.kubernetes:
+    if isinstance(event, OomKillEvent | OomRiskEvent) and event.kubernetes:
         return event.kubernetes.namespace, event.kubernetes.pod
     return None, None
 
@@ -86,6 +86,8 @@ def pod_of(event: Event) -> tuple[str | None, str | None]:
 def subject_of(event: Event) -> str | None:
     if isinstance(event, OomKillEvent):
         return event.victim.comm
+    if isinstance(event, OomRiskEvent):
+        return f"cgroup {event.cgroup}"
     return f"port {event.port}" if event.port is not None else None
 
 

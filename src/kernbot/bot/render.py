@@ -16,7 +16,9 @@ from slack_sdk.models.blocks import Block
 from kernbot.bot import blocks as bk
 from kernbot.bot.escape import code_block, mrkdwn, plain, truncate
 from kernbot.bot.ports import AlertView, Message, Notice
-from kernbot.core.events import Advice, OomKillEvent, SynFloodEvent
+from kernbot.bot.render_risk import render_risk_alert
+from kernbot.core.events import Advice, OomKillEvent, OomRiskEvent, SynFloodEvent
+from kernbot.core.risk.summary import headline, warned_before
 from kernbot.core.wire import Listener
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}
@@ -201,6 +203,9 @@ def _oom_alert(view: AlertView, event: OomKillEvent) -> Message:
         notes.append("⚠ report truncated in the log")
     if event.missing_from_log:
         notes.append("⚠ counted by the kernel, log lines lost")
+    warned = warned_before(event)
+    if warned is not None:
+        notes.append(f"⚠️ kernbot warned {warned} earlier (risk {mrkdwn(event.risk_id)})")
     if view.silenced_until:
         notes.append(f"silenced until {mrkdwn(view.silenced_until)}")
     if event.id:
@@ -292,6 +297,8 @@ def render_alert(view: AlertView) -> Message:
     event = view.event
     if isinstance(event, OomKillEvent):
         return _oom_alert(view, event)
+    if isinstance(event, OomRiskEvent):
+        return render_risk_alert(view, event, advice_blocks(event.advice))
     return _syn_alert(view, event)
 
 
@@ -302,6 +309,8 @@ def render_thread_reply(view: AlertView) -> Message:
         v = event.victim
         line = f"Again at {mrkdwn(event.time or '?')}: `{mrkdwn(v.comm or '?')}` pid {v.pid} killed"
         line += f" ({_oom_where(event)})"
+    elif isinstance(event, OomRiskEvent):
+        line = f"Again at {mrkdwn(event.time or '?')}: {mrkdwn(headline(event))}"
     else:
         line = (
             f"Again at {mrkdwn(event.time or '?')}: SYN flood on port {event.port}, "

@@ -153,6 +153,10 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    risk_id: str | None = None
+    """The `oom_risk` episode that warned about this cgroup before the kill, when there was one."""
+    risk_started: str | None = None
+    """ISO time that episode started (the warning came this long before the kill)."""
 
 
 class SynFloodEvent(_EventBase):
@@ -168,7 +172,65 @@ class SynFloodEvent(_EventBase):
     """Set by the agent when it tracks the flood through the TcpExt counters."""
 
 
-Event = Annotated[OomKillEvent | SynFloodEvent, Field(discriminator="kind")]
+class Psi(_Model):
+    """Memory pressure stall information (percent of the last 10 s stalled)."""
+
+    some_avg10: float | None = None
+    full_avg10: float | None = None
+
+
+class TopProcess(_Model):
+    pid: int
+    comm: str = ""
+    rss_kb: int | None = None
+
+
+class ContainerRef(_Model):
+    """A non-Kubernetes owner of a cgroup (kernbot.core.cgroup_identity.Container)."""
+
+    kind: str
+    runtime: str | None = None
+    container_id: str | None = None
+    lxc_id: str | None = None
+    unit: str | None = None
+
+
+RiskState = Literal["start", "ongoing", "ended", "killed"]
+
+
+class OomRiskEvent(_EventBase):
+    """One episode of a cgroup (or the host, `cgroup` "/") running out of memory before any
+    kill; updates keep the id and raise `revision` (kernbot.core.risk.episodes)."""
+
+    kind: Literal["oom_risk"] = "oom_risk"
+    state: RiskState = "start"
+    cgroup: str = "/"
+    kubernetes: Kubernetes | None = None
+    container: ContainerRef | None = None
+    usage_kb: int | None = None
+    working_set_kb: int | None = None
+    limit_kb: int | None = None
+    growth_kb_per_s: float | None = None
+    eta_s: float | None = None
+    """Seconds to the limit at the current growth; None when not growing."""
+    psi: Psi | None = None
+    top: list[TopProcess] = Field(default_factory=list)
+    kill_id: str | None = None
+    """The `oom_kill` event that ended the episode (state `killed`)."""
+    percent: float | None = None
+    """Working set as a percentage of the limit."""
+    peak_percent: float | None = None
+    high_kb: int | None = None
+    """cgroup v2 memory.high (the throttling threshold), when set."""
+    reasons: list[str] = Field(default_factory=list)
+    """Which thresholds the episode crossed: `percent`, `eta`, `psi`."""
+    started: str | None = None
+    """ISO time the episode started."""
+    ended: str | None = None
+    cgroup_version: int | None = None
+
+
+Event = Annotated[OomKillEvent | SynFloodEvent | OomRiskEvent, Field(discriminator="kind")]
 
 
 class EventEnvelope(BaseModel):

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kernbot.core.advice.oom import advise_oom
+from kernbot.core.advice.risk import advise_risk
 from kernbot.core.advice.syn import advise_syn
 from kernbot.core.events import Advice, Event
 
@@ -34,6 +35,7 @@ Rules = Callable[[Any, Mapping[str, Any]], list[Advice]]
 RULES: dict[str, Rules] = {
     "oom_kill": advise_oom,
     "syn_flood": advise_syn,
+    "oom_risk": advise_risk,
 }
 """Event kind -> its advice rules; a new detector registers its kind here."""
 

@@ -1,0 +1,68 @@
+"""The Slack warning for an `oom_risk` episode: one message, re-rendered as the episode goes.
+
+The headline (kernbot.core.risk.summary) is plain text built from cgroup paths and comms, so it
+is escaped here like every other kernel-sourced string.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block
+
+from kernbot.bot import blocks as bk
+from kernbot.bot.escape import code_block, mrkdwn, plain
+from kernbot.bot.ports import AlertView, Message
+from kernbot.core.events import OomRiskEvent
+from kernbot.core.risk.summary import duration, headline, who
+
+_STATE = {
+    "start": "warning",
+    "ongoing": "warning, still at risk",
+    "ended": "over: back under the end threshold",
+    "killed": "the OOM killer struck",
+}
+
+
+def _kb(kb: int | None) -> str:
+    return f"{kb / 1024:.0f} MiB" if kb is not None else "?"
+
+
+def risk_fields(ev: OomRiskEvent) -> list[tuple[str, str]]:
+    pairs = [
+        ("Host", mrkdwn(ev.host or "?")),
+        ("Cgroup", f"`{mrkdwn(ev.cgroup)}`"),
+        (
+            "Working set",
+            f"{_kb(ev.working_set_kb)} of {_kb(ev.limit_kb)} ({ev.percent or 0:.0f} %)",
+        ),
+        ("Usage", _kb(ev.usage_kb)),
+    ]
+    if ev.growth_kb_per_s is not None:
+        pairs.append(("Growth", f"{ev.growth_kb_per_s * 60 / 1024:+.1f} MiB/min"))
+    if ev.eta_s is not None:
+        pairs.append(("Time to limit", duration(ev.eta_s)))
+    if ev.psi is not None:
+        pairs.append(("Memory PSI", f"some {ev.psi.some_avg10} %, full {ev.psi.full_avg10} %"))
+    pairs.append(("Episode", f"{_STATE[ev.state]}, since {mrkdwn(ev.started or '?')}"))
+    return pairs
+
+
+def render_risk_alert(view: AlertView, ev: OomRiskEvent, advice: list[Block]) -> Message:
+    title = headline(ev)
+    blocks: list[Block] = [bk.header(plain(title)), *bk.fields(risk_fields(ev))]
+    if ev.state == "killed":
+        blocks.append(
+            bk.section(
+                f"Killed: see the OOM kill alert for `{mrkdwn(ev.kill_id or '?')}` in this channel."
+            )
+        )
+    if ev.top:
+        rows = "\n".join(f"{p.pid:>8}  {_kb(p.rss_kb):>9}  {p.comm}" for p in ev.top[:5])
+        head = "*Largest processes*\n"
+        blocks.append(bk.section(head + code_block(rows, bk.SECTION_MAX - len(head))))
+    if ev.state in ("start", "ongoing"):
+        blocks += advice
+    notes = [f"id {mrkdwn(ev.id or '?')}", f"revision {ev.revision}"]
+    if view.silenced_until:
+        notes.append(f"silenced until {mrkdwn(view.silenced_until)}")
+    blocks.append(bk.context(notes))
+    return bk.message(mrkdwn(f"{title} on {ev.host or '?'} ({who(ev)})"), blocks)

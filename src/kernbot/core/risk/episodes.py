@@ -1,0 +1,259 @@
+"""Risk episodes: one warning per crossing, updated as it goes, ended by calm or by the kill.
+
+Per cgroup: the first at-risk sample opens an episode (`start`); while it lasts, `ongoing` updates
+go out at most every `update_min_s` and only when the numbers moved; calm for `end_after_s` ends
+it (`ended`); an OOM kill in that cgroup ends it as `killed` with the kill's id, and the kill is
+told the episode's id (so both Slack messages can point at each other). After a kill a cgroup must
+be calm once before a new episode may open, so a restarted container still at its limit is not
+warned twice for the same trouble.
+
+Every event of one episode has the same `id` and a growing `revision`, so the bot updates one
+message. `export_state`/`restore` let the agent persist open episodes: a restart continues them
+instead of warning again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kernbot.core.cgroup_identity import identify, identify_container
+from kernbot.core.events import ContainerRef, OomKillEvent, OomRiskEvent, Psi, RiskState
+from kernbot.core.risk.assess import Assessment, RiskSettings, assess
+from kernbot.core.risk.sample import MemSample, Series
+
+HOST = "/"
+PERCENT_STEP = 2.0
+"""An `ongoing` update needs the percentage to move this many points..."""
+ETA_CHANGE = 0.25
+"""...or the time to the limit to change by this fraction (or a reason to appear or go)."""
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+@dataclass
+class _Episode:
+    event: OomRiskEvent
+    started: float
+    last_emit: float
+    calm_since: float | None = None
+
+
+@dataclass
+class _Track:
+    series: Series
+    episode: _Episode | None = None
+    rearm: bool = False
+    """A kill ended the last episode: wait for one calm sample before opening another."""
+    last: Assessment | None = field(default=None)
+
+
+def _within(path: str, parent: str) -> bool:
+    return parent in (path, HOST) or path.startswith(parent.rstrip("/") + "/")
+
+
+class RiskTracker:
+    def __init__(
+        self, *, host: str, boot_id: str | None, settings: RiskSettings | None = None
+    ) -> None:
+        self.host = host
+        self.boot_id = boot_id
+        self.settings = settings or RiskSettings()
+        self._tracks: dict[str, _Track] = {}
+
+    # ---- what the agent asks ----------------------------------------------------------------
+    def is_hot(self, cgroup: str) -> bool:
+        """Whether this cgroup has an open episode or was last seen near a threshold: the
+        reader then reads every file a decision may need (stat, PSI) on each sample."""
+        tr = self._tracks.get(cgroup)
+        if tr is None:
+            return False
+        if tr.episode is not None or tr.rearm:
+            return True
+        last = tr.last
+        return last is not None and (
+            last.percent >= self.settings.eta_min_percent or last.growth_kb_per_s is not None
+        )
+
+    def open_episodes(self) -> list[OomRiskEvent]:
+        """The latest revision of every open episode, worst (highest percentage) first."""
+        out = [tr.episode.event.model_copy(deep=True) for tr in self._tracks.values() if tr.episode]
+        return sorted(out, key=lambda e: -(e.percent or 0.0))
+
+    # ---- samples ------------------------------------------------------------------------------
+    def observe(self, sample: MemSample, now: float) -> OomRiskEvent | None:
+        """One sample; returns the episode event to ship now, if any."""
+        tr = self._tracks.get(sample.cgroup)
+        if tr is None:
+            tr = self._tracks[sample.cgroup] = _Track(series=Series(self.settings.window_s))
+        tr.series.push(now, float(sample.working_set_kb))
+        a = assess(sample, tr.series, self.settings)
+        tr.last = a
+        ep = tr.episode
+        if ep is None:
+            if tr.rearm:
+                tr.rearm = not a.calm
+                return None
+            if not a.at_risk:
+                return None
+            event = self._new_event(sample, now)
+            tr.episode = _Episode(event=event, started=now, last_emit=now)
+            return self._emit(tr.episode, "start", sample, a, now, bump=False)
+        if a.calm:
+            ep.calm_since = ep.calm_since if ep.calm_since is not None else now
+            if now - ep.calm_since >= self.settings.end_after_s:
+                tr.episode = None
+                return self._emit(ep, "ended", sample, a, now)
+        else:
+            ep.calm_since = None
+        if now - ep.last_emit >= self.settings.update_min_s and self._moved(ep.event, a):
+            return self._emit(ep, "ongoing", sample, a, now)
+        return None
+
+    def vanished(self, present: set[str], now: float) -> list[OomRiskEvent]:
+        """Forget cgroups no longer present (container removed); their episodes end."""
+        out: list[OomRiskEvent] = []
+        for cgroup in [c for c in self._tracks if c not in present and c != HOST]:
+            tr = self._tracks.pop(cgroup)
+            if tr.episode is not None:
+                ev = tr.episode.event
+                ev.revision += 1
+                ev.state = "ended"
+                ev.ended = _iso(now)
+                ev.time = _iso(now)
+                out.append(ev.model_copy(deep=True))
+        return out
+
+    def on_kill(self, kill: OomKillEvent, now: float) -> OomRiskEvent | None:
+        """A kill: the episode of the cgroup that hit its limit (the host's for a global OOM)
+        ends as `killed`; `kill` gets `risk_id`/`risk_started`. None when nothing warned."""
+        path = kill.memcg.oom_path if kill.memcg is not None else None
+        if kill.global_oom or not path or kill.constraint == "CONSTRAINT_NONE":
+            path = HOST
+        tr = self._tracks.get(path)
+        if tr is None or tr.episode is None:
+            # the limit hit may be a parent or child of the cgroup that was warned about
+            match = [
+                (c, t)
+                for c, t in self._tracks.items()
+                if t.episode is not None and c != HOST and (_within(path, c) or _within(c, path))
+            ]
+            if not match or path == HOST:
+                return None
+            tr = max(match, key=lambda ct: len(ct[0]))[1]
+        ep = tr.episode
+        assert ep is not None
+        tr.episode = None
+        tr.rearm = True
+        tr.series.clear()
+        ev = ep.event
+        ev.revision += 1
+        ev.state = "killed"
+        ev.kill_id = kill.id
+        ev.ended = _iso(now)
+        ev.time = _iso(now)
+        kill.risk_id = ev.id
+        kill.risk_started = ev.started
+        return ev.model_copy(deep=True)
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "boot_id": self.boot_id,
+            "episodes": [
+                {"started": tr.episode.started, "event": tr.episode.event.model_dump(mode="json")}
+                for tr in self._tracks.values()
+                if tr.episode is not None
+            ],
+            "rearm": sorted(c for c, tr in self._tracks.items() if tr.rearm),
+        }
+
+    def restore(self, state: dict[str, Any], now: float) -> None:
+        """Continue the episodes of a previous run of this boot (another boot's are dropped:
+        every process they were about is gone)."""
+        if state.get("boot_id") != self.boot_id:
+            return
+        for item in state.get("episodes", []):
+            event = OomRiskEvent.model_validate(item["event"])
+            tr = self._tracks.setdefault(event.cgroup, _Track(Series(self.settings.window_s)))
+            tr.episode = _Episode(event=event, started=float(item["started"]), last_emit=now)
+        for cgroup in state.get("rearm", []):
+            track = self._tracks.setdefault(str(cgroup), _Track(Series(self.settings.window_s)))
+            track.rearm = True
+
+    # ---- building events ------------------------------------------------------------------------
+    def _new_event(self, sample: MemSample, now: float) -> OomRiskEvent:
+        key = f"{self.host}\x00{self.boot_id}\x00{sample.cgroup}\x00{now:.3f}"
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        container = identify_container(sample.cgroup) if sample.cgroup != HOST else None
+        return OomRiskEvent(
+            id=f"{self.boot_id or self.host}:risk:{digest}",
+            host=self.host,
+            boot_id=self.boot_id,
+            cgroup=sample.cgroup,
+            kubernetes=identify(sample.cgroup),
+            container=(
+                ContainerRef(
+                    kind=container.kind,
+                    runtime=container.runtime,
+                    container_id=container.container_id,
+                    lxc_id=container.lxc_id,
+                    unit=container.unit,
+                )
+                if container is not None and container.kind != "root"
+                else None
+            ),
+            started=_iso(now),
+            cgroup_version=sample.version,
+        )
+
+    def _moved(self, ev: OomRiskEvent, a: Assessment) -> bool:
+        if a.reasons and set(ev.reasons) != set(a.reasons):
+            return True
+        if ev.percent is not None and abs(a.percent - ev.percent) >= PERCENT_STEP:
+            return True
+        if (ev.eta_s is None) != (a.eta_s is None):
+            return True
+        if ev.eta_s is not None and a.eta_s is not None:
+            return abs(a.eta_s - ev.eta_s) >= ETA_CHANGE * max(ev.eta_s, 1.0)
+        return False
+
+    def _emit(
+        self,
+        ep: _Episode,
+        state: RiskState,
+        sample: MemSample,
+        a: Assessment,
+        now: float,
+        *,
+        bump: bool = True,
+    ) -> OomRiskEvent:
+        ev = ep.event
+        if bump:
+            ev.revision += 1
+        ev.state = state
+        ev.time = _iso(now)
+        ev.usage_kb = sample.usage_kb
+        ev.working_set_kb = sample.working_set_kb
+        ev.limit_kb = sample.limit_kb
+        ev.high_kb = sample.high_kb
+        ev.percent = round(a.percent, 1)
+        ev.peak_percent = max(ev.peak_percent or 0.0, ev.percent)
+        ev.growth_kb_per_s = round(a.growth_kb_per_s, 3) if a.growth_kb_per_s is not None else None
+        ev.eta_s = round(a.eta_s, 1) if a.eta_s is not None else None
+        ev.psi = (
+            Psi(some_avg10=sample.psi_some, full_avg10=sample.psi_full)
+            if sample.psi_some is not None or sample.psi_full is not None
+            else None
+        )
+        if state in ("start", "ongoing"):
+            # keep the reasons that opened it visible until something else is true
+            ev.reasons = list(a.reasons) or ev.reasons
+        if state == "ended":
+            ev.ended = _iso(now)
+        ep.last_emit = now
+        return ev.model_copy(deep=True)
