@@ -50,6 +50,7 @@ def v1_root(tmp_path: Path) -> Path:
     write(mem / "kubepods", v1_group(300 * MIB, V1_NO_LIMIT, 0))
     write(mem / POD, v1_group(200 * MIB, str(512 * MIB), 50 * MIB))
     write(mem / POD / ("a" * 64), v1_group(190 * MIB, str(256 * MIB), 40 * MIB))
+    (mem / POD / ("a" * 64) / "cgroup.procs").write_text("2\n3\n")
     write(mem / "user.slice", v1_group(10 * MIB, V1_NO_LIMIT, 0))
     return tmp_path
 
@@ -65,7 +66,8 @@ def test_v1_finds_limited_cgroups_and_computes_the_working_set(v1_root: Path) ->
     assert pod.working_set_kb == 150 * 1024  # usage - total_inactive_file
     assert pod.psi_full is None and pod.version == 1
     assert r.memory_events("/" + POD) == {"failcnt": 3, "under_oom": 0, "oom_kill": 2}
-    assert r.pids("/" + POD) == [1]
+    assert sorted(r.pids("/" + POD)) == [1, 2, 3]  # the pod's own and its containers'
+    assert r.pids(f"/{POD}/{'a' * 64}") == [2, 3]
 
 
 def test_limit_above_host_memory_never_binds(v1_root: Path) -> None:

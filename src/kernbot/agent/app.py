@@ -28,6 +28,7 @@ from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.pods import KubernetesApi
 from kernbot.agent.position import Position, PositionStore
 from kernbot.agent.proc import ProcReader
+from kernbot.agent.risk import RiskSampler
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import (
@@ -79,6 +80,32 @@ def _kubernetes_api(settings: AgentSettings) -> KubernetesApi | None:
             exc,
         )
         return None
+
+
+def _risk_sampler(
+    settings: AgentSettings, proc_root: Path, host: str, boot_id: str | None
+) -> RiskSampler | None:
+    """OOM-risk warnings (kernbot.agent.risk); None when `risk_sample_interval_s` is 0."""
+    if settings.risk_sample_interval_s <= 0:
+        return None
+    from kernbot.agent.cgroups import CgroupReader
+    from kernbot.core.risk import RiskSettings, RiskTracker
+
+    risk = RiskSettings(
+        percent=settings.risk_percent,
+        eta_s=settings.risk_eta_s,
+        psi_full=settings.risk_psi_full,
+        end_percent=settings.risk_end_percent,
+        end_after_s=settings.risk_end_after_s,
+        window_s=settings.risk_window_s,
+    )
+    return RiskSampler(
+        reader=CgroupReader(settings.cgroup_root),
+        tracker=RiskTracker(host=host, boot_id=boot_id, settings=risk),
+        proc_root=proc_root,
+        state_path=settings.state_dir / "oom_risk.json",
+        discover_s=settings.risk_discover_interval_s,
+    )
 
 
 class _LiveSynContext:
@@ -139,6 +166,7 @@ class Agent:
             timeout_s=settings.ship_timeout_s,
         )
         self.enricher = _enricher(settings, proc)
+        self.risk = _risk_sampler(settings, proc.root, self.host, self.boot_id)
         self._name_tasks: set[asyncio.Task[None]] = set()
         self._awaiting_names: dict[str, OomKillEvent] = {}
         self.pipeline = Pipeline(
@@ -151,6 +179,7 @@ class Agent:
             enrich=self.enricher.enrich,
             on_live=self._names_later,
             syn=_LiveSynContext(self.syn_tracker, proc),
+            risk=self.risk,
             on_stored=self.shipper.wake,
             first_start=self.first_start,
             history_max_age_s=settings.history_max_age_s,
@@ -227,6 +256,9 @@ class Agent:
         sched.every(self.settings.syn_sample_interval_s, "syn-sample", self.sample_syn)
         if self.reconciler is not None:
             sched.every(RECONCILE_EVERY_S, "oom-reconcile", self.reconcile)
+        if self.risk is not None:
+            self.risk.load(time.time())
+            sched.every(self.settings.risk_sample_interval_s, "oom-risk", self.sample_risk)
         sched.start()
         self._scheduler = sched
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.send_heartbeat()))
@@ -384,6 +416,11 @@ class Agent:
         for ev in events:
             self.pipeline.store(ev)
 
+    async def sample_risk(self) -> None:
+        assert self.risk is not None
+        for ev in self.risk.sample(time.time()):
+            self.pipeline.store(ev)
+
     async def reconcile(self) -> None:
         assert self.reconciler is not None
         ev = self.reconciler.check(
@@ -423,6 +460,7 @@ class Agent:
             top=self.proc.top_by_oom_score(10),
             meminfo=self.proc.meminfo(),
             psi=self.proc.psi_memory(),
+            risks=self.risk.risks() if self.risk is not None else [],
         )
 
     def syn(self, since: float | None) -> SynResponse:

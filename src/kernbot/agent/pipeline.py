@@ -49,6 +49,12 @@ class SynTracker(Protocol):
     def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]: ...
 
 
+class KillListener(Protocol):
+    """The OOM-risk sampler: names the warned episode on a kill, returns its `killed` update."""
+
+    def on_kill(self, kill: OomKillEvent, now: float) -> Event | None: ...
+
+
 @dataclass
 class Stats:
     records_read: int = 0
@@ -69,6 +75,7 @@ class Pipeline:
         reconciler: OomReconciler | None,
         enrich: Callable[[Event], Event] = lambda ev: ev,
         syn: SynTracker | None = None,
+        risk: KillListener | None = None,
         on_stored: Callable[[], None] = lambda: None,
         on_live: Callable[[Event], None] = lambda ev: None,
         first_start: bool = False,
@@ -85,6 +92,7 @@ class Pipeline:
         self.reconciler = reconciler
         self.enrich = enrich
         self.syn = syn
+        self.risk = risk
         self.on_stored = on_stored
         self.on_live = on_live
         """Called with each live (not history) event as shipped, after it is in the outbox."""
@@ -178,6 +186,10 @@ class Pipeline:
         events: list[Event] = [ev]
         if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
             events = list(self.syn.on_kernel_event(ev, self.wall_clock()))
+        if isinstance(ev, OomKillEvent) and self.risk is not None and not old:
+            killed = self.risk.on_kill(ev, self.wall_clock())
+            if killed is not None:
+                events.append(killed)
         for out in events:
             self.store(out, old=old)
 

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.wire import Listener, ProcInfo
 
 
@@ -106,6 +106,16 @@ class OomHostAnswer(HostAnswer):
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
     psi: dict[str, Any] = Field(default_factory=dict)
+    risks: list[OomRiskEvent] = Field(default_factory=list)
+    """Open OOM-risk episodes on the host now, worst first."""
+
+
+class FleetRisks(BaseModel):
+    """`/kernbot risks`: every open OOM-risk episode the live agents report, worst first."""
+
+    risks: list[OomRiskEvent] = Field(default_factory=list)
+    hosts_asked: int = 0
+    unreachable: list[str] = Field(default_factory=list)
 
 
 class SynHostAnswer(HostAnswer):
@@ -156,6 +166,8 @@ class FleetQueries(Protocol):
     async def oom_host(self, host: str) -> OomHostAnswer: ...
 
     async def oom_fleet(self, since_s: float = 86400.0) -> FleetSummary: ...
+
+    async def risks_fleet(self) -> FleetRisks: ...
 
     async def syn_host(self, host: str) -> SynHostAnswer: ...
 

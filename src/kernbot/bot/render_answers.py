@@ -13,6 +13,7 @@ from kernbot.bot.escape import code_block, mrkdwn, plain
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
+    FleetRisks,
     FleetRow,
     FleetSummary,
     HostAnswer,
@@ -24,18 +25,23 @@ from kernbot.bot.ports import (
     UnknownHost,
 )
 from kernbot.bot.render import human_kb
+from kernbot.core.risk.summary import headline
 from kernbot.core.wire import ProcInfo
 
 HELP = """\
 *kernbot* tells you when the kernel OOM-kills a process or sees a SYN flood.
-• `/oom HOST` — recent OOM kills on HOST, top processes by oom_score, memory pressure now
+• `/oom HOST` — recent OOM kills on HOST, top processes by oom_score, memory pressure now, \
+cgroups about to hit their limit
 • `/oom` — kills across the fleet in the last 24 h, repeat offenders
 • `/synflood HOST` — listeners and their queues, SYN cookie counters, sysctls, recent floods
 • `/kernbot hosts` — agents and their last heartbeat
 • `/kernbot top HOST` — processes most likely to be killed next
+• `/kernbot risks` — cgroups and hosts about to run out of memory, fleet-wide, worst first
 • `/kernbot dmesg HOST [FILTER]` — the last kernel log lines, optionally only those with FILTER
 • `/kernbot silence TARGET DURATION` — e.g. `/kernbot silence host:web-1 2h` or `pod:shop/cart 30m`
 • `/kernbot help` — this message"""
+
+MAX_RISKS = 20
 
 
 def _source_note(answer: HostAnswer) -> str:
@@ -87,7 +93,29 @@ def render_oom_host(a: OomHostAnswer) -> Message:
         )
     if pressure:
         blocks.append(bk.section("*Memory now*\n" + "\n".join(pressure)))
+    if a.risks:
+        lines = [f"• {mrkdwn(headline(r))} `{mrkdwn(r.cgroup)}`" for r in a.risks[:MAX_RISKS]]
+        blocks.append(bk.section(f"*At risk of OOM now* ({len(a.risks)})\n" + "\n".join(lines)))
+    elif a.agent_reachable:
+        blocks.append(bk.section("No cgroup is near its memory limit now."))
     return bk.message(f"OOM on {mrkdwn(a.host)}: {len(a.events)} recent kills", blocks)
+
+
+def render_risks(f: FleetRisks) -> Message:
+    title = f"OOM risks across the fleet: {len(f.risks)}"
+    notes = [f"{f.hosts_asked} live agents asked"]
+    if f.unreachable:
+        notes.append("unreachable: " + ", ".join(mrkdwn(h) for h in f.unreachable[:10]))
+    blocks: list[Block] = [bk.header(plain(title)), bk.context(notes)]
+    if not f.risks:
+        blocks.append(bk.section("No cgroup or host is near its memory limit now."))
+    lines = [
+        f"• *{mrkdwn(r.host or '?')}* {mrkdwn(headline(r))} `{mrkdwn(r.cgroup)}`"
+        for r in f.risks[:MAX_RISKS]
+    ]
+    if lines:
+        blocks.append(bk.section("\n".join(lines)))  # worst first
+    return bk.message(title, blocks)
 
 
 def render_oom_fleet(s: FleetSummary) -> Message:

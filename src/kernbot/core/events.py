@@ -228,6 +228,9 @@ class OomRiskEvent(_EventBase):
     """ISO time the episode started."""
     ended: str | None = None
     cgroup_version: int | None = None
+    memory_events: dict[str, int] = Field(default_factory=dict)
+    """The cgroup's own counters when the event was made: v2 memory.events (high, max, oom,
+    oom_kill), v1 failcnt, under_oom, oom_kill."""
 
 
 Event = Annotated[OomKillEvent | SynFloodEvent | OomRiskEvent, Field(discriminator="kind")]

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent
+from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, OomRiskEvent, SynFloodEvent
 
 MAX_BATCH = 500
 """Most events in one POST /v1/events."""
@@ -100,6 +100,8 @@ class OomResponse(_Wire):
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
     psi: dict[str, Any] = Field(default_factory=dict)
+    risks: list[OomRiskEvent] = Field(default_factory=list)
+    """Open OOM-risk episodes on the host now, worst first."""
 
 
 class SynResponse(_Wire):

@@ -157,10 +157,16 @@ class CgroupReader:
             out.update({k: v for k, v in ctl.items() if k in ("under_oom", "oom_kill")})
         return out
 
-    def pids(self, rel: str) -> list[int]:
-        cg = self._cgroups.get(rel)
-        base = cg.base if cg is not None else str(self.memory_root) + rel.rstrip("/") + "/"
-        raw = read_small(base + "cgroup.procs", 1 << 20)
-        if raw is None:
+    def pids(self, rel: str, limit: int = 4096) -> list[int]:
+        """Processes in this cgroup and its descendants (a pod's are in its containers')."""
+        if self.memory_root is None:
             return []
-        return [int(p) for p in raw.split() if p.isdigit()]
+        top = str(self.memory_root) + (rel.rstrip("/") if rel != "/" else "")
+        out: list[int] = []
+        for d, _dirs, _files in os.walk(top):
+            raw = read_small(d + "/cgroup.procs", 1 << 20)
+            if raw is not None:
+                out += [int(p) for p in raw.split() if p.isdigit()]
+            if len(out) >= limit:
+                break
+        return out[:limit]

@@ -1,0 +1,157 @@
+"""OOM risk on the real kernel: `kernbot agent` and `kernbot bot` as processes, the fake Slack.
+
+Three cgroups made here at once: one whose process grows ~1 MiB/s toward a 128 MiB limit (warned
+before the kernel kills it, with a time to the limit within 30 % of what really remained; the
+same message then says killed, and the kill alert says it was warned), one holding 75 % steady
+for over 60 s (never warned), one growing without a limit (never warned). The agent is restarted
+right after the warning: the restarted agent must not warn again, and must still turn that
+message into "killed".
+
+Other engineers' cgroups live on this host too: messages are picked by our cgroup names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_processes import (
+    TOKEN,
+    KernbotProcess,
+    clean_env,
+    free_port,
+    message_text,
+    slack_env,
+    slash_command,
+    unique_host,
+    wait_until,
+)
+
+from fakes.fake_slack import FakeSlack, ResponseUrlRecorder
+from lab.memgrow import Grower
+
+pytestmark = pytest.mark.root
+
+LIMIT_MIB = 128
+
+
+def _about(slack: FakeSlack, cgroup: str) -> list[dict[str, Any]]:
+    return [m for m in slack.messages if cgroup in message_text(m)]
+
+
+def _eta_s(text: str) -> float:
+    m = re.search(r"\*Time to limit\*\n[~∼](\d+) (s|min)", text)
+    assert m, text
+    return float(m.group(1)) * (60 if m.group(2) == "min" else 1)
+
+
+def _since(text: str) -> float:
+    m = re.search(r"since (\d{4}-\d\d-\d\dT[0-9:.+]+)", text)
+    assert m, text
+    return datetime.fromisoformat(m.group(1)).timestamp()
+
+
+async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
+    root_kernel: None,
+    tmp_path: Path,
+    slack: FakeSlack,
+    recorder: ResponseUrlRecorder,
+    procs: list[KernbotProcess],
+) -> None:
+    host = unique_host()
+    bot_port, agent_port = free_port(), free_port()
+    bot = KernbotProcess(
+        "bot",
+        tmp_path / "bot",
+        clean_env(
+            KERNBOT_TOKEN=TOKEN,
+            KERNBOT_LISTEN=f"127.0.0.1:{bot_port}",
+            KERNBOT_STATE_DIR=str(tmp_path / "bot" / "state"),
+            **slack_env(slack),
+        ),
+        [bot_port],
+    )
+    agent_env = clean_env(
+        KERNBOT_TOKEN=TOKEN,
+        KERNBOT_LISTEN=f"127.0.0.1:{agent_port}",
+        KERNBOT_BOT_URL=f"http://127.0.0.1:{bot_port}",
+        KERNBOT_HOSTNAME=host,
+        KERNBOT_STATE_DIR=str(tmp_path / "agent" / "state"),
+        KERNBOT_FLUSH_TIMEOUT_S="1",
+        KERNBOT_HEARTBEAT_INTERVAL_S="1",
+        KERNBOT_RISK_DISCOVER_INTERVAL_S="2",
+    )
+    agent = KernbotProcess("agent", tmp_path / "agent", agent_env, [agent_port])
+    procs += [bot.start(), agent.start()]
+    await bot.wait_serving()
+    await agent.wait_serving()
+    await asyncio.sleep(1.5)
+
+    growing = await asyncio.to_thread(Grower, limit_mib=LIMIT_MIB, rate_mib_s=1.0)
+    steady = await asyncio.to_thread(
+        Grower, limit_mib=LIMIT_MIB, rate_mib_s=20.0, hold_mib=LIMIT_MIB * 3 // 4 - 10
+    )
+    unlimited = await asyncio.to_thread(Grower, limit_mib=None, rate_mib_s=1.0, hold_mib=150)
+    try:
+        warned = await wait_until(lambda: _about(slack, growing.cgroup), 150.0, 0.1)
+        assert warned, bot.output() + agent.output()
+        first = message_text(warned[0])
+        seen_at = time.time()
+        print(first)
+        assert growing.poll_exit() is None, "the warning came after the kill"
+        eta, since = _eta_s(first), _since(first)
+        assert "⚠️" in first and f"of {LIMIT_MIB} MiB" in first
+
+        # an agent restart must not warn again
+        code, _ = await agent.terminate()
+        assert code == 0, agent.output()
+        agent = KernbotProcess("agent", tmp_path / "agent2", agent_env, [agent_port])
+        procs.append(agent.start())
+        await agent.wait_serving()
+
+        killed_at = await wait_until(growing.poll_exit, 120.0, 0.05)
+        assert killed_at, "the grower was never killed"
+        remaining = killed_at - since
+        print(f"eta {eta:.0f}s, remaining {remaining:.1f}s, message seen {seen_at - since:.1f}s in")
+        assert eta == pytest.approx(remaining, rel=0.3)
+
+        def killed_text() -> str | None:
+            msgs = _about(slack, growing.cgroup)
+            texts = [message_text(m) for m in msgs]
+            return next((t for t in texts if "OOM killer struck" in t), None)
+
+        final = await wait_until(killed_text, 20.0, 0.2)
+        assert final, [message_text(m) for m in _about(slack, growing.cgroup)]
+        print(final)
+        risk_messages = [m for m in _about(slack, growing.cgroup) if "*Episode*" in message_text(m)]
+        assert [m["ts"] for m in risk_messages] == [warned[0]["ts"]]  # one message, updated
+        kill_alert = await wait_until(
+            lambda: [
+                m for m in slack.messages
+                if m["text"].startswith("OOM kill") and growing.cgroup in message_text(m)
+            ],
+            20.0,
+        )  # fmt: skip
+        assert kill_alert
+        assert "kernbot warned" in message_text(kill_alert[0]), message_text(kill_alert[0])
+
+        # the steady one has held 75 % for over 60 s by now, the unlimited one grew unbounded
+        assert time.time() - steady.started > 60
+        assert steady.poll_exit() is None
+        assert _about(slack, steady.cgroup) == []
+        assert _about(slack, unlimited.cgroup) == []
+
+        answer = await slash_command(bot_port, recorder, "/oom", host)
+        print(answer["_all_text"])
+    finally:
+        for g in (growing, steady, unlimited):
+            await asyncio.to_thread(g.close)
+    for proc in (agent, bot):
+        code, _took = await proc.terminate()
+        assert code == 0, proc.output()
+    assert "Traceback" not in bot.stderr() + agent.stderr()
