@@ -50,7 +50,7 @@ def describe(value: Any) -> str:
 def silence_target(view: AlertView) -> str:
     """What the Silence buttons silence: the pod when known, else the host."""
     event = view.event
-    k8s = event.kubernetes if isinstance(event, OomKillEvent) else None
+    k8s = event.kubernetes if isinstance(event, OomKillEvent | OomRiskEvent) else None
     if k8s is not None and k8s.namespace and k8s.pod:
         return f"pod:{k8s.namespace}/{k8s.pod}"
     return f"host:{event.host or 'unknown'}"
@@ -298,7 +298,7 @@ def render_alert(view: AlertView) -> Message:
     if isinstance(event, OomKillEvent):
         return _oom_alert(view, event)
     if isinstance(event, OomRiskEvent):
-        return render_risk_alert(view, event, advice_blocks(event.advice))
+        return render_risk_alert(view, event, advice_blocks(event.advice), _silence_buttons(view))
     return _syn_alert(view, event)
 
 

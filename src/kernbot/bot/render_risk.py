@@ -46,7 +46,9 @@ def risk_fields(ev: OomRiskEvent) -> list[tuple[str, str]]:
     return pairs
 
 
-def render_risk_alert(view: AlertView, ev: OomRiskEvent, advice: list[Block]) -> Message:
+def render_risk_alert(
+    view: AlertView, ev: OomRiskEvent, advice: list[Block], buttons: Block
+) -> Message:
     title = headline(ev)
     blocks: list[Block] = [bk.header(plain(title)), *bk.fields(risk_fields(ev))]
     if ev.state == "killed":
@@ -65,4 +67,6 @@ def render_risk_alert(view: AlertView, ev: OomRiskEvent, advice: list[Block]) ->
     if view.silenced_until:
         notes.append(f"silenced until {mrkdwn(view.silenced_until)}")
     blocks.append(bk.context(notes))
+    if ev.state in ("start", "ongoing"):
+        blocks.append(buttons)
     return bk.message(mrkdwn(f"{title} on {ev.host or '?'} ({who(ev)})"), blocks)
