@@ -58,3 +58,21 @@ def test_kill_alert_says_how_long_before_it_was_warned() -> None:
     kill.risk_id, kill.risk_started = "b00t:risk:1", "2021-12-20T09:11:00+00:00"
     text = shown(render.render_alert(AlertView(event=kill)))
     assert "kernbot warned ∼4 min earlier" in text or "kernbot warned ~4 min earlier" in text
+
+
+async def test_kernbot_up_terminal_prints_the_warning_and_its_update() -> None:
+    """`kernbot up` without Slack: the console notifier prints the warning, then the update."""
+    import io
+
+    from kernbot.bot.console_notifier import ConsoleNotifier
+
+    ev = sample_risk(host="node-1")
+    out = io.StringIO()
+    console = ConsoleNotifier(stream=out)
+    ref = await console.post(None, render.render_alert(AlertView(event=ev)))
+    ev.state, ev.kill_id = "killed", "b00t:4711"
+    await console.update(ref, render.render_alert(AlertView(event=ev)))
+    text = out.getvalue()
+    print(text)
+    assert "⚠️ payments/api-0 (<!channel>) at 93 % of 512 MiB" in text
+    assert "(update of alert 1)" in text and "OOM killer struck" in text

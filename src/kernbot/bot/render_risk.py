@@ -36,13 +36,19 @@ def risk_fields(ev: OomRiskEvent) -> list[tuple[str, str]]:
         ),
         ("Usage", _kb(ev.usage_kb)),
     ]
-    if ev.growth_kb_per_s is not None:
+    live = ev.state in ("start", "ongoing")  # a trend means nothing once it is over
+    if live and ev.growth_kb_per_s is not None:
         pairs.append(("Growth", f"{ev.growth_kb_per_s * 60 / 1024:+.1f} MiB/min"))
-    if ev.eta_s is not None:
+    if live and ev.eta_s is not None:
         pairs.append(("Time to limit", duration(ev.eta_s)))
     if ev.psi is not None:
         pairs.append(("Memory PSI", f"some {ev.psi.some_avg10} %, full {ev.psi.full_avg10} %"))
-    pairs.append(("Episode", f"{_STATE[ev.state]}, since {mrkdwn(ev.started or '?')}"))
+    episode = f"{_STATE[ev.state]}, since {mrkdwn(ev.started or '?')}"
+    if ev.ended:
+        episode += f", until {mrkdwn(ev.ended)}"
+    if ev.peak_percent is not None:
+        episode += f", peak {ev.peak_percent:.0f} %"
+    pairs.append(("Episode", episode))
     return pairs
 
 

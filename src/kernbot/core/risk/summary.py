@@ -65,7 +65,7 @@ def headline(ev: OomRiskEvent) -> str:
     limit = _mib(ev.limit_kb) if ev.limit_kb else "?"
     pct = f"{ev.percent:.0f} %" if ev.percent is not None else "? %"
     if ev.state == "killed":
-        return f"💀 {who(ev)}: the OOM killer struck after this warning (at {pct} of {limit})"
+        return f"💀 {who(ev)}: the OOM killer struck after this warning ({limit} limit)"
     if ev.state == "ended":
         peak = f", peak {ev.peak_percent:.0f} %" if ev.peak_percent is not None else ""
         return f"✅ {who(ev)} back to {pct} of {limit}{peak}: risk over"
