@@ -138,8 +138,9 @@ async def latency(bot: FakeBot, tmp: Path, kills: int) -> None:
 
 
 def _make_cgroups(n: int) -> tuple[Path, list[subprocess.Popen[bytes]]]:
-    """`n` v1/v2 memory cgroups with a 256 MiB limit under one parent; every tenth gets a
-    process holding ~20 MiB so its usage is real."""
+    """`n` v1/v2 memory cgroups with a 256 MiB limit under one parent; every tenth instead has
+    a 40 MiB limit and a process holding ~20 MiB in it, so its usage is real and past half its
+    limit (the sampler reads more files and fits the growth of such "hot" cgroups)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from lab.privileges import memory_cgroup_root
 
@@ -161,8 +162,9 @@ def _make_cgroups(n: int) -> tuple[Path, list[subprocess.Popen[bytes]]]:
     for i in range(n):
         cg = parent / f"cg-{i:04d}"
         cg.mkdir()
-        (cg / limit_file).write_text(str(256 << 20))
-        if i % 10 == 0:
+        hot = i % 10 == 0
+        (cg / limit_file).write_text(str((40 if hot else 256) << 20))
+        if hot:
             procs = str(cg / "cgroup.procs")
             holders.append(
                 subprocess.Popen([sys.executable, "-S", "-c", hold, procs], stdin=subprocess.PIPE)
@@ -205,11 +207,13 @@ async def risk_cost(bot: FakeBot, tmp: Path, seconds: float, n: int) -> None:
         cpu = {k: (cpu_s(p) - c0[k]) / took * 100 for k, p in pids.items()}
         rss = {k: rss_mib(p) for k, p in pids.items()}
         busy = os.getloadavg()[0]
+        watched = (await on.get("/v1/status"))["risk_cgroups"]
         print(
             f"oom-risk sampling every 5 s, {n} limited cgroups ({took:.0f} s wall): "
             f"CPU on {cpu['on']:.2f} % vs off {cpu['off']:.2f} % of a core "
             f"(+{cpu['on'] - cpu['off']:.2f} %), RSS on {rss['on']:.1f} MiB vs off "
-            f"{rss['off']:.1f} MiB (+{rss['on'] - rss['off']:.1f} MiB); load average {busy:.1f}"
+            f"{rss['off']:.1f} MiB (+{rss['on'] - rss['off']:.1f} MiB); load average {busy:.1f}; "
+            f"the agent watched {watched} cgroups"
         )
         print(f"  on:  {rss_text(pids['on'])}\n  off: {rss_text(pids['off'])}")
         on.terminate()

@@ -450,6 +450,8 @@ class Agent:
             outbox_depth=self.outbox.depth(),
             meminfo={} if light else self.proc.meminfo(),
             psi={} if light else self.proc.psi_memory(),
+            risk_cgroups=len(self.risk.reader.cgroups) if self.risk is not None else None,
+            risks_open=len(self.risk.risks()) if self.risk is not None else 0,
         )
 
     def oom(self, since: float | None) -> OomResponse:

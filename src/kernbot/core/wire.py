@@ -92,6 +92,9 @@ class AgentStatus(_Wire):
     outbox_depth: int = 0
     meminfo: dict[str, int] = Field(default_factory=dict)
     psi: dict[str, Any] = Field(default_factory=dict)
+    risk_cgroups: int | None = None
+    """Memory cgroups with a limit the OOM-risk sampler watches (None: sampling off)."""
+    risks_open: int = 0
 
 
 class OomResponse(_Wire):
