@@ -208,3 +208,20 @@ def test_event_round_trips_through_the_envelope_and_gets_advice() -> None:
     tips = advise(wire)
     assert tips and tips[0].title.startswith("Raise the limit")
     assert any("systemctl set-property x.service MemoryMax=" in c for c in tips[0].commands)
+
+
+def test_a_pod_and_its_only_container_share_one_episode() -> None:
+    """Same limit on the pod and its container: one warning, for the container."""
+    tr = tracker()
+    pod = POD.rsplit("/", 1)[0]
+    pair = [sample(LIMIT * 0.95, cgroup=pod), sample(LIMIT * 0.94, cgroup=POD)]  # pod first
+    opened = tr.observe_all(pair, T0) + tr.observe_all(pair, T0 + 5)
+    assert [e.cgroup for e in opened] == [POD]
+
+
+def test_a_pod_with_a_larger_limit_is_its_own_episode() -> None:
+    tr = tracker()
+    pod = POD.rsplit("/", 1)[0]
+    tr.observe(sample(LIMIT * 0.95, cgroup=POD), T0)
+    ev = tr.observe(sample(LIMIT * 1.9, cgroup=pod, limit=2 * LIMIT), T0)
+    assert ev is not None and ev.cgroup == pod

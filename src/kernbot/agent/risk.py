@@ -77,15 +77,11 @@ class RiskSampler:
             present = self.reader.discover(host_total_kb(self.proc_root))
             self._discovered_at = now
             out += self.tracker.vanished(present, now)
+        samples = self.reader.sample(now, self.tracker.is_hot)
         host = host_sample(self.proc_root)
         if host is not None:
-            ev = self.tracker.observe(host, now)
-            if ev is not None:
-                out.append(ev)
-        for s in self.reader.sample(now, self.tracker.is_hot):
-            ev = self.tracker.observe(s, now)
-            if ev is not None:
-                out.append(ev)
+            samples.append(host)
+        out += self.tracker.observe_all(samples, now)
         self.samples += 1
         for ev in out:
             self._complete(ev)

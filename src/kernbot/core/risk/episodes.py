@@ -7,6 +7,11 @@ told the episode's id (so both Slack messages can point at each other). After a 
 be calm once before a new episode may open, so a restarted container still at its limit is not
 warned twice for the same trouble.
 
+Nested limits that are the same limit (a Kubernetes pod with one container: the pod cgroup's
+limit is the container's) would give two warnings for one trouble: a cgroup does not open an
+episode while a cgroup above or below it with nearly the same limit (`SAME_LIMIT`) is at risk or
+in an episode. The deepest one (the container) is warned about.
+
 Every event of one episode has the same `id` and a growing `revision`, so the bot updates one
 message. `export_state`/`restore` let the agent persist open episodes: a restart continues them
 instead of warning again.
@@ -29,6 +34,8 @@ PERCENT_STEP = 2.0
 """An `ongoing` update needs the percentage to move this many points..."""
 ETA_CHANGE = 0.25
 """...or the time to the limit to change by this fraction (or a reason to appear or go)."""
+SAME_LIMIT = 0.95
+"""Nested cgroups whose limits are within 5 % of each other share one episode."""
 
 
 def _iso(ts: float) -> str:
@@ -50,6 +57,7 @@ class _Track:
     rearm: bool = False
     """A kill ended the last episode: wait for one calm sample before opening another."""
     last: Assessment | None = field(default=None)
+    limit_kb: int = 0
 
 
 def _within(path: str, parent: str) -> bool:
@@ -87,18 +95,39 @@ class RiskTracker:
     # ---- samples ------------------------------------------------------------------------------
     def observe(self, sample: MemSample, now: float) -> OomRiskEvent | None:
         """One sample; returns the episode event to ship now, if any."""
-        tr = self._tracks.get(sample.cgroup)
-        if tr is None:
-            tr = self._tracks[sample.cgroup] = _Track(series=Series(self.settings.window_s))
-        tr.series.push(now, float(sample.working_set_kb))
-        a = assess(sample, tr.series, self.settings)
-        tr.last = a
+        out = self.observe_all([sample], now)
+        return out[0] if out else None
+
+    def observe_all(self, samples: list[MemSample], now: float) -> list[OomRiskEvent]:
+        """One round of samples (taken together); the episode events to ship now. Every sample
+        is judged before any episode opens, deepest cgroups first, so a pod sees that its only
+        container is at risk in the same round (see `_covered`)."""
+        judged: list[tuple[MemSample, _Track, Assessment]] = []
+        for sample in samples:
+            tr = self._tracks.get(sample.cgroup)
+            if tr is None:
+                tr = self._tracks[sample.cgroup] = _Track(series=Series(self.settings.window_s))
+            tr.series.push(now, float(sample.working_set_kb))
+            a = assess(sample, tr.series, self.settings)
+            tr.last, tr.limit_kb = a, sample.limit_kb
+            judged.append((sample, tr, a))
+        judged.sort(key=lambda j: -j[0].cgroup.count("/") if j[0].cgroup != HOST else 0)
+        out: list[OomRiskEvent] = []
+        for sample, tr, a in judged:
+            ev = self._step(sample, tr, a, now)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _step(
+        self, sample: MemSample, tr: _Track, a: Assessment, now: float
+    ) -> OomRiskEvent | None:
         ep = tr.episode
         if ep is None:
             if tr.rearm:
                 tr.rearm = not a.calm
                 return None
-            if not a.at_risk:
+            if not a.at_risk or self._covered(sample.cgroup, sample.limit_kb):
                 return None
             event = self._new_event(sample, now)
             tr.episode = _Episode(event=event, started=now, last_emit=now)
@@ -113,6 +142,24 @@ class RiskTracker:
         if now - ep.last_emit >= self.settings.update_min_s and self._moved(ep.event, a):
             return self._emit(ep, "ongoing", sample, a, now)
         return None
+
+    def _covered(self, cgroup: str, limit_kb: int) -> bool:
+        """Whether a nested cgroup with nearly the same limit speaks for this one: a descendant
+        at risk (deeper is more precise), or an ancestor already in an episode."""
+        if cgroup == HOST:
+            return False
+        for other, tr in self._tracks.items():
+            if other in (cgroup, HOST) or not tr.limit_kb:
+                continue
+            if min(tr.limit_kb, limit_kb) < SAME_LIMIT * max(tr.limit_kb, limit_kb):
+                continue
+            if _within(other, cgroup) and (
+                tr.episode is not None or (tr.last is not None and tr.last.at_risk)
+            ):
+                return True
+            if _within(cgroup, other) and tr.episode is not None:
+                return True
+        return False
 
     def vanished(self, present: set[str], now: float) -> list[OomRiskEvent]:
         """Forget cgroups no longer present (container removed); their episodes end."""
