@@ -225,3 +225,11 @@ def test_a_pod_with_a_larger_limit_is_its_own_episode() -> None:
     tr.observe(sample(LIMIT * 0.95, cgroup=POD), T0)
     ev = tr.observe(sample(LIMIT * 1.9, cgroup=pod, limit=2 * LIMIT), T0)
     assert ev is not None and ev.cgroup == pod
+
+
+def test_warm_up_then_flat_is_not_growth() -> None:
+    """70 s climbing to 70 % (a service warming up), then flat: no ETA warning while the
+    climb is still in the fitted window."""
+    tr = tracker()
+    climb = [LIMIT * 0.70 * min(1.0, i * 5 / 70) for i in range(60)]
+    assert run(tr, climb) == []

@@ -51,6 +51,22 @@ class Assessment:
         return bool(self.reasons)
 
 
+def current_growth(times: list[float], peaks: list[float]) -> float | None:
+    """The fitted growth of the peaks, but no more than that of their recent half: memory that
+    climbed early in the window and has been flat since (a service warming up) is not growing
+    now, while a steady leak gives both fits the same slope."""
+    if len(times) < MIN_FIT_SAMPLES:
+        return None
+    growth = robust_slope(times, peaks)
+    half = times[-1] - (times[-1] - times[0]) / 2
+    recent = [i for i, t in enumerate(times) if t >= half]
+    if growth is not None and growth > 0 and len(recent) >= MIN_FIT_SAMPLES:
+        late = robust_slope(times[recent[0] :], peaks[recent[0] :])
+        if late is not None:
+            growth = min(growth, late)
+    return growth
+
+
 def percent_of(sample: MemSample) -> float:
     return 100.0 * sample.working_set_kb / sample.limit_kb if sample.limit_kb > 0 else 0.0
 
@@ -67,8 +83,7 @@ def assess(sample: MemSample, series: Series, settings: RiskSettings) -> Assessm
         and series.span_s >= settings.min_fit_s + settings.sawtooth_s
     ):
         times, peaks = peak_envelope(series.times, series.values, settings.sawtooth_s)
-        if len(times) >= MIN_FIT_SAMPLES:
-            growth = robust_slope(times, peaks)
+        growth = current_growth(times, peaks)
         if growth is not None and growth > 0:
             level = max(peaks[-1], sample.working_set_kb)
             eta = max(0.0, (sample.limit_kb - level) / growth)
