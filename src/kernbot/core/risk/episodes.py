@@ -28,6 +28,7 @@ from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.events import ContainerRef, OomKillEvent, OomRiskEvent, Psi, RiskState
 from kernbot.core.risk.assess import Assessment, RiskSettings, assess
 from kernbot.core.risk.sample import MemSample, Series
+from kernbot.core.risk.summary import severity
 
 HOST = "/"
 PERCENT_STEP = 2.0
@@ -88,9 +89,9 @@ class RiskTracker:
         )
 
     def open_episodes(self) -> list[OomRiskEvent]:
-        """The latest revision of every open episode, worst (highest percentage) first."""
+        """The latest revision of every open episode, worst first (`summary.severity`)."""
         out = [tr.episode.event.model_copy(deep=True) for tr in self._tracks.values() if tr.episode]
-        return sorted(out, key=lambda e: -(e.percent or 0.0))
+        return sorted(out, key=severity, reverse=True)
 
     # ---- samples ------------------------------------------------------------------------------
     def observe(self, sample: MemSample, now: float) -> OomRiskEvent | None:
