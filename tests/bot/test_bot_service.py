@@ -59,13 +59,17 @@ async def test_live_answers(svc: tuple[FleetService, Ingestor], farm: AgentFarm)
 
 async def test_slow_agent_answered_from_store(svc: tuple[FleetService, Ingestor]) -> None:
     service, ingestor = svc
-    await ingestor.events(EventBatch(host="db-1", events=[sample_oom(host="db-1")]))
+    ended = sample_risk("db-1", 85.0)
+    ended.id, ended.state = "b00t:risk:over", "ended"
+    risks = [sample_risk("db-1", 96.0), ended]
+    await ingestor.events(EventBatch(host="db-1", events=[sample_oom(host="db-1"), *risks]))
     started = time.monotonic()
     oom = await service.oom_host("db-1")
     assert time.monotonic() - started < 1.5
     assert oom.from_store and not oom.agent_reachable
     assert oom.agent_error is not None and "db-1" in oom.agent_error and "0.5s" in oom.agent_error
     assert [e.victim.comm for e in oom.events] == ["java"]
+    assert [r.percent for r in oom.risks] == [96.0]  # the open episode, not the ended one
     top = await service.top("db-1")
     assert top.from_store and top.processes == []
 

@@ -125,7 +125,14 @@ class FleetService:
         if isinstance(resp, AgentError):
             stored = await self._stored(name, "oom_kill")
             events = [e for e in stored if isinstance(e, OomKillEvent)]
-            return OomHostAnswer(host=name, events=events, **self._missing(resp))
+            # the last word the agent sent on each episode; open ones may since have ended
+            risks = [
+                e
+                for e in await self._stored(name, "oom_risk")
+                if isinstance(e, OomRiskEvent) and e.state in ("start", "ongoing")
+            ]
+            risks.sort(key=severity, reverse=True)
+            return OomHostAnswer(host=name, events=events, risks=risks, **self._missing(resp))
         return OomHostAnswer(
             host=name, agent_reachable=True, events=resp.events, top=resp.top,
             meminfo=resp.meminfo, psi=resp.psi, risks=resp.risks,
