@@ -8,6 +8,11 @@ right after the warning: the restarted agent must not warn again, and must still
 message into "killed".
 
 Other engineers' cgroups live on this host too: messages are picked by our cgroup names.
+
+The same test on cgroup v2 (Debian 6.1 in a throwaway guest that sees this repository):
+
+    flock /tmp/kernbot-vmguest.lock python3 tests/lab/vmguest.py --timeout 900 -- \
+        .venv/bin/python -m pytest -p no:cacheprovider tests/e2e/test_e2e_oom_risk.py
 """
 
 from __future__ import annotations
