@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kernbot.agent.cgroups import CgroupReader, host_sample, top_processes
 from kernbot.agent.cgroups.host import host_total_kb
-from kernbot.core.events import OomKillEvent, OomRiskEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 from kernbot.core.risk import RiskTracker
 
 log = logging.getLogger(__name__)
@@ -117,3 +119,26 @@ class RiskSampler:
     def risks(self) -> list[OomRiskEvent]:
         """Open episodes, worst first."""
         return self.tracker.open_episodes()
+
+
+class RiskStage:
+    """The sampler in the agent's pipeline (kernbot.agent.stages): a live OOM kill ends the
+    episode of its cgroup and is named on it (the `killed` update follows the kill through the
+    later stages); the periodic `sample` job sends its episode events on through them too."""
+
+    def __init__(self, sampler: RiskSampler, wall: Callable[[], float]) -> None:
+        self.sampler = sampler
+        self.wall = wall
+        self.resume: Callable[[Event, Any], None] | None = None
+
+    def run(self, ev: Event, live: bool) -> list[Event]:
+        if not live or not isinstance(ev, OomKillEvent):
+            return [ev]
+        killed = self.sampler.on_kill(ev, self.wall())
+        return [ev] if killed is None else [ev, killed]
+
+    async def sample(self) -> None:
+        """One round of sampling (a periodic job)."""
+        for ev in self.sampler.sample(self.wall()):
+            if self.resume is not None:
+                self.resume(ev, self)
