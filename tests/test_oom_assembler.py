@@ -72,7 +72,7 @@ def test_back_to_back_reports_get_distinct_ids_and_late_reapers_find_their_repor
     b = f.lines(REPORT, pid=1002, comm="second")
     assert [e.victim.pid for e in a + b] == [1001, 1002]
     assert a[0].id != b[0].id
-    (late,) = f.line(REPORT and REAPER.format(pid=1001, comm="first"))
+    (late,) = f.line(REAPER.format(pid=1001, comm="first"))
     assert late.id == a[0].id and late.revision == 1
     assert f.line("oom_reaper: unable to reap pid:1002 (second)")[0].reaper.reaped is False  # type: ignore[union-attr]
 

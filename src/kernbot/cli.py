@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from kernbot import __version__
+from kernbot.errors import KernbotError
 
 _C = "kernbot.commands."
 COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module under kernbot.commands, help)
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(mod.run(args))
     except KeyboardInterrupt:
         return 130
+    except KernbotError as exc:  # the last edge: explained, never a traceback
+        print(f"kernbot {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `kernbot scan --json | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

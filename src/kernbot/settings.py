@@ -19,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from kernbot.errors import KernbotError
+
 
 def _default_state_dir() -> Path:
     if os.geteuid() == 0:
@@ -27,7 +29,7 @@ def _default_state_dir() -> Path:
     return Path(base) / "kernbot"
 
 
-class SettingsError(Exception):
+class SettingsError(KernbotError):
     """Invalid settings: one human-readable line per problem in `problems`."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -89,8 +91,9 @@ class CommonSettings(BaseSettings):
         return (init_settings, env_settings, _YamlSource(settings_cls, _config_path))
 
     def listen_host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        from kernbot.hostport import parse_host_port
+
+        return parse_host_port(self.listen)
 
 
 class AgentSettings(CommonSettings):

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kernbot.agent.clock import SystemClock
 from kernbot.agent.history import RecentLines
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
@@ -95,17 +96,21 @@ class Recorded:
         return True
 
 
+class FixedWall(SystemClock):
+    def wall(self) -> float:
+        return T0
+
+
 def run_pipeline(detector: Any, batches: list[list[Record]]) -> list[str]:
     rec = Recorded()
     p = Pipeline(
         detector=detector,
-        outbox=rec,  # type: ignore[arg-type]
-        history=rec,  # type: ignore[arg-type]
+        outbox=rec,
+        history=rec,
         recent=RecentLines(),
         metrics=AgentMetrics(),
-        reconciler=None,
         history_max_age_s=1e12,
-        wall_clock=lambda: T0,
+        clock=FixedWall(),
     )
     for n, records in enumerate(batches):
         p.feed(

@@ -154,3 +154,22 @@ async def test_unreadable_kmsg_uses_the_configured_fallback(
     code, _ = agent.terminate()
     assert code == 0
     assert sys.executable  # the agent ran under the same interpreter
+
+
+def test_the_one_kmsg_reader_names_the_fix_and_rewinds_after_its_probe(tmp_path: Path) -> None:
+    from kernbot.agent.sources.kmsg import KmsgUnreadable, open_kmsg, read_ready
+
+    with pytest.raises(KmsgUnreadable) as missing:
+        open_kmsg(tmp_path / "kmsg")
+    assert str(missing.value).startswith(f"cannot read {tmp_path / 'kmsg'}: it does not exist")
+    assert "KERNBOT_SOURCE=journal" in missing.value.fix
+    if os.geteuid() != 0 or not os.path.exists("/dev/kmsg"):
+        pytest.skip("needs root and /dev/kmsg for the probe's rewind")
+    fd = open_kmsg()
+    plain = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        (first,) = read_ready(fd, limit=1).records
+        assert first == os.read(plain, 16384), "the probe read must not lose the oldest record"
+    finally:
+        os.close(fd)
+        os.close(plain)

@@ -9,6 +9,7 @@ import pytest
 from kernbot.agent.enrich import Enricher, pick_listener
 from kernbot.agent.pods import PodResolver
 from kernbot.agent.proc import ProcReader
+from kernbot.core.advice import advise
 from kernbot.core.events import Memcg, OomKillEvent, SynFloodEvent, Victim
 from kernbot.core.syn.episodes import COUNTERS
 from kernbot.core.wire import Listener, ProcInfo
@@ -41,7 +42,7 @@ def oom(event_id: str, task_path: str, time: str | None = None) -> OomKillEvent:
     )
 
 
-def test_oom_gets_host_context_pod_names_and_advice(pods: PodResolver) -> None:
+def test_oom_gets_host_context_and_pod_names(pods: PodResolver) -> None:
     enricher = Enricher(ProcReader(SNAPSHOT), pods, top_n=3, clock=lambda: NOW)
     original = oom("b:1", TASK_PATH)
     ev = enricher.enrich(original)
@@ -70,7 +71,7 @@ def test_oom_gets_host_context_pod_names_and_advice(pods: PodResolver) -> None:
     assert (top[1]["namespace"], top[1]["pod"], top[1]["container"]) == ("shop", "web-7d9f", "app")
     assert "pod" not in top[0]  # 4243's pod has no log dir here: uid only
     assert top[0]["pod_uid"] == "7a6b5c4d-0000-1111-2222-333344445555"
-    assert ev.advice, "advice computed over the enriched event"
+    assert not ev.advice, "advice is the pipeline's next stage, not enrichment"
     ProcInfo.model_validate(top[0])  # what /v1/oom would send validates
 
 
@@ -88,15 +89,6 @@ def test_kills_24h_counts_same_cgroup_once_per_event(pods: PodResolver) -> None:
         )
     ]
     assert counts == [1, 1, 1, 2, 2]
-
-
-async def test_enrich_async_same_result_without_api(pods: PodResolver) -> None:
-    enricher = Enricher(ProcReader(SNAPSHOT), pods, top_n=1, clock=lambda: NOW)
-    ev = await enricher.enrich_async(oom("b:9", TASK_PATH))
-    assert isinstance(ev, OomKillEvent)
-    assert ev.kubernetes is not None and ev.kubernetes.container == "app"
-    syn = await enricher.enrich_async(SynFloodEvent(port=33933, addr="192.0.2.2"))
-    assert syn.context["listener"]["pid"] == 19133
 
 
 def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
@@ -124,7 +116,7 @@ def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
     assert set(ctx["counters"]) == set(COUNTERS)  # the seven SYN-related TcpExt counters
     assert ctx["sysctls"]["net.ipv4.tcp_syncookies"] == 1
     assert ctx["counter_rates"]["SyncookiesSent"] == 300.0  # what the tracker put there stays
-    assert ev.advice[0].title == "Rate-limit SYNs to port 33933 upstream"
+    assert advise(ev, ev.context)[0].title == "Rate-limit SYNs to port 33933 upstream"
     no_listener = enricher.enrich(SynFloodEvent(port=1))
     assert "listener" not in no_listener.context
 

@@ -189,11 +189,11 @@ async def test_agent_ships_api_pod_names_as_the_next_revision(
 ) -> None:
     """The alert leaves at once with the pod UID; the names the Kubernetes API gives follow as
     the next revision of the same event, never held up by the API and never a second event."""
-    from kernbot.agent.app import build_agent
-    from kernbot.agent.sources import Batch, Item
+    from agent_harness import SNAPSHOT_BOOT_ID, make_agent
+
     from kernbot.core.detector import detect
+    from kernbot.core.events import OomKillEvent
     from kernbot.core.formats.reader import read_lines
-    from kernbot.settings import AgentSettings
 
     api_server.pod_list = {
         "kind": "PodList",
@@ -208,27 +208,24 @@ async def test_agent_ships_api_pod_names_as_the_next_revision(
             }
         ],
     }
-    settings = AgentSettings(
-        state_dir=tmp_path / "state", source="stdin", pod_log_dir=tmp_path / "no-pods",
-        hostname="node-1",
-    )  # fmt: skip
-    agent = build_agent(settings)
-    pods = agent.enricher.pods
-    pods.use_kubernetes_api = True
-    pods.api = InClusterKubernetesApi(api_server.url, "sa-token", node_name="node-1")
-    path = CORPUS / "oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.txt"
-    with path.open() as f:
-        records = list(read_lines(f))
-    agent.pipeline.feed(Batch(items=[Item(records=records, position=None)]))
-    agent.pipeline.flush()
-    for _ in range(100):
-        if not agent._name_tasks:
-            break
-        await asyncio.sleep(0.02)
-    (named,) = [q for q in agent.outbox.peek(100) if q.body["kind"] == "oom_kill"]
+    api = InClusterKubernetesApi(api_server.url, "sa-token", node_name="node-1")
+    h = make_agent(tmp_path / "state", kubernetes_api=api)
+    lines = (CORPUS / "oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.txt").read_text()
+    await h.agent.start()
+    try:
+        h.sources.current.push(lines.splitlines())
+        for _ in range(250):
+            bodies = [b for b in h.outbox.puts if b["kind"] == "oom_kill"]
+            if bodies and bodies[-1]["kubernetes"].get("pod"):
+                break
+            await asyncio.sleep(0.02)
+        (named,) = [q for q in h.outbox.peek(100) if q.body["kind"] == "oom_kill"]
+    finally:
+        await h.agent.stop()
     # The outbox keeps only the newest unsent revision of an event: the detector's own last
     # revision came without names, the API's names came as one revision after it.
-    (plain,) = detect(records, host="node-1")
+    (plain,) = detect(read_lines(lines.splitlines()), host="node-1", boot_id=SNAPSHOT_BOOT_ID)
+    assert isinstance(plain, OomKillEvent)
     assert plain.kubernetes is not None and plain.kubernetes.pod is None
     assert named.event_id == plain.id
     assert named.revision == plain.revision + 1

@@ -14,7 +14,7 @@ from kernbot.core.wire import EventBatch
 
 async def send(p: Pipeline, *events: object) -> None:
     for event in events:
-        await p.ingestor.events(EventBatch(host="x", events=[event]))  # type: ignore[list-item]
+        await p.ingestor.events(EventBatch(host="x", events=[event]))
 
 
 def step(ev: OomRiskEvent, **changes: object) -> OomRiskEvent:

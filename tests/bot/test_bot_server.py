@@ -24,10 +24,10 @@ TOKEN = "agent-secret"
 
 def bot_settings(tmp_path: Path, slack: FakeSlack, **extra: object) -> BotSettings:
     return BotSettings(
-        token=TOKEN,  # type: ignore[arg-type]
+        token=TOKEN,
         listen="127.0.0.1:0",
         state_dir=tmp_path,
-        slack_bot_token=slack.bot_token,  # type: ignore[arg-type]
+        slack_bot_token=slack.bot_token,
         slack_api_url=slack.base_url,
         slack_channel="C0ALERTS",
         **extra,  # type: ignore[arg-type]
@@ -131,7 +131,7 @@ async def test_healthz_shouts_when_slack_rejects_the_token(
 async def test_without_slack_alerts_print_to_the_terminal(
     tmp_path: Path, http: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = build_bot(BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path))  # type: ignore[arg-type]
+    bot = build_bot(BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path))
     await bot.start()
     try:
         assert bot.notifier.name == "console"
@@ -193,7 +193,7 @@ async def test_stop_ends_even_when_a_slack_call_swallows_the_cancel(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     notifier = SwallowsOneCancel()
-    settings = BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path)  # type: ignore[arg-type]
+    settings = BotSettings(token=TOKEN, listen="127.0.0.1:0", state_dir=tmp_path)
     bot = build_bot(settings, notifier=notifier)
     await bot.start()
     events = [sample_oom(id=f"c:{i}", host=f"h{i}") for i in range(3)]

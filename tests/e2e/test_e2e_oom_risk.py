@@ -61,14 +61,10 @@ def _since(text: str) -> float:
     return datetime.fromisoformat(m.group(1)).timestamp()
 
 
-async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
-    root_kernel: None,
-    tmp_path: Path,
-    slack: FakeSlack,
-    recorder: ResponseUrlRecorder,
-    procs: list[KernbotProcess],
-) -> None:
-    host = unique_host()
+def _processes(
+    tmp_path: Path, slack: FakeSlack, host: str
+) -> tuple[KernbotProcess, dict[str, str], int]:
+    """The bot process and the agent's environment (its port in `PORT`)."""
     bot_port, agent_port = free_port(), free_port()
     bot = KernbotProcess(
         "bot",
@@ -90,8 +86,44 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         KERNBOT_FLUSH_TIMEOUT_S="1",
         KERNBOT_HEARTBEAT_INTERVAL_S="1",
         KERNBOT_RISK_DISCOVER_INTERVAL_S="2",
+        PORT=str(agent_port),
     )
-    agent = KernbotProcess("agent", tmp_path / "agent", agent_env, [agent_port])
+    return bot, agent_env, bot_port
+
+
+async def _killed_in_place(slack: FakeSlack, cgroup: str, warning_ts: str) -> None:
+    """The warning's own message now says killed, and the kill alert says it was warned."""
+
+    def killed_text() -> str | None:
+        texts = [message_text(m) for m in _about(slack, cgroup)]
+        return next((t for t in texts if "OOM killer struck" in t), None)
+
+    final = await wait_until(killed_text, 20.0, 0.2)
+    assert final, [message_text(m) for m in _about(slack, cgroup)]
+    print(final)
+    risk_messages = [m for m in _about(slack, cgroup) if "*Episode*" in message_text(m)]
+    assert [m["ts"] for m in risk_messages] == [warning_ts]  # one message, updated
+    kill_alert = await wait_until(
+        lambda: [
+            m for m in slack.messages
+            if m["text"].startswith("OOM kill") and cgroup in message_text(m)
+        ],
+        20.0,
+    )  # fmt: skip
+    assert kill_alert
+    assert "kernbot warned" in message_text(kill_alert[0]), message_text(kill_alert[0])
+
+
+async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
+    root_kernel: None,
+    tmp_path: Path,
+    slack: FakeSlack,
+    recorder: ResponseUrlRecorder,
+    procs: list[KernbotProcess],
+) -> None:
+    host = unique_host()
+    bot, agent_env, bot_port = _processes(tmp_path, slack, host)
+    agent = KernbotProcess("agent", tmp_path / "agent", agent_env, [int(agent_env["PORT"])])
     procs += [bot.start(), agent.start()]
     await bot.wait_serving()
     await agent.wait_serving()
@@ -115,7 +147,7 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         # an agent restart must not warn again
         code, _ = await agent.terminate()
         assert code == 0, agent.output()
-        agent = KernbotProcess("agent", tmp_path / "agent2", agent_env, [agent_port])
+        agent = KernbotProcess("agent", tmp_path / "agent2", agent_env, [int(agent_env["PORT"])])
         procs.append(agent.start())
         await agent.wait_serving()
 
@@ -125,25 +157,7 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         print(f"eta {eta:.0f}s, remaining {remaining:.1f}s, message seen {seen_at - since:.1f}s in")
         assert eta == pytest.approx(remaining, rel=0.3)
 
-        def killed_text() -> str | None:
-            msgs = _about(slack, growing.cgroup)
-            texts = [message_text(m) for m in msgs]
-            return next((t for t in texts if "OOM killer struck" in t), None)
-
-        final = await wait_until(killed_text, 20.0, 0.2)
-        assert final, [message_text(m) for m in _about(slack, growing.cgroup)]
-        print(final)
-        risk_messages = [m for m in _about(slack, growing.cgroup) if "*Episode*" in message_text(m)]
-        assert [m["ts"] for m in risk_messages] == [warned[0]["ts"]]  # one message, updated
-        kill_alert = await wait_until(
-            lambda: [
-                m for m in slack.messages
-                if m["text"].startswith("OOM kill") and growing.cgroup in message_text(m)
-            ],
-            20.0,
-        )  # fmt: skip
-        assert kill_alert
-        assert "kernbot warned" in message_text(kill_alert[0]), message_text(kill_alert[0])
+        await _killed_in_place(slack, growing.cgroup, warned[0]["ts"])
 
         # the steady one has held 75 % for over 60 s by now, the unlimited one grew unbounded
         assert time.time() - steady.started > 60

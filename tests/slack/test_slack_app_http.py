@@ -56,7 +56,7 @@ class Stack:
         post = posts[before]
         assert post["response_type"] == "ephemeral"
         assert validate_blocks(post["blocks"]) == []
-        return post["text"] + "\n" + json.dumps(post["blocks"], ensure_ascii=False)
+        return str(post["text"]) + "\n" + json.dumps(post["blocks"], ensure_ascii=False)
 
 
 class SlowFleet(FakeFleet):

@@ -1,5 +1,11 @@
-"""The host agent as one object: `build_agent(settings)` wires source, pipeline, outbox, shipper,
-API and periodic jobs; `kernbot agent` and `kernbot up` both run it.
+"""The agent's composition root: `build_agent(settings)` makes the parts, `Agent` starts and
+stops them (ARCHITECTURE.md). `kernbot agent` and `kernbot up` both run it.
+
+The parts: a `SourceFollower` (kernbot.agent.follow) feeds the `Pipeline` (detector, then the
+stages of kernbot.agent.stages, then history + outbox); the `Shipper` drains the outbox to the
+bot; periodic jobs (heartbeat, SYN counter sampling, vmstat reconciliation) run on a scheduler;
+`HostQueries` answers the HTTP API. What a test wants to replace is injected: the source maker,
+outbox, history, Kubernetes API client and clock.
 
 Lifecycle: `start()` opens everything (a source that cannot be opened raises `SourceUnavailable`
 unless a fallback source is configured), `stop()` flushes half-read reports, saves the position
@@ -9,61 +15,46 @@ and gives the shipper a last bounded chance, all well within the 5 s a SIGTERM a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
-import platform
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from kernbot import __version__
 from kernbot.agent.api import build_app
+from kernbot.agent.clock import SYSTEM_CLOCK, Clock
 from kernbot.agent.enrich import Enricher
+from kernbot.agent.follow import SourceFollower, SourceMaker
 from kernbot.agent.history import History, RecentLines
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox
 from kernbot.agent.pipeline import Pipeline
-from kernbot.agent.pods import KubernetesApi
-from kernbot.agent.position import Position, PositionStore
+from kernbot.agent.pods import KubernetesApi, PodResolver
+from kernbot.agent.position import Position, PositionSaver, PositionStore
 from kernbot.agent.proc import ProcReader
-from kernbot.agent.risk import RiskSampler
+from kernbot.agent.queries import HostQueries
+from kernbot.agent.risk import RiskSampler, RiskStage
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
-from kernbot.agent.sources import (
-    Source,
-    SourceConfig,
-    SourceUnavailable,
-    make_source,
-    source_name,
-)
-from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
+from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, Stage, SynEpisodes
+from kernbot.core.detector import Detector
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.syn.episodes import SynEpisodeTracker
-from kernbot.core.wire import (
-    AgentStatus,
-    DmesgResponse,
-    Heartbeat,
-    OomResponse,
-    SynResponse,
-    TopResponse,
-)
+from kernbot.core.wire import Heartbeat
+from kernbot.hostport import url_host
 from kernbot.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
-POSITION_SAVE_EVERY_S = 0.25
 RECONCILE_EVERY_S = 5.0
 STOP_SHIP_BUDGET_S = 2.5
+RECONCILED_SOURCES = ("kmsg", "journal")
+"""Sources that see every kernel line of this boot, so vmstat's kill count can be checked."""
 
-
-def _enricher(settings: AgentSettings, proc: ProcReader) -> Enricher:
-    """Live host context, pod names and advice for each event (kernbot.agent.enrich)."""
-    from kernbot.agent.pods import PodResolver
-
-    api = _kubernetes_api(settings)
-    return Enricher(proc, PodResolver(settings.pod_log_dir, settings.kubernetes_api, api))
+Job = Callable[[], Awaitable[None]]
 
 
 def _kubernetes_api(settings: AgentSettings) -> KubernetesApi | None:
@@ -80,6 +71,21 @@ def _kubernetes_api(settings: AgentSettings) -> KubernetesApi | None:
             exc,
         )
         return None
+
+
+def _reconciler(
+    host: str, boot_id: str | None, spec: str, saved: Position | None
+) -> OomReconciler | None:
+    """vmstat reconciliation, resuming the kills already accounted for in this boot."""
+    if source_name(spec) not in RECONCILED_SOURCES:
+        return None
+    if saved is None:
+        accounted = None  # first start: the backlog decides
+    elif saved.boot_id in (None, boot_id):
+        accounted = saved.oom_kills_accounted
+    else:
+        accounted = 0  # a new boot: every kill is new
+    return OomReconciler(host, boot_id, accounted)
 
 
 def _risk_sampler(
@@ -108,157 +114,153 @@ def _risk_sampler(
     )
 
 
-class _LiveSynContext:
-    """Quiet SYN samples skip reading the listeners, so a kernel "Possible SYN flooding" line
-    that opens an episode between samples first gives the tracker the listeners of now."""
-
-    def __init__(self, tracker: SynEpisodeTracker, proc: ProcReader) -> None:
-        self.tracker = tracker
-        self.proc = proc
-
-    def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]:
-        if ev.port not in self.tracker.open_ports:
-            self.tracker.set_context(self.proc.listeners(), self.proc.net_sysctls())
-        return self.tracker.on_kernel_event(ev, now)
-
-
 class Agent:
-    def __init__(self, settings: AgentSettings, proc: ProcReader) -> None:
-        from kernbot.core.detector import Detector
-
+    def __init__(
+        self,
+        settings: AgentSettings,
+        proc: ProcReader,
+        *,
+        outbox: Outbox,
+        history: History,
+        kubernetes_api: KubernetesApi | None,
+        source_maker: SourceMaker = make_source,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = settings
         self.proc = proc
+        self.clock = clock
         self.host = settings.hostname
         self.boot_id = proc.boot_id()
-        self.started_mono = time.monotonic()
-        state = settings.state_dir
-        self.positions = PositionStore(state)
-        self.metrics = AgentMetrics()
-        self.outbox = Outbox(state / "outbox.db", max_rows=settings.outbox_max)
-        self.history = History(state / "history.db")
+        self.started_mono = clock.mono()
+        self.outbox = outbox
+        self.history = history
         self.recent = RecentLines()
-        self.metrics.bind_outbox(self.outbox.depth, lambda: self.outbox.counter("dropped"))
-        self.source_spec = settings.source
-        saved = self.positions.load()
-        self.first_start = saved is None
-        same_boot = saved is not None and saved.boot_id in (None, self.boot_id)
-        self.reconciler: OomReconciler | None = None
-        if source_name(self.source_spec) in ("kmsg", "journal"):
-            accounted = saved.oom_kills_accounted if saved is not None and same_boot else None
-            if saved is not None and not same_boot:
-                accounted = 0
-            self.reconciler = OomReconciler(self.host, self.boot_id, accounted)
-        self._resume = (
-            saved if saved is not None and saved.source == source_name(self.source_spec) else None
+        self.metrics = AgentMetrics()
+        self.metrics.bind_outbox(outbox.depth, lambda: outbox.counter("dropped"))
+        positions = PositionStore(settings.state_dir)
+        saved = positions.load()
+        resume = (
+            saved if saved is not None and saved.source == source_name(settings.source) else None
         )
+        self.reconciler = _reconciler(self.host, self.boot_id, settings.source, saved)
         self.syn_tracker = SynEpisodeTracker(
-            host=self.host,
-            boot_id=self.boot_id,
-            quiet_after_s=3 * settings.syn_sample_interval_s,
+            host=self.host, boot_id=self.boot_id, quiet_after_s=3 * settings.syn_sample_interval_s
         )
-        token = settings.token.get_secret_value() if settings.token else None
+        self._token = settings.token.get_secret_value() if settings.token else None
         self.shipper = Shipper(
-            self.outbox,
+            outbox,
             bot_url=settings.bot_url,
-            token=token,
+            token=self._token,
             host=self.host,
             metrics=self.metrics,
             timeout_s=settings.ship_timeout_s,
         )
-        self.enricher = _enricher(settings, proc)
+        self.enricher = Enricher(
+            proc,
+            PodResolver(settings.pod_log_dir, kubernetes_api is not None, kubernetes_api),
+            clock=clock.wall,
+        )
+        self.syn_episodes = SynEpisodes(self.syn_tracker, proc, clock.wall)
+        self.pod_names = ApiPodNames(self.enricher)
         self.risk = _risk_sampler(settings, proc.root, self.host, self.boot_id)
-        self._name_tasks: set[asyncio.Task[None]] = set()
-        self._awaiting_names: dict[str, OomKillEvent] = {}
+        self.risk_stage = RiskStage(self.risk, clock.wall) if self.risk is not None else None
+        stages: list[Stage] = [self.syn_episodes]
+        if self.risk_stage is not None:
+            stages.append(self.risk_stage)  # before enrichment: the `killed` update is enriched
+        stages += [Enrich(self.enricher), self.pod_names, Advise()]
+        if self.reconciler is not None:
+            stages.append(KillAccounting(self.reconciler))
         self.pipeline = Pipeline(
-            detector=Detector(host=self.host, boot_id=self.boot_id),
-            outbox=self.outbox,
-            history=self.history,
+            detector=Detector(host=self.host, boot_id=self.boot_id, advise=False),
+            outbox=outbox,
+            history=history,
             recent=self.recent,
             metrics=self.metrics,
-            reconciler=self.reconciler,
-            enrich=self.enricher.enrich,
-            on_live=self._names_later,
-            syn=_LiveSynContext(self.syn_tracker, proc),
-            risk=self.risk,
+            stages=stages,
             on_stored=self.shipper.wake,
-            first_start=self.first_start,
+            on_position=self._note_accounted,
+            first_start=saved is None,
             history_max_age_s=settings.history_max_age_s,
             boot_id=self.boot_id,
+            clock=clock,
         )
-        self._token = token
-        self.source: Source | None = None
+        self.syn_episodes.resume = self.pipeline.resume
+        if self.risk_stage is not None:
+            self.risk_stage.resume = self.pipeline.resume
+        self.pod_names.resume = self.pipeline.resume
+        self.saver = PositionSaver(
+            positions, lambda: self.pipeline.safe_position, clock.mono, saved=saved
+        )
+        self.follower = SourceFollower(
+            settings.source,
+            self.pipeline,
+            self.saver,
+            self.metrics,
+            config=SourceConfig(arg=None, resume=resume, boot_id=self.boot_id, proc_root=proc.root),
+            fallback=settings.fallback_source,
+            factory=source_maker,
+            clock=clock,
+        )
+        self.queries = HostQueries(
+            host=self.host,
+            boot_id=self.boot_id,
+            proc=proc,
+            source=self.follower,
+            stats=self.pipeline.stats,
+            outbox=outbox,
+            history=history,
+            recent=self.recent,
+            metrics=self.metrics,
+            syn_tracker=self.syn_tracker,
+            uptime_s=lambda: clock.mono() - self.started_mono,
+            risk=self.risk,
+        )
+        self.jobs: list[tuple[float, str, Job]] = [
+            (settings.heartbeat_interval_s, "heartbeat", self.send_heartbeat),
+            (settings.syn_sample_interval_s, "syn-sample", self.syn_episodes.sample),
+        ]
+        """Periodic jobs (interval s, name, coroutine); add one here, it starts with the agent."""
+        if self.reconciler is not None:
+            self.jobs.append((RECONCILE_EVERY_S, "oom-reconcile", self.reconcile))
+        if self.risk is not None and self.risk_stage is not None:
+            self.risk.load(clock.wall())
+            self.jobs.append((settings.risk_sample_interval_s, "oom-risk", self.risk_stage.sample))
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._scheduler: Scheduler | None = None
-        self._saved: Position | None = saved
-        self._last_save = 0.0
         self._stopping = asyncio.Event()
-        self.fatal: BaseException | None = None
         self.bound_port: int | None = None
 
-    # ---- pod names from the Kubernetes API ---------------------------------------------------
-    def _names_later(self, ev: Event) -> None:
-        """The alert has gone out with the pod UID; when the logs did not name the pod and the
-        API may be asked, ask it without holding up the log, and ship the names as an update."""
-        if not isinstance(ev, OomKillEvent) or ev.id is None:
-            return
-        if ev.id in self._awaiting_names:
-            self._awaiting_names[ev.id] = ev  # the names go onto the newest revision
-            return
-        if not self.enricher.wants_api_names(ev):
-            return
-        self._awaiting_names[ev.id] = ev
-        task = asyncio.get_running_loop().create_task(self._ship_api_names(ev.id))
-        self._name_tasks.add(task)
-        task.add_done_callback(self._name_tasks.discard)
+    # ---- what callers read -----------------------------------------------------------------
+    @property
+    def source(self) -> Source | None:
+        return self.follower.source
 
-    async def _ship_api_names(self, event_id: str) -> None:
-        try:
-            names = await self.enricher.api_names(self._awaiting_names[event_id])
-        finally:
-            latest = self._awaiting_names.pop(event_id)
-        if names is not None:
-            # The pipeline gives it the revision after the newest one shipped.
-            self.pipeline.store(self.enricher.with_names(latest, names), enriched=True)
+    @property
+    def source_spec(self) -> str:
+        return self.follower.spec
+
+    @property
+    def fatal(self) -> BaseException | None:
+        return self.follower.fatal
+
+    def _note_accounted(self, pos: Position) -> None:
+        if self.reconciler is not None:
+            pos.oom_kills_accounted = self.reconciler.accounted
 
     # ---- lifecycle -------------------------------------------------------------------------
-    async def _open_source(self) -> Source:
-        cfg = SourceConfig(
-            arg=None, resume=self._resume, boot_id=self.boot_id, proc_root=self.proc.root
-        )
-        try:
-            source = make_source(self.source_spec, cfg)
-            await source.open()
-            return source
-        except SourceUnavailable as exc:
-            fallback = self.settings.fallback_source
-            if not fallback:
-                raise
-            log.warning("%s; falling back to source %r", exc, fallback)
-            self.source_spec = fallback
-            source = make_source(fallback, cfg)
-            await source.open()
-            return source
-
     async def start(self) -> None:
-        self.source = await self._open_source()
-        self.metrics.source_healthy.set_function(
-            lambda: 1.0 if self.source is not None and self.source.healthy else 0.0
-        )
+        await self.follower.open()
+        self.metrics.source_healthy.set_function(lambda: 1.0 if self.follower.healthy else 0.0)
         await self._start_api()
         self._tasks = [
-            asyncio.create_task(self._read_loop(), name="kernbot-read"),
-            asyncio.create_task(self._ship_loop(), name="kernbot-ship"),
+            asyncio.create_task(self.follower.run(self._stopping), name="kernbot-read"),
+            asyncio.create_task(self.shipper.run(), name="kernbot-ship"),
             asyncio.create_task(self._housekeeping(), name="kernbot-housekeeping"),
         ]
         sched = Scheduler()
-        sched.every(self.settings.heartbeat_interval_s, "heartbeat", self.send_heartbeat)
-        sched.every(self.settings.syn_sample_interval_s, "syn-sample", self.sample_syn)
-        if self.reconciler is not None:
-            sched.every(RECONCILE_EVERY_S, "oom-reconcile", self.reconcile)
-        if self.risk is not None:
-            self.risk.load(time.time())
-            sched.every(self.settings.risk_sample_interval_s, "oom-risk", self.sample_risk)
+        for every_s, name, job in self.jobs:
+            sched.every(every_s, name, job)
         sched.start()
         self._scheduler = sched
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.send_heartbeat()))
@@ -268,7 +270,7 @@ class Agent:
         )  # fmt: skip
 
     async def _start_api(self) -> None:
-        app = build_app(self, self._token, time.time)
+        app = build_app(self.queries, self._token, self.clock.wall)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         host, port = self.settings.listen_host_port()
@@ -281,21 +283,25 @@ class Agent:
         self._stopping.set()
         if self._scheduler is not None:
             self._scheduler.shutdown()
-        tasks = [*self._tasks, *self._name_tasks]  # a pending API lookup is not worth waiting for
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+        for task in self._tasks:
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("agent task %s failed", task.get_name())
         self._tasks = []
+        await self.pod_names.cancel()  # a pending API lookup is not worth waiting for
         self.pipeline.flush()
-        self._save_position(force=True)
-        with contextlib.suppress(TimeoutError, Exception):
+        self.saver.save(force=True)
+        try:
             await asyncio.wait_for(self.shipper.ship_once(), STOP_SHIP_BUDGET_S)
+        except Exception as exc:  # the outbox keeps it for the next start
+            log.warning("last shipping attempt at stop: %s: %s", type(exc).__name__, exc)
         await self.shipper.close()
-        if self.source is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.source.close(), 1.0)
+        await self.follower.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -315,70 +321,21 @@ class Agent:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    # ---- loops -----------------------------------------------------------------------------
-    async def _read_loop(self) -> None:
-        assert self.source is not None
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                async for batch in self.source.batches():
-                    self.pipeline.feed(batch)
-                    self._save_position()
-                    delay = 0.5
-                log.info("source %s reached its end", self.source.name)
-                self.pipeline.flush()
-                self._save_position(force=True)
-                return
-            except asyncio.CancelledError:
-                raise
-            except SourceUnavailable as exc:
-                self.fatal = exc
-                self._stopping.set()
-                return
-            except Exception as exc:
-                self.source.healthy = False
-                self.source.error = f"{type(exc).__name__}: {exc}"
-                log.exception("source %s failed; restarting in %.1fs", self.source.name, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                with contextlib.suppress(Exception):
-                    await self.source.close()
-                    self._resume = self.pipeline.safe_position or self._resume
-                    self.source = await self._open_source()
-
-    async def _ship_loop(self) -> None:
-        await self.shipper.run()
-
     async def _housekeeping(self) -> None:
         """Flush reports that stopped arriving; persist the position now and then."""
         tick = min(0.25, self.settings.flush_timeout_s / 4)
         while True:
             # idle hosts: wake once a second; a half-read report: often enough to flush on time
-            await asyncio.sleep(tick if self.pipeline.detector.pending else 1.0)
+            await self.clock.sleep(tick if self.pipeline.detector.pending else 1.0)
             self.pipeline.flush_if_idle(self.settings.flush_timeout_s)
-            self._save_position()
-
-    def _save_position(self, force: bool = False) -> None:
-        pos = self.pipeline.safe_position
-        if pos is None or pos == self._saved:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_save < POSITION_SAVE_EVERY_S:
-            return
-        try:
-            self.positions.save(pos)
-        except OSError as exc:
-            log.error("cannot save position to %s: %s", self.positions.path, exc)
-            return
-        self._saved = dataclasses.replace(pos)  # a copy: the pipeline updates `pos` in place
-        self._last_save = now
+            self.saver.save()
 
     # ---- periodic jobs ---------------------------------------------------------------------
     async def send_heartbeat(self) -> None:
         await self.shipper.heartbeat(self.heartbeat())
 
     def heartbeat(self) -> Heartbeat:
-        st = self.status(light=True)
+        st = self.queries.status(light=True)
         return Heartbeat(
             host=self.host,
             advertise_url=self.advertise_url(),
@@ -392,7 +349,7 @@ class Agent:
             records_read=st.records_read,
             records_lost=st.records_lost,
             outbox_depth=st.outbox_depth,
-            time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.wall())),
         )
 
     def advertise_url(self) -> str:
@@ -401,93 +358,38 @@ class Agent:
         host, port = self.settings.listen_host_port()
         if host in ("0.0.0.0", "::"):
             host = self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.bound_port or port}"
-
-    async def sample_syn(self) -> None:
-        now = time.time()
-        counters = self.proc.tcpext()
-        if self.syn_tracker.needs_context(now, counters):
-            listeners, sysctls = self.proc.listeners(), self.proc.net_sysctls()
-        else:  # quiet: this sample cannot use them, skip the fd walk
-            listeners, sysctls = self.syn_tracker.context
-        events = self.syn_tracker.sample(now, counters, listeners, sysctls)
-        for ev in events:
-            self.pipeline.store(ev)
-
-    async def sample_risk(self) -> None:
-        assert self.risk is not None
-        for ev in self.risk.sample(time.time()):
-            self.pipeline.store(ev)
+        return f"http://{url_host(host)}:{self.bound_port or port}"
 
     async def reconcile(self) -> None:
+        """Kills vmstat counted that the log never showed become events of their own."""
         assert self.reconciler is not None
         ev = self.reconciler.check(
-            self.proc.vmstat_oom_kill(), time.time(), busy=self.pipeline.detector.pending
+            self.proc.vmstat_oom_kill(), self.clock.wall(), busy=self.pipeline.detector.pending
         )
         if ev is not None:
             log.warning("%s", ev.lines[0])
             self.pipeline.emit(ev, old=False)
 
-    # ---- AgentQueries (the HTTP API calls these) -------------------------------------------
-    def status(self, light: bool = False) -> AgentStatus:
-        src = self.source
-        stats = self.pipeline.stats
-        return AgentStatus(
-            host=self.host,
-            agent_version=__version__,
-            kernel=self.proc.kernel_release() or platform.release(),
-            boot_id=self.boot_id,
-            uptime_s=round(time.monotonic() - self.started_mono, 3),
-            source=self.source_spec,
-            source_healthy=bool(src and src.healthy),
-            source_error=src.error if src else "not started",
-            records_read=stats.records_read,
-            records_lost=stats.records_lost,
-            records_garbled=stats.records_garbled,
-            events=dict(stats.events),
-            outbox_depth=self.outbox.depth(),
-            meminfo={} if light else self.proc.meminfo(),
-            psi={} if light else self.proc.psi_memory(),
-            risk_cgroups=len(self.risk.reader.cgroups) if self.risk is not None else None,
-            risks_open=len(self.risk.risks()) if self.risk is not None else 0,
-        )
 
-    def oom(self, since: float | None) -> OomResponse:
-        events = [OomKillEvent.model_validate(b) for b in self.history.query("oom_kill", since)]
-        return OomResponse(
-            host=self.host,
-            events=events,
-            top=self.proc.top_by_oom_score(10),
-            meminfo=self.proc.meminfo(),
-            psi=self.proc.psi_memory(),
-            risks=self.risk.risks() if self.risk is not None else [],
-        )
-
-    def syn(self, since: float | None) -> SynResponse:
-        events = [SynFloodEvent.model_validate(b) for b in self.history.query("syn_flood", since)]
-        return SynResponse(
-            host=self.host,
-            events=events,
-            listeners=self.proc.listeners(),
-            counter_rates=dict(self.syn_tracker.rates),
-            counters=self.proc.tcpext(),
-            sysctls=self.proc.net_sysctls(),
-        )
-
-    def top(self, n: int) -> TopResponse:
-        return TopResponse(host=self.host, processes=self.proc.top_by_oom_score(n))
-
-    def dmesg(self, grep: str | None, lines: int) -> DmesgResponse:
-        out, more = self.recent.tail(lines, grep)
-        return DmesgResponse(host=self.host, lines=out, truncated=more)
-
-    def metrics_text(self) -> bytes:
-        return self.metrics.render()
-
-
-def build_agent(settings: AgentSettings) -> Agent:
-    """The agent for these settings; call inside a running event loop, then `await start()`."""
-    proc = ProcReader(Path(settings.proc_root), net_pid=settings.net_pid)
-    return Agent(settings, proc)
+def build_agent(
+    settings: AgentSettings,
+    *,
+    proc: ProcReader | None = None,
+    source_maker: SourceMaker = make_source,
+    outbox: Outbox | None = None,
+    history: History | None = None,
+    kubernetes_api: KubernetesApi | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Agent:
+    """The agent for these settings; call inside a running event loop, then `await start()`.
+    Each keyword replaces the part the settings would make (tests/agent/agent_harness.py)."""
+    state = settings.state_dir
+    return Agent(
+        settings,
+        proc or ProcReader(Path(settings.proc_root), net_pid=settings.net_pid),
+        outbox=outbox or Outbox(state / "outbox.db", max_rows=settings.outbox_max),
+        history=history or History(state / "history.db"),
+        kubernetes_api=kubernetes_api if kubernetes_api is not None else _kubernetes_api(settings),
+        source_maker=source_maker,
+        clock=clock,
+    )

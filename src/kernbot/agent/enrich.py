@@ -1,9 +1,10 @@
 """Enricher: what a senior SRE would look up on the host right after the kernel's message.
 
 For an OOM kill: memory and PSI now, who has the highest oom_score now ("who is next"), the vm
-sysctls that shaped the kill, pod names for the killed container, and how many kills this cgroup
-had in the last 24 hours. For a SYN flood: the listener (owner, queues, half-open count), the
-TcpExt counters and the net sysctls. Then the core's advice is computed over all of it.
+sysctls that shaped the kill, pod names for the killed container (from the kubelet's logs; the
+Kubernetes API is a later pipeline stage), and how many kills this cgroup had in the last 24
+hours. For a SYN flood: the listener (owner, queues, half-open count), the TcpExt counters and
+the net sysctls. Advice is the pipeline's next stage, computed once over all of it.
 
 Best effort by design: a /proc read that fails is noted in `context["enrich_errors"]` and the
 event goes out anyway. The event passed in is never modified; a copy is returned.
@@ -19,7 +20,6 @@ from typing import Any
 
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
-from kernbot.core.advice import advise
 from kernbot.core.cgroup_identity import identify
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, SynFloodEvent
 from kernbot.core.syn.episodes import COUNTERS
@@ -70,7 +70,7 @@ class Enricher:
         """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
 
     def enrich(self, event: Event) -> Event:
-        """A copy of `event` with live context, pod names (from pod logs) and advice."""
+        """A copy of `event` with live context and pod names (from pod logs)."""
         ev = event.model_copy(deep=True)
         if isinstance(ev, OomKillEvent):
             self._oom_context(ev)
@@ -81,39 +81,12 @@ class Enricher:
             self._syn_context(ev)
         elif ev.kubernetes is not None:  # oom_risk: pod names as for kills
             ev.kubernetes = self.pods.resolve(ev.kubernetes)
-        ev.advice = advise(ev, ev.context)
         return ev
 
-    async def enrich_async(self, event: Event) -> Event:
-        """`enrich`, with the Kubernetes API fallback for pod names when configured."""
-        ev = event.model_copy(deep=True)
-        if isinstance(ev, OomKillEvent):
-            self._oom_context(ev)
-            if ev.kubernetes is not None:
-                ev.kubernetes = await self.pods.resolve_async(ev.kubernetes)
-            self._names_done(ev)
-            ev.advice = advise(ev, ev.context)
-            return ev
-        return self.enrich(ev)
-
-    def wants_api_names(self, event: Event) -> bool:
-        """An OOM event whose pod names the logs could not settle, with the API allowed."""
-        return isinstance(event, OomKillEvent) and self.pods.wants_api(event.kubernetes)
-
-    async def api_names(self, event: OomKillEvent) -> Kubernetes | None:
-        """The event's pod identity with names from the Kubernetes API, or None when the API
-        did not answer for this pod."""
-        if event.kubernetes is None:
-            return None
-        k8s = await self.pods.resolve_async(event.kubernetes)
-        return k8s if k8s.name_source == "kubernetes-api" else None
-
     def with_names(self, event: OomKillEvent, k8s: Kubernetes) -> OomKillEvent:
-        """A copy of an already enriched event with these pod names, its `pod_source` and the
-        advice that quotes them."""
+        """A copy of an already enriched event with these pod names and its `pod_source`."""
         ev = event.model_copy(deep=True, update={"kubernetes": k8s})
         self._names_done(ev)
-        ev.advice = advise(ev, ev.context)
         return ev
 
     def _guard(self, ctx: dict[str, Any], key: str, read: Callable[[], Any]) -> None:

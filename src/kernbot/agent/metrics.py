@@ -39,6 +39,14 @@ class AgentMetrics:
         self.outbox_dropped = Gauge(
             "kernbot_agent_outbox_dropped", "Events dropped because the outbox was full", registry=r
         )
+        self.source_failures = Counter(
+            "kernbot_agent_source_failures", "Times the log source failed while reading", registry=r
+        )
+        self.source_reopen_failures = Counter(
+            "kernbot_agent_source_reopen_failures",
+            "Failed attempts to reopen the log source after a failure",
+            registry=r,
+        )
         self.source_healthy = Gauge(
             "kernbot_agent_source_healthy", "1 when the log source is readable", registry=r
         )

@@ -1,35 +1,38 @@
-"""The agent's data path: source batches -> detector -> (SYN episodes) -> enrichment -> store.
+"""The agent's data path: source batches -> detector -> stages -> store (ARCHITECTURE.md).
 
 Every event is written to the history and the outbox before anyone is told about it. Old events
 (the ring buffer found on first start, or older than `history_max_age_s`) are stored and shipped
 with `context["history"] = True`, which tells the bot to keep them without alerting. The position
 to resume from only advances while no report is half assembled, so a restart re-reads whole
 reports; the outbox drops what was already sent (same id and revision).
+
+The pipeline knows no event kind: what happens to an event between detection and the store is
+the list of stages (kernbot.agent.stages) the composition root gives it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from kernbot.agent.history import History, RecentLines, event_epoch
+from kernbot.agent.clock import SYSTEM_CLOCK, Clock
+from kernbot.agent.history import RecentLines, event_epoch
 from kernbot.agent.metrics import AgentMetrics
-from kernbot.agent.outbox import Outbox
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch
-from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.core.oom.reconcile import OomReconciler
+from kernbot.agent.stages import Stage
+from kernbot.core.events import Event
 from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
 
 log = logging.getLogger(__name__)
 
 _KEYWORDS = tuple(k.decode() for k in KEYWORDS)
+MAX_TRACKED_IDS = 100_000
 
 
 def may_hold_event(text: str) -> bool:
@@ -45,14 +48,16 @@ class EventDetector(Protocol):
     def flush(self) -> list[Event]: ...
 
 
-class SynTracker(Protocol):
-    def on_kernel_event(self, ev: SynFloodEvent, now: float) -> list[SynFloodEvent]: ...
+class EventHistory(Protocol):
+    """kernbot.agent.history.History: what `/oom host` answers from."""
+
+    def add(self, body: dict[str, Any], now: float | None = None) -> None: ...
 
 
-class KillListener(Protocol):
-    """The OOM-risk sampler: names the warned episode on a kill, returns its `killed` update."""
+class EventOutbox(Protocol):
+    """kernbot.agent.outbox.Outbox: what the shipper drains."""
 
-    def on_kill(self, kill: OomKillEvent, now: float) -> Event | None: ...
+    def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool: ...
 
 
 @dataclass
@@ -68,49 +73,42 @@ class Pipeline:
         self,
         *,
         detector: EventDetector,
-        outbox: Outbox,
-        history: History,
+        outbox: EventOutbox,
+        history: EventHistory,
         recent: RecentLines,
         metrics: AgentMetrics,
-        reconciler: OomReconciler | None,
-        enrich: Callable[[Event], Event] = lambda ev: ev,
-        syn: SynTracker | None = None,
-        risk: KillListener | None = None,
+        stages: Sequence[Stage] = (),
         on_stored: Callable[[], None] = lambda: None,
-        on_live: Callable[[Event], None] = lambda ev: None,
+        on_position: Callable[[Position], None] = lambda pos: None,
         first_start: bool = False,
         history_max_age_s: float = 86400.0,
         boot_id: str | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        mono_clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.detector = detector
         self.outbox = outbox
         self.history = history
         self.recent = recent
         self.metrics = metrics
-        self.reconciler = reconciler
-        self.enrich = enrich
-        self.syn = syn
-        self.risk = risk
+        self.stages = list(stages)
         self.on_stored = on_stored
-        self.on_live = on_live
-        """Called with each live (not history) event as shipped, after it is in the outbox."""
+        """Called after an event is in the outbox (wakes the shipper)."""
+        self.on_position = on_position
+        """Called with a position before it becomes the safe one, to note what goes with it
+        (the reconciler's `oom_kills_accounted`)."""
         self.first_start = first_start
         self.history_max_age_s = history_max_age_s
         self.boot_id = boot_id
-        self.wall_clock = wall_clock
-        self.mono_clock = mono_clock
-        self.started_at = wall_clock()
+        self.clock = clock
+        self.started_at = clock.wall()
         self.stats = Stats()
         self.safe_position: Position | None = None
         """Where a restart should resume: after the last record that left no half-read report."""
-        self.last_record_mono = mono_clock()
+        self.last_record_mono = clock.mono()
         self._latest_position: Position | None = None
         self._revisions: dict[str, int] = {}
-        """Highest revision shipped per event id: an update made here (pod names from the
+        """Highest revision stored per event id: an update made by a stage (pod names from the
         Kubernetes API) and a later one from the detector (the reaper line) never share one."""
-        self._counted_ids: set[str] = set()
 
     def feed(self, batch: Batch) -> None:
         items = batch.items
@@ -127,7 +125,7 @@ class Pipeline:
                 self._latest_position = last
                 self._advance(last)
         if items:
-            self.last_record_mono = self.mono_clock()
+            self.last_record_mono = self.clock.mono()
             self.metrics.records_read.inc(len(texts))
         if batch.lost:
             self.stats.records_lost += batch.lost
@@ -150,7 +148,7 @@ class Pipeline:
 
     def flush_if_idle(self, timeout_s: float) -> None:
         """Emit a report that stopped arriving (truncated, or the rest was never printed)."""
-        if self.detector.pending and self.mono_clock() - self.last_record_mono >= timeout_s:
+        if self.detector.pending and self.clock.mono() - self.last_record_mono >= timeout_s:
             self.flush()
 
     def flush(self) -> None:
@@ -160,8 +158,7 @@ class Pipeline:
             self._advance(self._latest_position)
 
     def _advance(self, pos: Position) -> None:
-        if self.reconciler is not None:
-            pos.oom_kills_accounted = self.reconciler.accounted
+        self.on_position(pos)
         self.safe_position = pos
 
     def _fill_time(self, ev: Event) -> None:
@@ -170,62 +167,57 @@ class Pipeline:
             return
         if ev.boot_id is None:
             return
-        now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
-        at = self.wall_clock() - (now_mono - ev.mono_usec / 1e6)
+        at = self.clock.wall() - (self.clock.mono() - ev.mono_usec / 1e6)
         ev.time = datetime.fromtimestamp(at, UTC).isoformat()
 
     def emit(self, ev: Event, old: bool) -> None:
+        """An event from the detector (or a periodic job): decide live or history, run it
+        through every stage, store what comes out."""
         self._fill_time(ev)
         at = event_epoch({"time": ev.time})
         if old and at is not None and at >= self.started_at:
             # Read with the first start's backlog but printed after the agent started (a slow
             # backlog read races the kernel): it is live, not history.
             old = False
-        too_old = at is not None and self.wall_clock() - at > self.history_max_age_s
+        too_old = at is not None and self.clock.wall() - at > self.history_max_age_s
         old = old or too_old or bool(ev.context.get("before_first_start"))
-        events: list[Event] = [ev]
-        if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
-            events = list(self.syn.on_kernel_event(ev, self.wall_clock()))
-        if isinstance(ev, OomKillEvent) and self.risk is not None and not old:
-            killed = self.risk.on_kill(ev, self.wall_clock())
-            if killed is not None:
-                events.append(killed)
-        for out in events:
-            self.store(out, old=old)
-
-    def store(self, ev: Event, old: bool = False, *, enriched: bool = False) -> None:
         if old:
             ev.context["history"] = True
-        elif not enriched:
-            try:
-                ev = self.enrich(ev)
-            except Exception:
-                log.exception("enrichment failed; shipping the event without context")
-        if ev.id is None:
-            ev.id = f"{ev.boot_id}:{ev.seq}" if ev.seq is not None else f"{ev.kind}:{ev.time}"
-        last = self._revisions.get(ev.id)
+        self._run(ev, live=not old, stages=self.stages)
+
+    def resume(self, ev: Event, after: Stage) -> None:
+        """A stage's later answer for a live event (a revision of it): the stages after `after`
+        run on it, then it is stored as the next revision."""
+        rest = self.stages[self.stages.index(after) + 1 :]
+        self._run(ev, live=True, stages=rest)
+
+    def _run(self, ev: Event, live: bool, stages: Sequence[Stage]) -> None:
+        _identify(ev)
+        events = [ev]
+        for stage in stages:
+            events = [out for each in events for out in stage.run(each, live)]
+        for out in events:
+            self.store(out)
+
+    def store(self, ev: Event) -> None:
+        """History and outbox, with a revision above every one stored before for this id."""
+        event_id = _identify(ev)
+        last = self._revisions.get(event_id)
         if last is not None and ev.revision <= last:
             ev.revision = last + 1
-        if len(self._revisions) > 100_000:
+        if len(self._revisions) > MAX_TRACKED_IDS:
             self._revisions.clear()
-        self._revisions[ev.id] = ev.revision
+        self._revisions[event_id] = ev.revision
         body = ev.model_dump(mode="json")
         if last is None:  # the first revision of this event seen by this process
             self.stats.events[ev.kind] += 1
             self.metrics.events.labels(kind=ev.kind).inc()
-        if self.reconciler is not None and isinstance(ev, OomKillEvent):
-            kills = _kills_in(ev)
-            if kills and ev.id not in self._counted_ids:
-                self._counted_ids.add(ev.id)
-                self.reconciler.saw_kills(kills)
-        self.history.add(body, now=self.wall_clock())
-        if self.outbox.put(ev.id, ev.revision, ev.kind, body):
+        self.history.add(body, now=self.clock.wall())
+        if self.outbox.put(event_id, ev.revision, ev.kind, body):
             self.on_stored()
-        if not old:
-            self.on_live(ev)
 
 
-def _kills_in(ev: OomKillEvent) -> int:
-    if ev.missing_from_log or ev.panic or ev.victim.pid is None:
-        return 0
-    return max(1, len(ev.group_victims)) if ev.group_kill else 1
+def _identify(ev: Event) -> str:
+    if ev.id is None:
+        ev.id = f"{ev.boot_id}:{ev.seq}" if ev.seq is not None else f"{ev.kind}:{ev.time}"
+    return ev.id

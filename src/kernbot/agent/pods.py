@@ -16,6 +16,7 @@ Kubernetes API is asked (`kubernetes-api`); that path is async (aiohttp).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kernbot.core.events import Kubernetes
+from kernbot.errors import KernbotError
+from kernbot.hostport import url_host
+
+log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -35,8 +40,15 @@ class PodNames:
     """container ID (no `containerd://` prefix) -> container name."""
 
 
+class KubernetesApiError(KernbotError):
+    """The API server did not answer usefully (network, TLS, auth, a body that is not a pod
+    list); the alert goes out without names."""
+
+
 class KubernetesApi(Protocol):
-    async def pod_by_uid(self, uid: str) -> PodNames | None: ...
+    async def pod_by_uid(self, uid: str) -> PodNames | None:
+        """The pod's names, None when no pod on this node has the UID; `KubernetesApiError`
+        when the API cannot say."""
 
 
 class InClusterKubernetesApi:
@@ -63,9 +75,11 @@ class InClusterKubernetesApi:
         host = os.environ["KUBERNETES_SERVICE_HOST"]
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         token = (SERVICE_ACCOUNT / "token").read_text().strip()
-        host = f"[{host}]" if ":" in host else host
         return cls(
-            f"https://{host}:{port}", token, node_name=node_name, ca_file=SERVICE_ACCOUNT / "ca.crt"
+            f"https://{url_host(host)}:{port}",
+            token,
+            node_name=node_name,
+            ca_file=SERVICE_ACCOUNT / "ca.crt",
         )
 
     async def pod_by_uid(self, uid: str) -> PodNames | None:
@@ -77,15 +91,18 @@ class InClusterKubernetesApi:
             ssl_ctx = ssl.create_default_context(cafile=str(self.ca_file))
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(
-                f"{self.base_url}/api/v1/pods", params=params, headers=headers, ssl=ssl_ctx
-            ) as resp,
-        ):
-            resp.raise_for_status()
-            body = json.loads(await resp.text())
-        return pod_names_from_list(body, uid)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(
+                    f"{self.base_url}/api/v1/pods", params=params, headers=headers, ssl=ssl_ctx
+                ) as resp,
+            ):
+                resp.raise_for_status()
+                body = json.loads(await resp.text())
+            return pod_names_from_list(body, uid)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, AttributeError) as exc:
+            raise KubernetesApiError(f"{self.base_url}: {type(exc).__name__}: {exc}") from exc
 
 
 def pod_names_from_list(body: dict[str, Any], uid: str) -> PodNames | None:
@@ -185,7 +202,8 @@ class PodResolver:
         assert self.api is not None
         try:
             names = await self.api.pod_by_uid(uid)
-        except Exception:  # network, auth, JSON: the alert goes out without names
+        except KubernetesApiError as exc:  # not cached: the next event asks again
+            log.warning("no pod names from the Kubernetes API: %s", exc)
             return None
         self._api_cache[uid] = names
         return names

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,39 @@ class PositionStore:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+class PositionSaver:
+    """Saves the pipeline's safe position when it changed, at most every `every_s` seconds
+    (unless forced: end of source, shutdown). A failed save is logged and retried next time."""
+
+    def __init__(
+        self,
+        store: PositionStore,
+        current: Callable[[], Position | None],
+        mono: Callable[[], float],
+        *,
+        saved: Position | None = None,
+        every_s: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.current = current
+        self.mono = mono
+        self.every_s = every_s
+        self.saved = saved
+        self._last_save: float | None = None
+
+    def save(self, force: bool = False) -> None:
+        pos = self.current()
+        if pos is None or pos == self.saved:
+            return
+        now = self.mono()
+        if not force and self._last_save is not None and now - self._last_save < self.every_s:
+            return
+        try:
+            self.store.save(pos)
+        except OSError as exc:
+            log.error("cannot save position to %s: %s", self.store.path, exc)
+            return
+        self.saved = replace(pos)  # a copy: the pipeline updates `pos` in place
+        self._last_save = now

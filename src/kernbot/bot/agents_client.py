@@ -14,6 +14,8 @@ from typing import TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from kernbot.errors import KernbotError
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -23,7 +25,7 @@ class AgentTarget:
     url: str
 
 
-class AgentError(Exception):
+class AgentError(KernbotError):
     def __init__(self, host: str, reason: str) -> None:
         super().__init__(f"{host}: {reason}")
         self.host = host

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from kernbot.bot import render_answers as ra
 from kernbot.bot.escape import mrkdwn
 from kernbot.bot.ports import FleetQueries, Message, UnknownHost
+from kernbot.errors import KernbotError
 from kernbot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
 
 
-class UsageError(Exception):
+class UsageError(KernbotError):
     """The command was typed wrong; the message says how to type it right."""
 
 

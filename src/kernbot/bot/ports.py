@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.wire import Listener, ProcInfo
+from kernbot.errors import KernbotError
 
 
 class PostedRef(BaseModel):
@@ -29,7 +30,7 @@ class Message(BaseModel):
     blocks: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class DeliveryError(Exception):
+class DeliveryError(KernbotError):
     """A notifier could not deliver. `retry_after` (seconds) when the service said so;
     `permanent` for errors retrying cannot fix (invalid_auth, channel_not_found)."""
 
@@ -85,9 +86,11 @@ class AgentInfo(BaseModel):
     records_lost: int = 0
 
 
-class UnknownHost(Exception):
+class UnknownHost(KernbotError):
+    """No agent by that name; `suggestions` are the close ones."""
+
     def __init__(self, host: str, suggestions: list[str]) -> None:
-        super().__init__(host)
+        super().__init__(f"no agent named {host!r}")
         self.host = host
         self.suggestions = suggestions
 

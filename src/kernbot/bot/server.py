@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
 from kernbot.bot.delivery import DeliveryHealth
 from kernbot.bot.ingest import Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
+from kernbot.bot.store.database import StoreUnavailable
 from kernbot.core.wire import EventBatch, Heartbeat
 
 log = logging.getLogger(__name__)
@@ -153,8 +155,21 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
+@web.middleware
+async def _store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database outage answers 503 with Retry-After (agents keep the events in their outbox
+    and retry), not a 500 with a driver traceback."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        resp = _error(503, f"{exc}; retry later")
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+
 def build_app(ctx: ServerContext, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_store_unavailable])
     app[CTX] = ctx
     app.router.add_post("/v1/events", post_events)
     app.router.add_post("/v1/heartbeat", post_heartbeat)

@@ -23,6 +23,7 @@ from kernbot.bot.escape import mrkdwn
 from kernbot.bot.ports import FleetQueries, UnknownHost
 from kernbot.bot.render import SILENCE_ACTIONS, decode_target
 from kernbot.bot.render_answers import render_silence, render_text, render_unknown_host
+from kernbot.errors import KernbotError
 from kernbot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
-class SlackSetupError(Exception):
+class SlackSetupError(KernbotError):
     """The Slack settings cannot work (e.g. HTTP mode without a signing secret)."""
 
 

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _serve(settings: object) -> int:
     from kernbot.agent.app import build_agent
-    from kernbot.agent.sources import SourceUnavailable
+    from kernbot.errors import KernbotError
     from kernbot.settings import AgentSettings
 
     assert isinstance(settings, AgentSettings)
@@ -30,7 +30,7 @@ async def _serve(settings: object) -> int:
         loop.add_signal_handler(sig, agent.request_stop)
     try:
         await agent.run_forever()
-    except (SourceUnavailable, OSError) as exc:  # e.g. /dev/kmsg denied, the port is taken
+    except (KernbotError, OSError) as exc:  # e.g. /dev/kmsg denied, the port is taken
         print(f"kernbot agent: {exc}", file=sys.stderr)
         return 1
     return 0

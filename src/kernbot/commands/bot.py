@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kernbot.hostport import url_host
+
 if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
@@ -128,7 +130,7 @@ class Bot:
         host, port = s.listen_host_port()
         await web.TCPSite(self._runner, host, port).start()
         bound = self._runner.addresses[0]
-        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
+        self.url = f"http://{url_host(host)}:{bound[1]}"
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="kernbot-delivery"))
         self.jobs = BotJobs(
             self.db,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import json
 import os
 import time
@@ -45,40 +44,13 @@ class HostPaths:
 
 
 def check_kmsg(paths: HostPaths) -> Finding:
+    from kernbot.agent.sources.kmsg import KmsgUnreadable, open_kmsg
+
     try:
-        fd = os.open(paths.kmsg, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return Finding(
-            "kmsg",
-            "fail",
-            f"{paths.kmsg} does not exist",
-            "mount the host's /dev/kmsg (hostPath, CharDevice) or use KERNBOT_SOURCE=journal",
-        )
-    except PermissionError as exc:
-        restrict = _read_int(paths.proc / "sys/kernel/dmesg_restrict")
-        why = "kernel.dmesg_restrict=1 and no CAP_SYSLOG" if restrict == 1 else exc.strerror
-        return Finding(
-            "kmsg",
-            "fail",
-            f"cannot open {paths.kmsg}: {why}",
-            "run the agent as root with CAP_SYSLOG (in Kubernetes the chart's default kmsg mode "
-            "runs it privileged), or `sysctl kernel.dmesg_restrict=0`, or use the unprivileged "
-            "journal mode (agent.source=journal)",
-        )
-    try:
-        os.read(fd, 8192)
-    except BlockingIOError:
-        pass
-    except OSError as exc:
-        if exc.errno not in (errno.EPIPE, errno.EINVAL):
-            return Finding(
-                "kmsg",
-                "fail",
-                f"reading {paths.kmsg}: {exc.strerror}",
-                "the container runtime denies the device: run the agent privileged",
-            )
-    finally:
-        os.close(fd)
+        fd = open_kmsg(paths.kmsg, paths.proc)
+    except KmsgUnreadable as exc:
+        return Finding("kmsg", "fail", f"cannot read {exc.path}: {exc.why}", exc.fix)
+    os.close(fd)
     return Finding(
         "kmsg", "ok", f"{paths.kmsg} is readable: this node can use the default kmsg mode"
     )

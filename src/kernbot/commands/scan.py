@@ -9,7 +9,6 @@ still scanned and their events printed).
 from __future__ import annotations
 
 import argparse
-import errno
 import gzip
 import os
 import socket
@@ -21,20 +20,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from kernbot.errors import KernbotError
+
 if TYPE_CHECKING:
     from kernbot.core.events import Event
 
 GZIP_MAGIC = b"\x1f\x8b"
-KMSG_PATH = "/dev/kmsg"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
-KMSG_BUFSIZE = 16384
-NO_LOG_ACCESS = (
-    "cannot read the kernel log: {why}. Run as root, give the process CAP_SYSLOG, "
-    "or allow everyone with `sysctl -w kernel.dmesg_restrict=0`."
-)
 
 
-class InputError(Exception):
+class InputError(KernbotError):
     """An input that cannot be read; the message names it and says why."""
 
 
@@ -93,33 +88,21 @@ def _boot_id() -> str | None:
         return None
 
 
-def read_kmsg_once(path: str = KMSG_PATH) -> tuple[list[bytes], int]:
-    """Every record now in the ring buffer as raw /dev/kmsg lines, and how many were overwritten.
+def read_kmsg_once(path: Path | None = None) -> tuple[list[bytes], int]:
+    """Every record now in the ring buffer as raw /dev/kmsg lines, and how many times records
+    were overwritten while we read; `KmsgUnreadable` (with the fix) when it cannot be read."""
+    from kernbot.agent.sources.kmsg import KMSG_PATH, open_kmsg, read_ready
 
-    One read() returns one record; EAGAIN means we reached the end; EPIPE means records were
-    overwritten while we read (count and carry on); EINVAL means the buffer was too small.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = open_kmsg(path or KMSG_PATH)
     records: list[bytes] = []
     lost = 0
-    size = KMSG_BUFSIZE
     try:
         while True:
-            try:
-                chunk = os.read(fd, size)
-            except BlockingIOError:
+            ready = read_ready(fd, limit=4096)
+            records.extend(ready.records)
+            lost += ready.overwritten
+            if ready.caught_up:
                 break
-            except OSError as exc:
-                if exc.errno == errno.EPIPE:
-                    lost += 1
-                    continue
-                if exc.errno == errno.EINVAL and size < 1 << 20:
-                    size *= 4
-                    continue
-                raise
-            if not chunk:
-                break
-            records.append(chunk)
     finally:
         os.close(fd)
     return records, lost
@@ -132,7 +115,7 @@ def _scan_kmsg(host: str | None) -> list[Event]:
     boot_id = _boot_id()
     records, lost = read_kmsg_once()
     if lost:
-        _say(f"{lost} kernel log records were overwritten while reading {KMSG_PATH}")
+        _say(f"kernel log records were overwritten {lost} time(s) while reading /dev/kmsg")
     parsed = (
         rec
         for raw in records
@@ -143,18 +126,20 @@ def _scan_kmsg(host: str | None) -> list[Event]:
 
 def _scan_live(host: str | None) -> list[Event]:
     """This host's kernel log: /dev/kmsg, else `dmesg`, else InputError naming the fix."""
+    from kernbot.agent.sources.kmsg import KmsgUnreadable
+
     try:
         return _scan_kmsg(host)
-    except OSError as exc:
-        kmsg_why = f"{KMSG_PATH}: {exc.strerror or exc}"
-    _say(f"{kmsg_why}; reading `dmesg` instead")
+    except KmsgUnreadable as exc:
+        denied = exc
+    _say(f"cannot read {denied.path}: {denied.why}; reading `dmesg` instead")
     try:
         proc = subprocess.run(["dmesg"], capture_output=True, check=False, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InputError(NO_LOG_ACCESS.format(why=f"{kmsg_why}; dmesg: {exc}")) from None
+        raise InputError(f"{denied} (`dmesg` failed too: {exc})") from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
-        raise InputError(NO_LOG_ACCESS.format(why=f"{kmsg_why}; dmesg: {err}"))
+        raise InputError(f"{denied} (`dmesg` failed too: {err})")
     from kernbot.core.prefilter import detect_bytes
 
     return detect_bytes(proc.stdout, host=host, year=datetime.now().year)

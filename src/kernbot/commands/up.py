@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kernbot.hostport import HostPortError, parse_host_port, url_host
+
 if TYPE_CHECKING:
     from kernbot.agent.app import Agent
     from kernbot.settings import AgentSettings, BotSettings, UpSettings
@@ -64,14 +66,11 @@ def load_or_create_token(state_dir: Path) -> str:
     return token
 
 
-def _host_port(listen: str) -> tuple[str, str]:
-    """`HOST:PORT` or `[V6]:PORT` -> (host without brackets, port as written)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), port
-
-
 def is_loopback(listen: str) -> bool:
-    host = _host_port(listen)[0]
+    try:
+        host = parse_host_port(listen, default_host="")[0]
+    except HostPortError:
+        return False
     if host == "localhost":
         return True
     try:
@@ -96,10 +95,10 @@ def bot_settings(up: UpSettings, token: str) -> BotSettings:
 
 def loopback_url(listen: str, port: int) -> str:
     """How this process reaches its own server: the listen host, or loopback for `0.0.0.0`."""
-    host = _host_port(listen)[0] or "127.0.0.1"
+    host = parse_host_port(listen, default_host="127.0.0.1")[0]
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{url_host(host)}:{port}"
 
 
 def agent_settings(up: UpSettings, token: str, bot_url: str) -> AgentSettings:
@@ -114,9 +113,9 @@ def agent_settings(up: UpSettings, token: str, bot_url: str) -> AgentSettings:
         "bot_url": bot_url,
         "token": SecretStr(token),
     }
-    host, port = _host_port(up.agent_listen)
-    if up.advertise_url is None and host in ("0.0.0.0", "::") and port != "0":
-        values["advertise_url"] = loopback_url(up.agent_listen, int(port))
+    host, port = parse_host_port(up.agent_listen, default_host="")
+    if up.advertise_url is None and host in ("0.0.0.0", "::") and port != 0:
+        values["advertise_url"] = loopback_url(up.agent_listen, port)
     return AgentSettings.model_construct(**values)
 
 
@@ -132,11 +131,9 @@ def check(up: UpSettings) -> list[str]:
         )
     for name, value in (("KERNBOT_LISTEN", up.listen), ("KERNBOT_AGENT_LISTEN", up.agent_listen)):
         try:
-            port = int(_host_port(value)[1])
-        except ValueError:
-            port = -1
-        if not 0 <= port <= 65535 or ":" not in value:
-            problems.append(f"{name}: expected HOST:PORT (got {value!r})")
+            parse_host_port(value)
+        except HostPortError as exc:
+            problems.append(f"{name}: {exc}")
     return problems
 
 

@@ -1,16 +1,21 @@
 """All detectors behind one `feed(record) -> events` call, with advice attached.
 
 `kernbot scan`, the agent and the tests all run records through a `Detector`: it hands every
-record to the OOM report assembler (which needs the lines between header and kill line), tries
-the SYN flood parser only on lines that contain its marker, and joins a SYN line that a mailer
-wrapped after `port`. Events come out as soon as they are known; the OOM assembler may emit
-the same event again with a higher `revision` as more of its report arrives.
+record to each registered detector (`DETECTORS`): the OOM report assembler (which needs the lines
+between header and kill line) and the SYN flood line parser (which joins a line a mailer wrapped
+after `port`). Events come out as soon as they are known; the OOM assembler may emit the same
+event again with a higher `revision` as more of its report arrives.
+
+A new kind of event found in the kernel log registers here: a factory for its detector and the
+fixed words one of its lines always contains (`keywords`, what `kernbot.core.prefilter` and the
+agent search for before parsing anything). See ARCHITECTURE.md, "Adding an event kind".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from kernbot.core.advice import advise
 from kernbot.core.events import Event
@@ -20,33 +25,41 @@ from kernbot.core.record import Record
 from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
 
 
-class Detector:
-    """Routes records to the OOM assembler and the SYN parser; attaches advice to each event."""
+class RecordDetector(Protocol):
+    @property
+    def pending(self) -> bool:
+        """True while a record that follows may change what this detector emits."""
 
-    def __init__(self, host: str | None = None, boot_id: str | None = None) -> None:
+    def feed(self, rec: Record) -> list[Event]: ...
+    def flush(self) -> list[Event]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorKind:
+    kind: str
+    make: Callable[[str | None, str | None], RecordDetector]
+    """(host, boot_id) -> a detector for one stream of records."""
+    keywords: tuple[bytes, ...]
+    """Every record that starts, continues or ends one of its events contains one of these."""
+
+
+class _SynLines:
+    """ "Possible SYN flooding on port ..." lines, including one wrapped after `port`."""
+
+    def __init__(self, host: str | None, boot_id: str | None) -> None:
         self.host = host
         self.boot_id = boot_id
-        self._oom = OomAssembler(host=host, boot_id=boot_id)
-        self._syn_head: Record | None = None
+        self._head: Record | None = None
 
     @property
     def pending(self) -> bool:
-        """True while a report or a wrapped line is half read: every next line may matter.
-
-        Besides the assembler's own `pending`, a report that was emitted early but never saw
-        its kill line (a headerless fragment) is still open and absorbs the following lines
-        until a gap or a run of unrelated lines closes it (`OomAssembler.absorbing`); skipping
-        lines then would change the result, so that counts as pending too.
-        """
-        return self._syn_head is not None or self._oom.pending or self._oom.absorbing
+        return self._head is not None
 
     def feed(self, rec: Record) -> list[Event]:
-        if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
-            return []
         out: list[Event] = []
-        head = self._syn_head
+        head = self._head
         if head is not None:
-            self._syn_head = None
+            self._head = None
             joined = replace(head, text=head.text.rstrip() + " " + rec.text.strip())
             ev = parse_syn_flood(joined, host=self.host, boot_id=self.boot_id)
             if ev is not None:
@@ -57,19 +70,97 @@ class Detector:
             if syn is not None:
                 out.append(syn)
             elif is_wrapped_head(rec.text):
-                self._syn_head = rec
-        out.extend(self._oom.feed(rec))
+                self._head = rec
+        return out
+
+    def flush(self) -> list[Event]:
+        self._head = None  # a lone wrapped head is dropped
+        return []
+
+
+class _OomReports:
+    """The OOM report assembler. Besides its own `pending`, a report that was emitted early but
+    never saw its kill line (a headerless fragment) is still open and absorbs the following lines
+    until a gap or a run of unrelated lines closes it (`OomAssembler.absorbing`); skipping lines
+    then would change the result, so that counts as pending too."""
+
+    def __init__(self, host: str | None, boot_id: str | None) -> None:
+        self._asm = OomAssembler(host=host, boot_id=boot_id)
+
+    @property
+    def pending(self) -> bool:
+        return self._asm.pending or self._asm.absorbing
+
+    def feed(self, rec: Record) -> list[Event]:
+        return list(self._asm.feed(rec))
+
+    def flush(self) -> list[Event]:
+        return list(self._asm.flush())
+
+
+OOM_KEYWORDS: tuple[bytes, ...] = (
+    b" invoked oom-killer: ",
+    b"oom-kill:",
+    b"Killed process ",
+    b"ill process ",
+    b"Kernel panic - not syncing: ",
+    b"oom_reaper: ",
+    b"are going to be killed due to memory.oom.group",
+    b"Tasks state (memory values in pages)",
+    b"tgid total_vm",
+    b" mems_allowed=",
+    b"Task in ",
+    b"killed as a result of limit",
+    b"Memory limit reached of cgroup",
+    b"kB, failcnt ",
+    b"Memory cgroup stats for ",
+)
+"""The starters of `kernbot.core.oom.report`: header, cpuset, memcg counters, `Task in`, table
+header, kill, reaper, group and panic lines."""
+
+DETECTORS: tuple[DetectorKind, ...] = (
+    DetectorKind("syn_flood", _SynLines, (b"SYN flooding on port",)),
+    DetectorKind("oom_kill", _OomReports, OOM_KEYWORDS),
+)
+"""Every detector over kernel log records, in the order they see each record."""
+
+
+class Detector:
+    """Routes records to every registered detector; attaches advice to each event."""
+
+    def __init__(
+        self, host: str | None = None, boot_id: str | None = None, *, advise: bool = True
+    ) -> None:
+        self.host = host
+        self.boot_id = boot_id
+        self.advise = advise
+        """False in the agent, whose pipeline advises once, after enrichment."""
+        self._detectors = [d.make(host, boot_id) for d in DETECTORS]
+
+    @property
+    def pending(self) -> bool:
+        """True while a report or a wrapped line is half read: every next line may matter."""
+        return any(d.pending for d in self._detectors)
+
+    def feed(self, rec: Record) -> list[Event]:
+        if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
+            return []
+        out: list[Event] = []
+        for det in self._detectors:
+            out.extend(det.feed(rec))
         return self._advised(out)
 
     def flush(self) -> list[Event]:
-        """Emit what is still pending (a truncated OOM report); a lone wrapped head is dropped."""
-        self._syn_head = None
-        return self._advised(list(self._oom.flush()))
+        """Emit what is still pending (a truncated OOM report)."""
+        out: list[Event] = []
+        for det in self._detectors:
+            out.extend(det.flush())
+        return self._advised(out)
 
-    @staticmethod
-    def _advised(events: list[Event]) -> list[Event]:
-        for ev in events:
-            ev.advice = advise(ev)
+    def _advised(self, events: list[Event]) -> list[Event]:
+        if self.advise:
+            for ev in events:
+                ev.advice = advise(ev)
         return events
 
 

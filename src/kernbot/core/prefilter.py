@@ -15,32 +15,14 @@ import ctypes
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from kernbot.core.detector import Detector, FinalRevisions
+from kernbot.core.detector import DETECTORS, Detector, FinalRevisions
 from kernbot.core.events import Event
 from kernbot.core.formats.reader import LineReader
 from kernbot.core.record import Record
 
-KEYWORDS: tuple[bytes, ...] = (
-    b" invoked oom-killer: ",
-    b"oom-kill:",
-    b"Killed process ",
-    b"ill process ",
-    b"Kernel panic - not syncing: ",
-    b"oom_reaper: ",
-    b"are going to be killed due to memory.oom.group",
-    b"Tasks state (memory values in pages)",
-    b"tgid total_vm",
-    b" mems_allowed=",
-    b"Task in ",
-    b"killed as a result of limit",
-    b"Memory limit reached of cgroup",
-    b"kB, failcnt ",
-    b"Memory cgroup stats for ",
-    b"SYN flooding on port",
-)
-"""Every line that can start (or, alone, make) an event contains one of these: the starters of
-`kernbot.core.oom.report` (header, cpuset, memcg counters, `Task in`, table header, kill,
-reaper, group and panic lines) and the SYN flood marker. Long needles search faster."""
+KEYWORDS: tuple[bytes, ...] = tuple(k for d in DETECTORS for k in d.keywords)
+"""Every line that can start (or, alone, make) an event contains one of these: the keywords each
+detector registers in `kernbot.core.detector.DETECTORS`. Long needles search faster."""
 
 JSON_PRETTY = b'"dmesg"'
 """Pretty-printed `dmesg --json` spreads records over lines with file-wide state: no skipping."""

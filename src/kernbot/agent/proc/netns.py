@@ -14,12 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kernbot.errors import KernbotError
+
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 
 
-class NetnsError(OSError):
+class NetnsError(KernbotError, OSError):
     """Could not enter the namespace (not root, no CAP_SYS_ADMIN, pid gone...)."""
 
 

@@ -15,9 +15,10 @@ from typing import Protocol
 
 from kernbot.agent.position import Position
 from kernbot.core.record import Record
+from kernbot.errors import KernbotError
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailable(KernbotError):
     """The source cannot be opened; the message names the fix."""
 
 
@@ -70,7 +71,7 @@ SourceFactory = Callable[[SourceConfig], Source]
 def _kmsg(cfg: SourceConfig) -> Source:
     from kernbot.agent.sources.kmsg import KmsgSource
 
-    return KmsgSource(Path(cfg.arg or "/dev/kmsg"), cfg.boot_id, cfg.resume)
+    return KmsgSource(Path(cfg.arg or "/dev/kmsg"), cfg.boot_id, cfg.resume, cfg.proc_root)
 
 
 def _journal(cfg: SourceConfig) -> Source:

@@ -1,4 +1,6 @@
-"""/dev/kmsg: the kernel's own ring buffer, one whole record per read().
+"""/dev/kmsg: the kernel's own ring buffer, one whole record per read(). The one reader of it:
+the agent's source, `kernbot scan` without files and `kernbot doctor` all open it with
+`open_kmsg` (one message when it cannot be read, naming the fix) and read with `read_ready`.
 
 Non-blocking reads driven by the event loop's poll. EPIPE means the ring buffer overwrote records
 since our last read: the sequence gap is counted as lost and reading carries on. After a restart,
@@ -8,10 +10,12 @@ records up to the saved (boot_id, seq) are skipped so nothing is handled twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernbot.agent.position import Position
@@ -23,11 +27,102 @@ READ_SIZE = 16384
 """Larger than any record (the kernel caps one at ~8 KiB); a smaller buffer gives EINVAL."""
 MAX_BATCH = 512
 
-DENIED_HELP = (
-    "cannot read {path}: {err}. The agent needs CAP_SYSLOG (run as root, or a privileged "
-    "container) or kernel.dmesg_restrict=0 (sysctl -w kernel.dmesg_restrict=0); alternatively "
-    "read the journal instead: KERNBOT_SOURCE=journal, or KERNBOT_FALLBACK_SOURCE=journal."
-)
+KMSG_PATH = Path("/dev/kmsg")
+
+
+class KmsgUnreadable(SourceUnavailable):
+    """/dev/kmsg cannot be read here: `why` (the cause) and `fix` (what to do instead)."""
+
+    def __init__(self, path: Path, why: str, fix: str) -> None:
+        super().__init__(f"cannot read {path}: {why}. {fix}")
+        self.path = path
+        self.why = why
+        self.fix = fix
+
+
+def _unreadable(path: Path, exc: OSError, proc_root: Path) -> KmsgUnreadable:
+    if isinstance(exc, FileNotFoundError):
+        return KmsgUnreadable(
+            path,
+            "it does not exist",
+            "Mount the host's /dev/kmsg (hostPath, CharDevice); the agent can read the journal "
+            "instead: KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal).",
+        )
+    why = exc.strerror or str(exc)
+    if isinstance(exc, PermissionError):
+        try:
+            restrict = (proc_root / "sys/kernel/dmesg_restrict").read_text().strip()
+        except OSError:
+            restrict = ""
+        if restrict == "1":
+            why = f"{why} (kernel.dmesg_restrict=1 and no CAP_SYSLOG)"
+    return KmsgUnreadable(
+        path,
+        why,
+        "Run as root with CAP_SYSLOG (in a container: privileged), or allow everyone with "
+        "`sysctl -w kernel.dmesg_restrict=0`; the agent can read the journal instead: "
+        "KERNBOT_SOURCE=journal (or KERNBOT_FALLBACK_SOURCE=journal).",
+    )
+
+
+def open_kmsg(path: Path = KMSG_PATH, proc_root: Path = Path("/proc")) -> int:
+    """A non-blocking fd on /dev/kmsg at its oldest record, or `KmsgUnreadable`.
+
+    One probe read checks what opening cannot (a container runtime's device policy refuses the
+    read, not the open); the fd is then rewound to the oldest record, so nothing is skipped.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(path, exc, proc_root) from exc
+    try:
+        os.read(fd, READ_SIZE)
+    except (BlockingIOError, BrokenPipeError):
+        pass
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            os.close(fd)
+            raise _unreadable(path, exc, proc_root) from exc
+    with contextlib.suppress(OSError):  # every kernel since 3.5 can; a stand-in file too
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@dataclass(slots=True)
+class Ready:
+    """What one `read_ready` call got."""
+
+    records: list[bytes] = field(default_factory=list)
+    overwritten: int = 0
+    """Times the kernel said records were overwritten before they were read (EPIPE)."""
+    unreadable: int = 0
+    """Records too long for the buffer (EINVAL), skipped."""
+    caught_up: bool = False
+    """True when the ring buffer has nothing more right now (EAGAIN) or the file ended."""
+
+
+def read_ready(fd: int, limit: int = MAX_BATCH) -> Ready:
+    """Up to `limit` raw records that can be read without blocking."""
+    out = Ready()
+    while len(out.records) < limit:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            out.caught_up = True
+            break
+        except BrokenPipeError:
+            out.overwritten += 1
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                out.unreadable += 1
+                continue
+            raise
+        if not data:
+            out.caught_up = True
+            break
+        out.records.append(data)
+    return out
 
 
 def _seq_of(raw: str) -> int | None:
@@ -41,8 +136,15 @@ def _seq_of(raw: str) -> int | None:
 class KmsgSource:
     name = "kmsg"
 
-    def __init__(self, path: Path, boot_id: str | None, resume: Position | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        boot_id: str | None,
+        resume: Position | None,
+        proc_root: Path = Path("/proc"),
+    ) -> None:
         self.path = path
+        self.proc_root = proc_root
         self.boot_id = boot_id
         self.healthy = False
         self.error: str | None = None
@@ -55,10 +157,10 @@ class KmsgSource:
 
     async def open(self) -> None:
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            self.error = DENIED_HELP.format(path=self.path, err=exc.strerror or exc)
-            raise SourceUnavailable(self.error) from exc
+            self._fd = open_kmsg(self.path, self.proc_root)
+        except KmsgUnreadable as exc:
+            self.error = str(exc)
+            raise
         self.healthy = True
 
     async def batches(self) -> AsyncIterator[Batch]:
@@ -75,20 +177,9 @@ class KmsgSource:
         try:
             while True:
                 batch = Batch(backlog=backlog and self._first_start)
-                caught_up = False
-                while len(batch.items) < MAX_BATCH:
-                    try:
-                        data = os.read(fd, READ_SIZE)
-                    except BlockingIOError:
-                        caught_up = True
-                        break
-                    except BrokenPipeError:
-                        continue  # overwritten records: the seq gap of the next read counts them
-                    except OSError as exc:
-                        if exc.errno == errno.EINVAL:
-                            batch.garbled += 1
-                            continue
-                        raise
+                ready = read_ready(fd)
+                batch.garbled += ready.unreadable
+                for data in ready.records:
                     raw = data.decode("utf-8", errors="replace")
                     seq = _seq_of(raw)
                     if seq is not None:
@@ -106,6 +197,7 @@ class KmsgSource:
                         batch.garbled += 1
                     pos = Position(source=self.name, boot_id=self.boot_id, seq=self._last_seq)
                     batch.items.append(Item(records=records, position=pos))
+                caught_up = ready.caught_up
                 yield batch
                 if caught_up:
                     backlog = False

@@ -18,9 +18,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernbot.bot.store.json_text import serialize
+from kernbot.errors import KernbotError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(KernbotError):
     """The database cannot be reached or upgraded; the message says which URL and why."""
 
 
@@ -77,15 +79,18 @@ class Database:
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    def unavailable(self, exc: OperationalError | InterfaceError) -> StoreUnavailable:
+        """The driver's "cannot reach / cannot use the database" as kernbot's error (the URL
+        without its password, the driver's first line)."""
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return StoreUnavailable(f"database {_safe_url(self.url)}: {reason}")
+
     def migrate(self) -> None:
         """Bring the schema to the newest version (Alembic, configured in code)."""
-        from sqlalchemy.exc import OperationalError
-
         try:
             self._migrate()
         except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            raise StoreUnavailable(f"database {_safe_url(self.url)}: {reason}") from exc
+            raise self.unavailable(exc) from exc
 
     def _migrate(self) -> None:
         from kernbot.bot.migrations import upgrade
@@ -110,13 +115,17 @@ class Database:
             yield session
 
     async def run(self, fn: Callable[[Session], T], *, decide: bool = False) -> T:
-        """Run `fn` in one transaction on a worker thread."""
+        """Run `fn` in one transaction on a worker thread. A database that cannot be reached or
+        used (the driver's OperationalError/InterfaceError) raises `StoreUnavailable`."""
 
         def _work() -> T:
             with self.transaction(decide=decide) as session:
                 return fn(session)
 
-        return await asyncio.to_thread(_work)
+        try:
+            return await asyncio.to_thread(_work)
+        except (OperationalError, InterfaceError) as exc:
+            raise self.unavailable(exc) from exc
 
     @asynccontextmanager
     async def singleton(self, name: str) -> AsyncIterator[bool]:
