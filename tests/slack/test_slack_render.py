@@ -109,7 +109,7 @@ def test_syn_alert_shows_listener_counters_verdict_sysctls_episode() -> None:
     assert "accept queue 0/511, SYN\u02cdRECV 256" in body or "SYN_RECV 256" in body
     assert "SyncookiesSent" in body and "1875.0/s" in body
     assert "net.ipv4.tcp\u02cdsyncookies" in body or "net.ipv4.tcp_syncookies" in body
-    assert "spoofed SYNs" in body and "ongoing" in body and "peak" in body
+    assert "spoofed SYNs" in body and "ongoing" in body and "Peak rates" in body
     assert "×2" in msg.blocks[0]["text"]["text"]
     assert validate_blocks(msg.blocks) == []
     dropping = joined(render.render_alert(AlertView(event=sample_syn(action="drop", addr=None))))
@@ -122,8 +122,9 @@ def test_hostile_names_are_inert_everywhere(name: str) -> None:
     for message in (render.render_alert(view), render.render_thread_reply(view)):
         assert_inert(message, name)
     syn = sample_syn(host=name, proto=name)
-    syn.context["listener"]["comm"] = name
-    syn.context["verdict"] = name
+    assert syn.context.listener is not None
+    syn.context.listener.comm = name
+    syn.context.verdict = name
     assert_inert(render.render_alert(AlertView(event=syn)), name)
     assert_inert(
         render.render_notice(
@@ -220,7 +221,7 @@ def test_ended_syn_episode_shows_peak_rates_and_duration_not_zero_rates() -> Non
             "verdict": "attack",
         },
     )
-    ev.advice = advise(ev, ev.context)
+    ev.advice = advise(ev)
     text = str(render.render_alert(AlertView(event=ev)).blocks)
     assert "Peak rates" in text
     assert "812.5" in text

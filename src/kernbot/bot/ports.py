@@ -11,8 +11,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
-from kernbot.core.wire import Listener, ProcInfo
 from kernbot.errors import KernbotError
 
 
@@ -108,7 +108,7 @@ class OomHostAnswer(HostAnswer):
     events: list[OomKillEvent] = Field(default_factory=list)
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
-    psi: dict[str, Any] = Field(default_factory=dict)
+    psi: Psi = Field(default_factory=Psi)
     risks: list[OomRiskEvent] = Field(default_factory=list)
     """Open OOM-risk episodes on the host now, worst first."""
 

@@ -7,7 +7,7 @@ screen readers) carries the one-line summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -19,7 +19,6 @@ from kernbot.bot.ports import AlertView, Message, Notice
 from kernbot.bot.render_risk import render_risk_alert
 from kernbot.core.events import Advice, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.risk.summary import headline, warned_before
-from kernbot.core.wire import Listener
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}
 """action_id of each Silence button -> how long it silences (seconds)."""
@@ -216,11 +215,7 @@ def _oom_alert(view: AlertView, event: OomKillEvent) -> Message:
 
 
 def _listener_text(event: SynFloodEvent) -> str:
-    raw = event.context.get("listener")
-    try:
-        lst = Listener.model_validate(raw) if isinstance(raw, dict) else None
-    except ValueError:
-        lst = None
+    lst = event.context.listener
     addr = event.addr or "*"
     where = f"`{mrkdwn(f'[{addr}]' if ':' in addr else addr)}:{event.port}`"
     if lst is None:
@@ -232,7 +227,7 @@ def _listener_text(event: SynFloodEvent) -> str:
     return f"{where} {owner}{queue}"
 
 
-def _table(values: dict[str, Any], unit: str = "") -> str:
+def _table(values: Mapping[str, float], unit: str = "") -> str:
     return "\n".join(f"{k:<24} {v}{unit}" for k, v in values.items())
 
 
@@ -252,16 +247,19 @@ def _syn_alert(view: AlertView, event: SynFloodEvent) -> Message:
         ("When", mrkdwn(event.time or "unknown")),
         ("Episode", _episode_text(event)),
     ]
-    verdict = event.context.get("verdict_text") or event.context.get("verdict")
+    verdict = event.context.verdict_text or event.context.verdict
     if verdict:
         pairs.append(("Verdict", describe(verdict)))
     blocks: list[Block] = [bk.header(plain(title)), bk.section(summary), *bk.fields(pairs)]
-    tables = [("Peak rates", "peak_rates", "/s"), ("Sysctls", "sysctls", "")]
+    ctx = event.context
+    tables: list[tuple[str, Mapping[str, float], str]] = [
+        ("Peak rates", ctx.peak_rates, "/s"),
+        ("Sysctls", ctx.sysctls, ""),
+    ]
     if event.episode != "ended":
-        tables.insert(0, ("Counters now", "counter_rates", "/s"))
-    for label, key, unit in tables:
-        values = event.context.get(key)
-        if isinstance(values, dict) and values:
+        tables.insert(0, ("Counters now", ctx.counter_rates, "/s"))
+    for label, values, unit in tables:
+        if values:
             head = f"*{label}*\n"
             text = code_block(_table(values, unit), bk.SECTION_MAX - len(head))
             blocks.append(bk.section(head + text))
@@ -277,14 +275,11 @@ def _syn_alert(view: AlertView, event: SynFloodEvent) -> Message:
 
 def _episode_text(event: SynFloodEvent) -> str:
     text = mrkdwn(event.episode or "seen once in the log")
-    extra = event.context.get("episode")
-    if extra:
-        text += f" ({describe(extra)})"
-    started = event.context.get("started")
+    started = event.context.started
     if started:
         text += f", started {describe(started)}"
-    duration = event.context.get("duration_s")
-    if isinstance(duration, int | float) and not isinstance(duration, bool):
+    duration = event.context.duration_s
+    if duration is not None:
         text += (
             f", lasted {int(duration)} s"
             if event.episode == "ended"

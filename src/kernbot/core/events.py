@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kernbot.core.context import OomContext, SynContext
 
 WIRE_VERSION = 1
+"""The wire MAJOR version: a receiver refuses bodies with a higher one (fields it cannot know
+changed meaning); additions within a major are extra fields, which every model keeps."""
 MAX_LINES = 400
 """At most this many raw lines are kept on an event (the task table of a big host is thousands)."""
 
@@ -40,7 +44,28 @@ class Victim(_Model):
     oom_score: int | None = None
     """Computed like the kernel's oom_badness() on the /proc/PID/oom_score scale of that era."""
     printed_score: int | None = None
-    """The `score N` the kernel printed (old kernels only)."""
+    """The `score N` the kernel printed (old kernels only): a memory cgroup OOM prints it on
+    that cgroup's scale, not /proc's."""
+    pgtables_bytes_labelled_kb: bool = False
+    """The kernel printed page-table bytes under a `kB` label (5.x bug); `pgtables_kb` is fixed."""
+
+
+class ProcessRef(_Model):
+    """A process named by a report line beside the victim."""
+
+    pid: int | None = None
+    comm: str | None = None
+
+
+class ContainerOwner(_Model):
+    """A non-Kubernetes owner of the cgroup: a container, an LXC guest or a systemd unit."""
+
+    kind: str
+    """`container`, `lxc`, `systemd-unit`, `user-session` or `root`."""
+    runtime: str | None = None
+    container_id: str | None = None
+    lxc_id: str | None = None
+    unit: str | None = None
 
 
 class Memcg(_Model):
@@ -52,6 +77,10 @@ class Memcg(_Model):
     failcnt: int | None = None
     swap_usage_kb: int | None = None
     swap_limit_kb: int | None = None
+    memsw_usage_kb: int | None = None
+    """cgroup v1 memory+swap counter."""
+    memsw_limit_kb: int | None = None
+    memsw_failcnt: int | None = None
 
 
 class Kubernetes(_Model):
@@ -109,6 +138,17 @@ class Advice(_Model):
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
+class Finding(_Model):
+    """One likely cause of an OOM kill (ARCHITECTURE.md: `diagnosis`), most likely first."""
+
+    cause: str
+    """A code (`memcg_limit`, `one_process`, `slab`...); codes are added, never renamed."""
+    summary: str
+    """One sentence with the numbers."""
+    evidence: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+    """The numbers and where in the report they came from."""
+
+
 class _EventBase(_Model):
     version: int = WIRE_VERSION
     id: str | None = None
@@ -123,9 +163,18 @@ class _EventBase(_Model):
     seq: int | None = None
     lines: list[str] = Field(default_factory=list)
     advice: list[Advice] = Field(default_factory=list)
-    context: dict[str, Any] = Field(default_factory=dict)
-    """Live host context added by the agent (meminfo, PSI, top oom_scores, listener,
-    counters...)."""
+    history: bool = False
+    """Read from the log's past (before the agent started, or too old): kept, never alerted."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_from_context(cls, data: Any) -> Any:
+        """Agents before the typed contract sent the history flag as `context.history`."""
+        if isinstance(data, dict) and "history" not in data:
+            ctx = data.get("context")
+            if isinstance(ctx, dict) and ctx.get("history") is True:
+                data = {**data, "history": True}
+        return data
 
 
 class OomKillEvent(_EventBase):
@@ -153,6 +202,24 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    exiting_victims: list[ProcessRef] = Field(default_factory=list)
+    """`OOM victim ... is already exiting`: the kernel waited instead of killing another."""
+    mm_pinned_by: ProcessRef | None = None
+    """The victim's memory is shared with this process, so it could not be reaped yet."""
+    sysrq: bool = False
+    """Triggered by hand (SysRq-f / `echo f > /proc/sysrq-trigger`), not by a shortage."""
+    sysrq_ignored: str | None = None
+    """Why the kernel ignored a manual OOM request, as printed."""
+    lines_omitted: int = 0
+    """Lines of the report dropped beyond MAX_LINES."""
+    group_path: str | None = None
+    """memory.oom.group: the cgroup whose tasks were all killed."""
+    container: ContainerOwner | None = None
+    """The cgroup's owner when it is not a Kubernetes pod."""
+    diagnosis: list[Finding] = Field(default_factory=list)
+    """Likely causes, most likely first (ARCHITECTURE.md, "Event JSON")."""
+    context: OomContext = Field(default_factory=OomContext)
+    """Live host context added by the agent."""
     risk_id: str | None = None
     """The `oom_risk` episode that warned about this cgroup before the kill, when there was one."""
     risk_started: str | None = None
@@ -170,10 +237,13 @@ class SynFloodEvent(_EventBase):
     `request_sock_subflow_v4`..."""
     episode: Literal["start", "ongoing", "ended"] | None = None
     """Set by the agent when it tracks the flood through the TcpExt counters."""
+    context: SynContext = Field(default_factory=SynContext)
+    """Live host context added by the agent."""
 
 
-class Psi(_Model):
-    """Memory pressure stall information (percent of the last 10 s stalled)."""
+class PsiAvg10(_Model):
+    """An OOM-risk sample's memory pressure: percent of the last 10 s some or all tasks stalled
+    (the richer host PSI of a kill's context is kernbot.core.context.Psi)."""
 
     some_avg10: float | None = None
     full_avg10: float | None = None
@@ -183,16 +253,6 @@ class TopProcess(_Model):
     pid: int
     comm: str = ""
     rss_kb: int | None = None
-
-
-class ContainerRef(_Model):
-    """A non-Kubernetes owner of a cgroup (kernbot.core.cgroup_identity.Container)."""
-
-    kind: str
-    runtime: str | None = None
-    container_id: str | None = None
-    lxc_id: str | None = None
-    unit: str | None = None
 
 
 RiskState = Literal["start", "ongoing", "ended", "killed"]
@@ -206,14 +266,14 @@ class OomRiskEvent(_EventBase):
     state: RiskState = "start"
     cgroup: str = "/"
     kubernetes: Kubernetes | None = None
-    container: ContainerRef | None = None
+    container: ContainerOwner | None = None
     usage_kb: int | None = None
     working_set_kb: int | None = None
     limit_kb: int | None = None
     growth_kb_per_s: float | None = None
     eta_s: float | None = None
     """Seconds to the limit at the current growth; None when not growing."""
-    psi: Psi | None = None
+    psi: PsiAvg10 | None = None
     top: list[TopProcess] = Field(default_factory=list)
     kill_id: str | None = None
     """The `oom_kill` event that ended the episode (state `killed`)."""

@@ -8,9 +8,6 @@ that grows. Commands are copy-pasted by people, so kernel-sourced names go throu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from kernbot.core.advice.parts import MIB, mib, q
 from kernbot.core.events import Advice, OomRiskEvent
 
@@ -53,7 +50,7 @@ def _raise_commands(ev: OomRiskEvent, new_kb: int) -> list[str]:
     ]
 
 
-def advise_risk(ev: OomRiskEvent, context: Mapping[str, Any]) -> list[Advice]:
+def advise_risk(ev: OomRiskEvent) -> list[Advice]:
     out: list[Advice] = []
     if ev.state in ("ended", "killed"):
         return out

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kernbot.core.cgroup_identity import identify, identify_container
-from kernbot.core.events import ContainerRef, OomKillEvent, OomRiskEvent, Psi, RiskState
+from kernbot.core.events import ContainerOwner, OomKillEvent, OomRiskEvent, PsiAvg10, RiskState
 from kernbot.core.risk.assess import Assessment, RiskSettings, assess
 from kernbot.core.risk.sample import MemSample, Series
 from kernbot.core.risk.summary import severity
@@ -245,7 +245,7 @@ class RiskTracker:
             cgroup=sample.cgroup,
             kubernetes=identify(sample.cgroup),
             container=(
-                ContainerRef(
+                ContainerOwner(
                     kind=container.kind,
                     runtime=container.runtime,
                     container_id=container.container_id,
@@ -294,7 +294,7 @@ class RiskTracker:
         ev.growth_kb_per_s = round(a.growth_kb_per_s, 3) if a.growth_kb_per_s is not None else None
         ev.eta_s = round(a.eta_s, 1) if a.eta_s is not None else None
         ev.psi = (
-            Psi(some_avg10=sample.psi_some, full_avg10=sample.psi_full)
+            PsiAvg10(some_avg10=sample.psi_some, full_avg10=sample.psi_full)
             if sample.psi_some is not None or sample.psi_full is not None
             else None
         )
