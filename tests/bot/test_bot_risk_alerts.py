@@ -38,7 +38,10 @@ async def test_one_message_per_episode_updated_to_killed(pipeline: Pipeline) -> 
     assert "at 93 % of 512 MiB" in top[0][1].text
     last = [m for ref, m in pipeline.notifier.updates if ref == warning_ref][-1]
     assert "OOM killer struck" in str(last.blocks) and "b00t:4711" in str(last.blocks)
-    assert "warned" in str(top[1][1].blocks)
+    # each points at the other: the channel (a link in Slack) and when it was posted
+    assert "see the OOM kill alert for `b00t:4711` (posted in <#C0ALERTS> at " in str(last.blocks)
+    assert "4 min earlier" in str(top[1][1].blocks) and "kernbot warned" in str(top[1][1].blocks)
+    assert "(posted in <#C0ALERTS> at " in str(top[1][1].blocks)
 
 
 async def test_silenced_pod_and_routed_kind(db: Database, clock: FakeClock) -> None:

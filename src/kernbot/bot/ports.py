@@ -62,6 +62,8 @@ class AlertView(BaseModel):
     kills_24h_host: int | None = None
     kills_24h_pod: int | None = None
     silenced_until: str | None = None
+    related: PostedRef | None = None
+    """The other alert of an OOM-risk warning and its kill (each names the other), if posted."""
 
 
 class Notice(BaseModel):

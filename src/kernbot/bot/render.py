@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import Block
 from kernbot.bot import blocks as bk
 from kernbot.bot.escape import code_block, mrkdwn, plain, truncate
 from kernbot.bot.ports import AlertView, Message, Notice
-from kernbot.bot.render_risk import render_risk_alert
+from kernbot.bot.render_risk import posted_where, render_risk_alert
 from kernbot.core.events import Advice, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.risk.summary import headline, warned_before
 
@@ -204,7 +204,10 @@ def _oom_alert(view: AlertView, event: OomKillEvent) -> Message:
         notes.append("⚠ counted by the kernel, log lines lost")
     warned = warned_before(event)
     if warned is not None:
-        notes.append(f"⚠️ kernbot warned {warned} earlier (risk {mrkdwn(event.risk_id)})")
+        notes.append(
+            f"⚠️ kernbot warned {warned} earlier (risk {mrkdwn(event.risk_id)})"
+            + posted_where(view.related)
+        )
     if view.silenced_until:
         notes.append(f"silenced until {mrkdwn(view.silenced_until)}")
     if event.id:

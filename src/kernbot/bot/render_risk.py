@@ -6,11 +6,14 @@ is escaped here like every other kernel-sourced string.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 from slack_sdk.models.blocks import Block
 
 from kernbot.bot import blocks as bk
 from kernbot.bot.escape import code_block, mrkdwn, plain
-from kernbot.bot.ports import AlertView, Message
+from kernbot.bot.ports import AlertView, Message, PostedRef
 from kernbot.core.events import OomRiskEvent
 from kernbot.core.risk.summary import duration, headline, who
 
@@ -20,6 +23,22 @@ _STATE = {
     "ended": "over: back under the end threshold",
     "killed": "the OOM killer struck",
 }
+
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+def posted_where(ref: PostedRef | None) -> str:
+    """` (posted in #channel at 09:15:03 UTC)` for the other alert of a warning/kill pair: a
+    channel mention Slack links, and the time to find it by; empty when it is not posted yet."""
+    if ref is None:
+        return ""
+    channel = f"<#{ref.channel}>" if _CHANNEL_ID.match(ref.channel) else mrkdwn(ref.channel)
+    try:
+        at = datetime.fromtimestamp(float(ref.ts), UTC).strftime(" at %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        at = ""
+    return f" (posted in {channel}{at})"
 
 
 def _kb(kb: int | None) -> str:
@@ -60,7 +79,8 @@ def render_risk_alert(
     if ev.state == "killed":
         blocks.append(
             bk.section(
-                f"Killed: see the OOM kill alert for `{mrkdwn(ev.kill_id or '?')}` in this channel."
+                f"Killed: see the OOM kill alert for `{mrkdwn(ev.kill_id or '?')}`"
+                f"{posted_where(view.related)}."
             )
         )
     if ev.top:
