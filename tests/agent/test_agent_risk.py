@@ -50,6 +50,9 @@ async def test_warning_then_the_kill_names_it_and_ends_it(tmp_path: Path) -> Non
         start = risks[0]
         assert start["kubernetes"]["pod_uid"] == "94eb36cd-29e1-478b-b365-4cb5dfc7d6fb"
         assert start["advice"], "advised like every event"
+        metrics = h.agent.metrics.render().decode()
+        assert "kernbot_agent_oom_risk_cgroups 2.0" in metrics
+        assert "kernbot_agent_oom_risk_open 1.0" in metrics
 
         h.sources.current.push(MEMCG_OOM)
         for _ in range(500):

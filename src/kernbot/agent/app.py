@@ -88,10 +88,11 @@ def _reconciler(
     return OomReconciler(host, boot_id, accounted)
 
 
-def _risk_sampler(
-    settings: AgentSettings, proc_root: Path, host: str, boot_id: str | None
-) -> RiskSampler | None:
-    """OOM-risk warnings (kernbot.agent.risk); None when `risk_sample_interval_s` is 0."""
+def _risk_stage(
+    settings: AgentSettings, proc_root: Path, host: str, boot_id: str | None, clock: Clock
+) -> RiskStage | None:
+    """OOM-risk warnings (kernbot.agent.risk) with the episodes a previous run left open;
+    None when `risk_sample_interval_s` is 0."""
     if settings.risk_sample_interval_s <= 0:
         return None
     from kernbot.agent.cgroups import CgroupReader
@@ -105,13 +106,15 @@ def _risk_sampler(
         end_after_s=settings.risk_end_after_s,
         window_s=settings.risk_window_s,
     )
-    return RiskSampler(
+    sampler = RiskSampler(
         reader=CgroupReader(settings.cgroup_root),
         tracker=RiskTracker(host=host, boot_id=boot_id, settings=risk),
         proc_root=proc_root,
         state_path=settings.state_dir / "oom_risk.json",
         discover_s=settings.risk_discover_interval_s,
     )
+    sampler.load(clock.wall())
+    return RiskStage(sampler, clock.wall)
 
 
 class Agent:
@@ -162,12 +165,11 @@ class Agent:
         )
         self.syn_episodes = SynEpisodes(self.syn_tracker, proc, clock.wall)
         self.pod_names = ApiPodNames(self.enricher)
-        self.risk = _risk_sampler(settings, proc.root, self.host, self.boot_id)
-        self.risk_stage = RiskStage(self.risk, clock.wall) if self.risk is not None else None
-        stages: list[Stage] = [self.syn_episodes]
-        if self.risk_stage is not None:
-            stages.append(self.risk_stage)  # before enrichment: the `killed` update is enriched
-        stages += [Enrich(self.enricher), self.pod_names, Advise()]
+        self.risk_stage = _risk_stage(settings, proc.root, self.host, self.boot_id, clock)
+        self.risk: RiskSampler | None = self.risk_stage.sampler if self.risk_stage else None
+        # OOM risk before enrichment: the `killed` update a kill brings is enriched too
+        risk_stages: list[Stage] = [self.risk_stage] if self.risk_stage is not None else []
+        stages = [self.syn_episodes, *risk_stages, Enrich(self.enricher), self.pod_names, Advise()]
         if self.reconciler is not None:
             stages.append(KillAccounting(self.reconciler))
         self.pipeline = Pipeline(
@@ -222,8 +224,8 @@ class Agent:
         """Periodic jobs (interval s, name, coroutine); add one here, it starts with the agent."""
         if self.reconciler is not None:
             self.jobs.append((RECONCILE_EVERY_S, "oom-reconcile", self.reconcile))
-        if self.risk is not None and self.risk_stage is not None:
-            self.risk.load(clock.wall())
+        if self.risk_stage is not None:
+            self.metrics.bind_risk(self.risk_stage.watched, self.risk_stage.sampler.open_count)
             self.jobs.append((settings.risk_sample_interval_s, "oom-risk", self.risk_stage.sample))
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None

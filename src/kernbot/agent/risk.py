@@ -116,6 +116,9 @@ class RiskSampler:
             self._save()
         return ev
 
+    def open_count(self) -> int:
+        return self.tracker.open_count()
+
     def risks(self) -> list[OomRiskEvent]:
         """Open episodes, worst first."""
         return self.tracker.open_episodes()
@@ -136,6 +139,10 @@ class RiskStage:
             return [ev]
         killed = self.sampler.on_kill(ev, self.wall())
         return [ev] if killed is None else [ev, killed]
+
+    def watched(self) -> int:
+        """Memory cgroups with a limit being sampled now."""
+        return len(self.sampler.reader.cgroups)
 
     async def sample(self) -> None:
         """One round of sampling (a periodic job)."""

@@ -88,6 +88,9 @@ class RiskTracker:
             last.percent >= self.settings.eta_min_percent or last.growth_kb_per_s is not None
         )
 
+    def open_count(self) -> int:
+        return sum(1 for tr in self._tracks.values() if tr.episode is not None)
+
     def open_episodes(self) -> list[OomRiskEvent]:
         """The latest revision of every open episode, worst first (`summary.severity`)."""
         out = [tr.episode.event.model_copy(deep=True) for tr in self._tracks.values() if tr.episode]
