@@ -95,3 +95,21 @@ def test_a_broken_state_file_is_ignored(tmp_path: Path) -> None:
     s = _sampler(cg, proc, state)
     _usage(cg, 125)
     assert [e.state for e in s.sample(T0)] == ["start"]
+
+
+def test_the_process_that_grows_is_named_from_the_second_update(tmp_path: Path) -> None:
+    from kernbot.core.advice import advise
+
+    cg, proc = _tree(tmp_path)
+    s = _sampler(cg, proc, tmp_path / "state.json")
+    _usage(cg, 120)
+    (start,) = s.sample(T0)
+    assert start.top[0].growth_kb_per_s is None  # nothing to compare with yet
+    (proc / "4242" / "status").write_text("Name:\t$(reboot)\nVmRSS:\t  125000 kB\n")
+    _usage(cg, 126)
+    (ongoing,) = s.sample(T0 + 40)
+    assert ongoing.state == "ongoing"
+    assert ongoing.top[0].growth_kb_per_s == 125.0  # 5000 kB in 40 s
+    titles = [a.title for a in advise(ongoing)]
+    assert "$(reboot) (pid 4242) is the process that grows" in titles
+    assert all("$(reboot)" not in c for a in advise(ongoing) for c in a.commands)

@@ -44,6 +44,8 @@ class RiskSampler:
         self.discover_s = discover_s
         self._discovered_at = float("-inf")
         self._kills: dict[str, tuple[str | None, str | None]] = {}
+        self._last_top: dict[str, tuple[float, dict[int, int]]] = {}
+        """Per open episode id: when its top was read and each pid's RSS (kB) then."""
         self.samples = 0
 
     def load(self, now: float) -> None:
@@ -86,16 +88,24 @@ class RiskSampler:
         out += self.tracker.observe_all(samples, now)
         self.samples += 1
         for ev in out:
-            self._complete(ev)
+            self._complete(ev, now)
         if out:
             self._save()
         return out
 
-    def _complete(self, ev: OomRiskEvent) -> None:
-        if ev.state not in ("start", "ongoing"):
+    def _complete(self, ev: OomRiskEvent, now: float) -> None:
+        if ev.state not in ("start", "ongoing") or ev.id is None:
+            self._last_top.pop(ev.id or "", None)
             return
         pids = None if ev.cgroup == "/" else self.reader.pids(ev.cgroup)
         ev.top = top_processes(self.proc_root, pids, TOP_N)
+        before = self._last_top.get(ev.id)
+        if before is not None and now > before[0]:
+            for p in ev.top:
+                was = before[1].get(p.pid)
+                if was is not None and p.rss_kb is not None:
+                    p.growth_kb_per_s = round((p.rss_kb - was) / (now - before[0]), 1)
+        self._last_top[ev.id] = (now, {p.pid: p.rss_kb or 0 for p in ev.top})
         if ev.cgroup != "/":
             counters = self.reader.memory_events(ev.cgroup)
             if counters:

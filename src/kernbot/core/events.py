@@ -253,6 +253,8 @@ class TopProcess(_Model):
     pid: int
     comm: str = ""
     rss_kb: int | None = None
+    growth_kb_per_s: float | None = None
+    """RSS growth since the episode's previous event (None on its first)."""
 
 
 RiskState = Literal["start", "ongoing", "ended", "killed"]

@@ -97,15 +97,34 @@ def advise_risk(ev: OomRiskEvent) -> list[Advice]:
                 severity="info",
             )
         )
-    if ev.top:
-        big = ev.top[0]
-        out.append(
-            Advice(
-                title=f"Look at {big.comm or '?'} (pid {big.pid}), the largest process",
-                why=f"It holds {mib(big.rss_kb or 0)} of the cgroup's memory; if it keeps "
-                "growing, it leaks or caches without bound.",
-                commands=[f"grep -E 'Rss|Anon|Swap' /proc/{big.pid}/smaps_rollup"],
-                severity="info",
-            )
-        )
+    out += _process_advice(ev)
     return out
+
+
+def _process_advice(ev: OomRiskEvent) -> list[Advice]:
+    """The process that grows (known from the episode's second event on), else the largest."""
+    growing = [p for p in ev.top if p.growth_kb_per_s is not None and p.growth_kb_per_s > 0]
+    if growing:
+        p = max(growing, key=lambda t: t.growth_kb_per_s or 0.0)
+        title = f"{p.comm or '?'} (pid {p.pid}) is the process that grows"
+        why = (
+            f"It holds {mib(p.rss_kb or 0)} and grew {mib(int((p.growth_kb_per_s or 0) * 60))}"
+            "/min since the last update: a leak or an unbounded cache is the usual cause."
+        )
+    elif ev.top:
+        p = ev.top[0]
+        title = f"Look at {p.comm or '?'} (pid {p.pid}), the largest process"
+        why = (
+            f"It holds {mib(p.rss_kb or 0)} of the cgroup's memory; if it keeps growing, it "
+            "leaks or caches without bound."
+        )
+    else:
+        return []
+    return [
+        Advice(
+            title=title,
+            why=why,
+            commands=[f"grep -E 'Rss|Anon|Swap' /proc/{p.pid}/smaps_rollup"],
+            severity="info",
+        )
+    ]
