@@ -233,3 +233,17 @@ def test_warm_up_then_flat_is_not_growth() -> None:
     tr = tracker()
     climb = [LIMIT * 0.70 * min(1.0, i * 5 / 70) for i in range(60)]
     assert run(tr, climb) == []
+
+
+def test_a_kill_read_after_its_cgroup_vanished_still_ends_as_killed() -> None:
+    tr = tracker()
+    start = tr.observe(sample(LIMIT * 0.97, cgroup=POD), T0)
+    assert start is not None
+    (ended,) = tr.vanished(set(), T0 + 2)  # the killed container's cgroup is gone already
+    assert ended.state == "ended"
+    kill = OomKillEvent(id="k", memcg=Memcg(oom_path=POD))
+    killed = tr.on_kill(kill, T0 + 4)
+    assert killed is not None and killed.state == "killed" and killed.id == start.id
+    assert killed.revision == ended.revision + 1 and kill.risk_id == start.id
+    late = OomKillEvent(id="k2", memcg=Memcg(oom_path=POD))
+    assert tr.on_kill(late, T0 + 400) is None  # once, and not long after

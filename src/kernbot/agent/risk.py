@@ -123,6 +123,7 @@ class RiskSampler:
                 self._kills.pop(next(iter(self._kills)))
             self._kills[kill.id] = (kill.risk_id, kill.risk_started)
         if ev is not None:
+            self._last_top.pop(ev.id or "", None)
             self._save()
         return ev
 

@@ -37,6 +37,9 @@ ETA_CHANGE = 0.25
 """...or the time to the limit to change by this fraction (or a reason to appear or go)."""
 SAME_LIMIT = 0.95
 """Nested cgroups whose limits are within 5 % of each other share one episode."""
+VANISHED_GRACE_S = 120.0
+"""A kill reported this soon after its cgroup vanished (the killed container's cgroup is removed
+while the kernel's report is still being read) still turns that episode into `killed`."""
 
 
 def _iso(ts: float) -> str:
@@ -73,6 +76,7 @@ class RiskTracker:
         self.boot_id = boot_id
         self.settings = settings or RiskSettings()
         self._tracks: dict[str, _Track] = {}
+        self._vanished: dict[str, tuple[_Episode, float]] = {}
 
     # ---- what the agent asks ----------------------------------------------------------------
     def is_hot(self, cgroup: str) -> bool:
@@ -168,9 +172,13 @@ class RiskTracker:
     def vanished(self, present: set[str], now: float) -> list[OomRiskEvent]:
         """Forget cgroups no longer present (container removed); their episodes end."""
         out: list[OomRiskEvent] = []
+        self._vanished = {
+            c: (ep, at) for c, (ep, at) in self._vanished.items() if now - at <= VANISHED_GRACE_S
+        }
         for cgroup in [c for c in self._tracks if c not in present and c != HOST]:
             tr = self._tracks.pop(cgroup)
             if tr.episode is not None:
+                self._vanished[cgroup] = (tr.episode, now)
                 ev = tr.episode.event
                 ev.revision += 1
                 ev.state = "ended"
@@ -194,13 +202,25 @@ class RiskTracker:
                 if t.episode is not None and c != HOST and (_within(path, c) or _within(c, path))
             ]
             if not match or path == HOST:
-                return None
+                return self._killed_after_vanishing(path, kill, now)
             tr = max(match, key=lambda ct: len(ct[0]))[1]
         ep = tr.episode
         assert ep is not None
         tr.episode = None
         tr.rearm = True
         tr.series.clear()
+        return self._killed(ep, kill, now)
+
+    def _killed_after_vanishing(
+        self, path: str, kill: OomKillEvent, now: float
+    ) -> OomRiskEvent | None:
+        for cgroup, (ep, at) in list(self._vanished.items()):
+            if now - at <= VANISHED_GRACE_S and (_within(path, cgroup) or _within(cgroup, path)):
+                del self._vanished[cgroup]
+                return self._killed(ep, kill, now)
+        return None
+
+    def _killed(self, ep: _Episode, kill: OomKillEvent, now: float) -> OomRiskEvent:
         ev = ep.event
         ev.revision += 1
         ev.state = "killed"
