@@ -91,6 +91,16 @@ def _processes(
     return bot, agent_env, bot_port
 
 
+async def _listed_fleet_wide(
+    bot_port: int, recorder: ResponseUrlRecorder, host: str, cgroup: str
+) -> None:
+    """`/kernbot risks` (Slack-signed) asks the live agents and lists the episode."""
+    answer = await slash_command(bot_port, recorder, "/kernbot", "risks")
+    said = answer["_all_text"]
+    print(said)
+    assert f"*{host}*" in said and cgroup in said, said
+
+
 async def _killed_in_place(slack: FakeSlack, cgroup: str, warning_ts: str) -> None:
     """The warning's own message now says killed, and the kill alert says it was warned."""
 
@@ -143,6 +153,7 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         assert growing.poll_exit() is None, "the warning came after the kill"
         eta, since = _eta_s(first), _since(first)
         assert "⚠️" in first and f"of {LIMIT_MIB} MiB" in first
+        await _listed_fleet_wide(bot_port, recorder, host, growing.cgroup)
 
         # an agent restart must not warn again
         code, _ = await agent.terminate()
