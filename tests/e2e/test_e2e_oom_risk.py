@@ -135,8 +135,8 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
     bot, agent_env, bot_port = _processes(tmp_path, slack, host)
     agent = KernbotProcess("agent", tmp_path / "agent", agent_env, [int(agent_env["PORT"])])
     procs += [bot.start(), agent.start()]
-    await bot.wait_serving()
-    await agent.wait_serving()
+    await bot.wait_serving(90.0)  # a cold start in the slow v2 guest takes a while
+    await agent.wait_serving(90.0)
     await asyncio.sleep(1.5)
 
     growing = await asyncio.to_thread(Grower, limit_mib=LIMIT_MIB, rate_mib_s=1.0)
@@ -160,7 +160,7 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         assert code == 0, agent.output()
         agent = KernbotProcess("agent", tmp_path / "agent2", agent_env, [int(agent_env["PORT"])])
         procs.append(agent.start())
-        await agent.wait_serving()
+        await agent.wait_serving(90.0)
 
         killed_at = await wait_until(growing.poll_exit, 120.0, 0.05)
         assert killed_at, "the grower was never killed"
