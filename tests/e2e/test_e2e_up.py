@@ -307,6 +307,9 @@ def test_status_line_fits_the_terminal_and_escapes_kernel_text() -> None:
     assert "2h00m ago" in full and "\\x1b[2Jevil" in full
     down = format_status(Snapshot(source="kmsg", source_healthy=False), 0.0, 200)
     assert "NOT READING" in down and "no alert yet" in down
+    risky = Snapshot(source="kmsg", at_risk=["⚠️ cgroup /\x1b[2Jx at 93 % of 128 MiB", "b"])
+    shown = format_status(risky, 0.0, 300)
+    assert "OOM risk (2): ⚠️ cgroup /\\x1b[2Jx at 93 % of 128 MiB" in shown
 
 
 async def test_status_line_off_a_terminal_prints_plain_lines() -> None:
