@@ -173,3 +173,36 @@ def test_every_alert_document_renders_the_same_in_both(tmp_path: Path) -> None:
     """The document is built once: rendering it twice gives the same result (no hidden state)."""
     event = sample_oom()
     assert build_alert(event) == build_alert(event)
+
+
+def test_oom_and_synflood_answers_follow_the_same_rules() -> None:
+    from kernbot.bot import render_answers
+    from kernbot.bot.ports import OomHostAnswer, SynHostAnswer
+    from kernbot.core.context import ProcInfo, Psi
+    from kernbot.core.events import SynFloodEvent
+
+    panic = OomKillEvent(host="h", panic=True, global_oom=True, time="2024-01-01T00:00:00Z")
+    partial = events_of(CORPUS / "oom-rhel6-2.6.32-573-killed-process-UID-variant-line.txt")[0]
+    answer = OomHostAnswer(
+        host="node_exporter-1",
+        agent_reachable=True,
+        events=[sample_oom(), panic, partial],
+        top=[ProcInfo(pid=7, comm="node_exporter")],
+        meminfo={"MemTotal": 2048},
+        psi=Psi.model_validate({"some": {"avg10": 1.0}}),
+    )
+    message = render_answers.render_oom_host(answer)
+    body = "\n".join(
+        [b.get("text", {}).get("text", "") for b in message.blocks]
+        + [e["text"] for b in message.blocks for e in b.get("elements", []) if "text" in e]
+    )
+    assert "None" not in body and "?" not in body.replace("Who is next", "")
+    assert "no process was killed: the kernel panicked" in body
+    assert "`node_exporter-1`" in body and "node_exporter" in body  # intact identifiers
+    assert "on the memory cgroup's scale" in body and "PSI memory some 1.00 %" in body
+    assert "MemAvailable" not in body  # not known: not shown
+    syn = SynHostAnswer(host="h", agent_reachable=True, events=[SynFloodEvent(port=80)])
+    text = "\n".join(
+        b.get("text", {}).get("text", "") for b in render_answers.render_syn_host(syn).blocks
+    )
+    assert "None" not in text and "?" not in text and "`port 80` SYN cookies" in text

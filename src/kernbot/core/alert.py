@@ -679,6 +679,36 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
     )
 
 
+def kill_line(ev: OomKillEvent) -> Line:
+    """One OOM kill in a list (`/oom HOST`): when, who, why, in the alert's words."""
+    out: Line = [v(ev.time), t(" ")] if ev.time else []
+    who = _victim_spans(ev)
+    where = scope(ev)
+    if ev.missing_from_log:
+        out.append(t("kills counted by /proc/vmstat, not in the kernel log"))
+    elif ev.panic and not who:
+        out.append(t("no process was killed: the kernel panicked"))
+    else:
+        out += who or [t("victim not in the log")]
+    if ev.victim.oom_score is not None:
+        out.append(t(f", oom_score {ev.victim.oom_score} {_score_scale(where)}".rstrip()))
+    cause = _cause(ev, where)
+    if cause:
+        out += [t(" — "), *cause]
+    return out
+
+
+def syn_line(ev: SynFloodEvent) -> Line:
+    """One SYN flood in a list (`/synflood HOST`)."""
+    out: Line = [v(ev.time), t(" ")] if ev.time else []
+    spec = _listen_spec(ev)
+    out += [v(spec), t(" ")] if spec else []
+    out.append(t("SYN cookies" if ev.action == "cookies" else "dropping connection requests"))
+    if ev.episode:
+        out.append(t(f" (episode {ev.episode})"))
+    return out
+
+
 def build_alert(event: Event, bot: BotFacts | None = None) -> AlertDocument:
     """The alert document of one event (`bot`: what the bot adds; None for `kernbot scan`)."""
     if isinstance(event, OomKillEvent):
