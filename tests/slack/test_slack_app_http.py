@@ -262,3 +262,22 @@ async def test_socket_mode_when_app_token_is_set() -> None:
         await runner.cleanup()
         await recorder.close()
         await slack.close()
+
+
+def test_bolt_does_not_warn_about_an_unused_token(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SLACK_BOT_TOKEN in the environment (as deployed) and our API base: no Bolt warning."""
+    from kernbot.bot.slack_app import build_app
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env")
+    settings = BotSettings(
+        slack_bot_token="xoxb-env",  # type: ignore[arg-type]
+        slack_signing_secret="s",  # type: ignore[arg-type]
+        slack_api_url="http://127.0.0.1:9/api",
+    )
+    with caplog.at_level("WARNING"):
+        app = build_app(settings, FakeFleet())
+    assert not [r for r in caplog.records if "unused" in r.getMessage()], caplog.text
+    assert app.client.base_url == "http://127.0.0.1:9/api/"
+    assert app.client.token == "xoxb-env"
