@@ -93,9 +93,11 @@ async def test_up_prints_a_real_oom_kill_on_stdout_and_stops_on_sigterm(
     assert _alert_for(oom, history_output) is None
     lines = alert.splitlines()
     assert lines[0].startswith("== ") and comm in lines[0], alert
-    assert any(ln.startswith(f"  Victim: {comm} pid {oom.victim_pid},") for ln in lines), alert
-    assert f"memory cgroup {oom.cgroup} hit its limit (64.0 MiB used of 64.0 MiB)" in alert
-    assert any(ln.startswith("  oom_score: ") and "(oom_score_adj 1000)" in ln for ln in lines)
+    assert any(
+        ln.startswith("  Killed:") and f"{comm} (pid {oom.victim_pid})" in ln for ln in lines
+    ), alert
+    assert f"memory cgroup {oom.cgroup} hit its limit (64.0 MiB used of a 64.0 MiB limit)" in alert
+    assert any(ln.startswith("  Victim oom_score:") and "oom_score_adj 1000" in ln for ln in lines)
     assert f"pid {oom.trigger_pid}" in alert  # the trigger is named apart from the victim
     assert any(ln.startswith("  Kills in 24 h: ") for ln in lines), alert
     assert "Top memory users in the report" in alert, alert

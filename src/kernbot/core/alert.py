@@ -96,7 +96,7 @@ class AlertDocument(BaseModel):
     notes: list[Line] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     fallback: str = ""
-    """One line for notifications (no markup)."""
+    """The title without decoration, for notifications (no markup)."""
 
 
 class BotFacts(BaseModel):
@@ -560,7 +560,7 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     if ev.context.pod_source:
         notes.append([t(ev.context.pod_source)])
     notes += _common_notes(ev, bot)
-    fallback = plain_text(_oom_headline(ev, where, host))
+    fallback = _oom_title(ev, host).removeprefix("💀 ")
     return AlertDocument(
         kind=ev.kind,
         title=title,
@@ -675,7 +675,7 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
         advice=list(ev.advice),
         notes=notes,
         actions=_silence_actions(bot),
-        fallback=plain_text(headline),
+        fallback=title.removeprefix("🌊 ").split(" ×")[0],
     )
 
 
