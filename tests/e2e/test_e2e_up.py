@@ -70,7 +70,7 @@ def _victim_comm() -> str:
 def _alert_for(oom: OomResult, text: str) -> str | None:
     """The console alert block about this kill (from its header to the next header), if any."""
     blocks = re.split(r"(?m)^(?=== )", text)
-    return next((b for b in blocks if f"({oom.victim_pid})" in b and "OOM kill" in b), None)
+    return next((b for b in blocks if f"(pid {oom.victim_pid})" in b and "OOM kill" in b), None)
 
 
 @pytest.mark.root
@@ -159,7 +159,7 @@ async def test_up_on_a_terminal_redraws_a_status_line_that_never_garbles_alerts(
         assert status_seen, reader.text
         comm = _victim_comm()
         oom = await asyncio.to_thread(memcg_oom, victim_comm=comm)
-        shown = await wait_until(lambda: f"({oom.victim_pid})" in reader.text, 8.0)
+        shown = await wait_until(lambda: f"(pid {oom.victim_pid})" in reader.text, 8.0)
         assert shown, reader.text + await _agent_status(up)
         # the status line names the alert on its next redraw (about a second)
         await wait_until(lambda: "last alert" in reader.text.rsplit(ERASE, 1)[-1], 3.0)
@@ -170,7 +170,7 @@ async def test_up_on_a_terminal_redraws_a_status_line_that_never_garbles_alerts(
         reader.close()
     text = reader.text.replace("\r\n", "\n")  # the pty's output processing (onlcr)
     # Every alert line starts at column 0: the status line was erased just before it.
-    header = next(ln for ln in text.split("\n") if f"({oom.victim_pid})" in ln and "==" in ln)
+    header = next(ln for ln in text.split("\n") if f"(pid {oom.victim_pid})" in ln and "==" in ln)
     before, _, _ = header.partition("== ")
     assert before in ("", ERASE) or before.endswith(ERASE), repr(header)
     alert_lines = text.split(header, 1)[1].split("\n")[1:6]
