@@ -86,6 +86,7 @@ def assert_same_facts(event: Event) -> None:
     for advice in event.advice:
         for command in advice.commands:
             assert "None" not in command and "'?'" not in command and "?'" not in command
+            assert not re.search(r"<[a-z-]+>", command), f"a placeholder in {command!r}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -206,3 +207,16 @@ def test_oom_and_synflood_answers_follow_the_same_rules() -> None:
         b.get("text", {}).get("text", "") for b in render_answers.render_syn_host(syn).blocks
     )
     assert "None" not in text and "?" not in text and "`port 80` SYN cookies" in text
+
+
+def test_no_command_with_a_placeholder_when_the_port_is_not_known() -> None:
+    from kernbot.core.advice import advise
+    from kernbot.core.context import SynContext
+    from kernbot.core.events import SynFloodEvent
+
+    event = SynFloodEvent(host="h", context=SynContext(source="counters", verdict="attack"))
+    event.advice = advise(event)
+    assert event.advice and all(
+        "None" not in c and "<" not in c for a in event.advice for c in a.commands
+    )
+    assert_same_facts(event)
