@@ -220,3 +220,13 @@ def test_no_command_with_a_placeholder_when_the_port_is_not_known() -> None:
         "None" not in c and "<" not in c for a in event.advice for c in a.commands
     )
     assert_same_facts(event)
+
+
+def test_a_kind_without_a_builder_still_renders_what_every_event_carries() -> None:
+    """A newer agent's kind (here `oom_risk`, built unvalidated) gets a plain document."""
+    event = OomKillEvent.model_construct(kind="oom_risk", host="db-1", time="2024-05-01T10:00Z")
+    doc = build_alert(event)
+    assert doc.title == "oom risk on db-1"
+    assert [f.label for f in doc.facts] == ["Host", "When"]
+    message = render.to_message(doc)
+    assert validate_blocks(message.blocks) == [] and "oom_risk" in render_document(doc)

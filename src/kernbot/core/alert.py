@@ -17,8 +17,8 @@ come from the same `scope()`, so they cannot contradict each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -709,11 +709,35 @@ def syn_line(ev: SynFloodEvent) -> Line:
     return out
 
 
+def _generic_document(ev: Event, bot: BotFacts | None) -> AlertDocument:
+    """A kind without its own builder yet (a newer agent's): what every event carries."""
+    on = f" on {ev.host}" if ev.host else ""
+    title = f"{ev.kind.replace('_', ' ')}{on}"
+    return AlertDocument(
+        kind=ev.kind,
+        title=title,
+        headline=[t("A "), v(ev.kind), t(" event"), *_on(ev.host), t(".")],
+        facts=_host_facts(ev),
+        advice=list(ev.advice),
+        notes=_common_notes(ev, bot),
+        actions=_silence_actions(bot),
+        fallback=title,
+    )
+
+
+Builder = Callable[[Any, "BotFacts | None"], AlertDocument]
+
+BUILDERS: dict[str, Builder] = {
+    "oom_kill": _oom_document,
+    "syn_flood": _syn_document,
+}
+"""Event kind -> its document builder; a new kind registers here (and its advice rules in
+kernbot.core.advice.RULES)."""
+
+
 def build_alert(event: Event, bot: BotFacts | None = None) -> AlertDocument:
     """The alert document of one event (`bot`: what the bot adds; None for `kernbot scan`)."""
-    if isinstance(event, OomKillEvent):
-        return _oom_document(event, bot)
-    return _syn_document(event, bot)
+    return BUILDERS.get(event.kind, _generic_document)(event, bot)
 
 
 def facts_of(doc: AlertDocument) -> Iterable[tuple[str, str]]:
