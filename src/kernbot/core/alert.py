@@ -147,13 +147,17 @@ def scope(ev: OomKillEvent) -> Scope:
     return "panic" if ev.panic else "unknown"
 
 
+def _process(comm: str | None, pid: int | None) -> Line:
+    """`comm (pid N)` with what is known: `comm`, `pid N`, or nothing."""
+    if comm is not None and pid is not None:
+        return [v(comm), t(f" (pid {pid})")]
+    if comm is not None:
+        return [v(comm)]
+    return [t(f"pid {pid}")] if pid is not None else []
+
+
 def _victim_spans(ev: OomKillEvent) -> Line:
-    vic = ev.victim
-    if vic.comm is not None and vic.pid is not None:
-        return [v(vic.comm), t(f" (pid {vic.pid})")]
-    if vic.comm is not None:
-        return [v(vic.comm)]
-    return [t(f"pid {vic.pid}")] if vic.pid is not None else []
+    return _process(ev.victim.comm, ev.victim.pid)
 
 
 def _victim_title(ev: OomKillEvent) -> str:
@@ -434,15 +438,12 @@ def _pressure_section(ev: OomKillEvent) -> Section | None:
 def _corner_lines(ev: OomKillEvent) -> list[Line]:
     out: list[Line] = []
     for x in ev.exiting_victims:
-        who = [v(x.comm)] if x.comm else []
-        pid = [t(f" (pid {x.pid})")] if x.pid is not None else []
-        out.append([t("already exiting, so the kernel waited instead of killing: "), *who, *pid])
+        who = _process(x.comm, x.pid)
+        out.append([t("already exiting, so the kernel waited instead of killing: "), *who])
     p = ev.mm_pinned_by
     if p is not None:
-        who = [v(p.comm)] if p.comm else []
-        pid = [t(f" (pid {p.pid})")] if p.pid is not None else []
-        out.append([t("the victim's memory is shared with "), *who, *pid,
-                    t(", so it could not be freed yet")])  # fmt: skip
+        who = _process(p.comm, p.pid) or [t("another process")]
+        out.append([t("the victim's memory is shared with "), *who, t(", so it is freed later")])
     if ev.sysrq:
         out.append([t("triggered by hand (SysRq f / /proc/sysrq-trigger), not by a shortage")])
     if ev.sysrq_ignored:
@@ -614,13 +615,7 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
         )
     ls = ctx.listener
     if ls is not None:
-        if ls.comm or ls.pid is not None:
-            owner = [v(ls.comm)] if ls.comm else []
-            owner += (
-                [t(f"{' (' if ls.comm else ''}pid {ls.pid}{')' if ls.comm else ''}")]
-                if (ls.pid is not None)
-                else []
-            )
+        if owner := _process(ls.comm, ls.pid):
             facts.append(Fact(label="Owner", value=owner))
         queues = []
         if ls.accept_queue is not None and ls.backlog is not None:
