@@ -230,3 +230,18 @@ def test_a_kind_without_a_builder_still_renders_what_every_event_carries() -> No
     assert [f.label for f in doc.facts] == ["Host", "When"]
     message = render.to_message(doc)
     assert validate_blocks(message.blocks) == [] and "oom_risk" in render_document(doc)
+
+
+def test_diagnosis_is_shown_first_and_inert() -> None:
+    from kernbot.core.events import Finding
+
+    event = sample_oom()
+    event.diagnosis = [
+        Finding(cause="memcg_limit", summary="the cgroup *x* <!channel> used 31 of 32 GiB"),
+        Finding(cause="one_process", summary="java held 1.9 GiB anon"),
+    ]
+    message, text = both(event)
+    assert "  Likely cause\n    the cgroup *x* <!channel> used 31 of 32 GiB" in text
+    section = next(b for b in message.blocks if "Likely cause" in b.get("text", {}).get("text", ""))
+    assert "&lt;!channel&gt;" in section["text"]["text"] and "*x*" not in section["text"]["text"]
+    assert_same_facts(event)

@@ -549,6 +549,10 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     ]
     if corner := _corner_lines(ev):
         sections.insert(0, Section(title="Also in the report", lines=corner))
+    if ev.diagnosis:
+        # most likely first; a summary may quote a cgroup or a comm, so it stays inert prose
+        causes = [[Span(text=f.summary, kind="prose")] for f in ev.diagnosis[:5]]
+        sections.insert(0, Section(title="Likely cause", lines=causes))
     notes: list[Line] = []
     if ev.constraint:
         notes.append([t("constraint "), v(ev.constraint)])
