@@ -50,13 +50,13 @@ def _about(slack: FakeSlack, cgroup: str) -> list[dict[str, Any]]:
 
 
 def _eta_s(text: str) -> float:
-    m = re.search(r"\*Time to limit\*\n[~∼](\d+) (s|min)", text)
+    m = re.search(r"\*Time to limit\*\n`?[~∼](\d+) (s|min)", text)
     assert m, text
     return float(m.group(1)) * (60 if m.group(2) == "min" else 1)
 
 
 def _since(text: str) -> float:
-    m = re.search(r"since (\d{4}-\d\d-\d\dT[0-9:.+]+)", text)
+    m = re.search(r"since `?(\d{4}-\d\d-\d\dT[0-9:.+]+)", text)
     assert m, text
     return datetime.fromisoformat(m.group(1)).timestamp()
 
@@ -152,7 +152,7 @@ async def test_growth_is_warned_before_the_kill_and_steady_or_unlimited_is_not(
         print(first)
         assert growing.poll_exit() is None, "the warning came after the kill"
         eta, since = _eta_s(first), _since(first)
-        assert "⚠️" in first and f"of {LIMIT_MIB} MiB" in first
+        assert "⚠️" in first and f"of {LIMIT_MIB}.0 MiB" in first
         await _listed_fleet_wide(bot_port, recorder, host, growing.cgroup)
 
         # an agent restart must not warn again

@@ -109,9 +109,9 @@ async def test_risks_fleet_wide_worst_first_and_on_oom_host() -> None:
     said = shown(await commands.answer("/kernbot", "risks", fleet, user_id="U1"))
     assert "OOM risks across the fleet: 2" in said
     assert said.index("k8s-node-18") < said.index("k8s-node-17")  # 97 % and 1 min first
-    assert "payments/api-0 (&lt;!channel&gt;) at 97 % of 512 MiB" in said
-    assert "limit in ∼60 s" in said  # mrkdwn() defuses ~ (strikethrough)
+    assert "`payments/api-0 (&lt;!channel&gt;)` at 97 % of its 512.0 MiB limit" in said
+    assert "the limit in ~60 s" in said
     assert "<!channel>" not in said
     host = shown(await commands.answer("/oom", "edge-3", fleet, user_id="U1"))
-    assert "At risk of OOM now* (1)" in host and "at 93 % of 512 MiB" in host
+    assert "At risk of OOM now* (1)" in host and "at 93 % of its 512.0 MiB limit" in host
     assert "<!channel>" not in host

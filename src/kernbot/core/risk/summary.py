@@ -14,9 +14,10 @@ MIB = 1024
 
 
 def _mib(kb: float) -> str:
-    if kb >= 1024 * MIB:
-        return f"{kb / (1024 * MIB):.1f} GiB"
-    return f"{kb / MIB:.0f} MiB"
+    """The alert document's one unit style (kernbot.core.alert.size): `512.0 MiB`."""
+    from kernbot.core.alert import size  # the alert document builds on this module
+
+    return size(int(kb))
 
 
 def duration(seconds: float) -> str:
