@@ -98,7 +98,7 @@ async def _listed_fleet_wide(
     answer = await slash_command(bot_port, recorder, "/kernbot", "risks")
     said = answer["_all_text"]
     print(said)
-    assert f"*{host}*" in said and cgroup in said, said
+    assert f"`{host}`" in said and cgroup in said, said
 
 
 async def _killed_in_place(slack: FakeSlack, cgroup: str, warning_ts: str) -> None:
