@@ -1,9 +1,12 @@
 """Benchmark of the real agent process (not a test): idle cost, cost under a busy log, latency.
 
 Run as root on a test machine: `python bench/agent_bench.py [--idle-s 60] [--load-s 10]
-[--kills 10]`. Prints idle RSS/CPU, CPU while a followed log file gets 10,000 lines/s, and the
-kernel record -> bot HTTP latency of real memcg OOM kills (p50/p99). Targets: idle RSS <= 40 MiB,
-idle CPU <= 0.5 % of a core, loaded CPU <= 25 %, latency p50 100 ms / p99 500 ms.
+[--kills 10] [--risk-s 60 --cgroups 500]`. Prints idle RSS/CPU, CPU while a followed log file gets
+10,000 lines/s, the kernel record -> bot HTTP latency of real memcg OOM kills (p50/p99), and what
+OOM-risk sampling costs with 500 real memory cgroups (made here, each with a limit, a tenth of
+them with a process using memory). Targets: idle RSS <= 40 MiB, idle CPU <= 0.5 % of a core,
+loaded CPU <= 25 %, latency p50 100 ms / p99 500 ms, OOM-risk sampling every 5 s <= 1 % of a core
+and <= 5 MiB of RSS more than the same agent with sampling off.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,12 +137,99 @@ async def latency(bot: FakeBot, tmp: Path, kills: int) -> None:
     agent.terminate()
 
 
+def _make_cgroups(n: int) -> tuple[Path, list[subprocess.Popen[bytes]]]:
+    """`n` v1/v2 memory cgroups with a 256 MiB limit under one parent; every tenth instead has
+    a 40 MiB limit and a process holding ~20 MiB in it, so its usage is real and past half its
+    limit (the sampler reads more files and fits the growth of such "hot" cgroups)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from lab.privileges import memory_cgroup_root
+
+    found = memory_cgroup_root()
+    if found is None:
+        raise SystemExit("no memory cgroup hierarchy: run as root on a cgroup v1/v2 machine")
+    root, version = found
+    parent = Path(root) / f"kernbot-bench-{os.getpid()}"
+    parent.mkdir()
+    if version == 2:
+        (Path(root) / "cgroup.subtree_control").write_text("+memory")
+        (parent / "cgroup.subtree_control").write_text("+memory")
+    limit_file = "memory.max" if version == 2 else "memory.limit_in_bytes"
+    holders: list[subprocess.Popen[bytes]] = []
+    hold = (
+        "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid())); "
+        "b = bytearray(20 << 20); b[::4096] = b'1' * (len(b) // 4096); sys.stdin.read()"
+    )
+    for i in range(n):
+        cg = parent / f"cg-{i:04d}"
+        cg.mkdir()
+        hot = i % 10 == 0
+        (cg / limit_file).write_text(str((40 if hot else 256) << 20))
+        if hot:
+            procs = str(cg / "cgroup.procs")
+            holders.append(
+                subprocess.Popen([sys.executable, "-S", "-c", hold, procs], stdin=subprocess.PIPE)
+            )
+    return parent, holders
+
+
+def _remove_cgroups(parent: Path, holders: list[subprocess.Popen[bytes]]) -> None:
+    for p in holders:
+        p.kill()
+        p.wait()
+    for cg in sorted(parent.iterdir()):
+        if cg.is_dir():
+            for _ in range(50):
+                try:
+                    cg.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+    parent.rmdir()
+
+
+async def risk_cost(bot: FakeBot, tmp: Path, seconds: float, n: int) -> None:
+    """Two agents side by side on a quiet log, OOM-risk sampling every 5 s vs off, with `n`
+    limited cgroups on the host: the difference is what the sampling costs."""
+    parent, holders = await asyncio.to_thread(_make_cgroups, n)
+    try:
+        quiet = tmp / "quiet-risk.log"
+        quiet.write_text("")
+        base = {"KERNBOT_SOURCE": f"file:{quiet}"}
+        on = await started(bot, tmp / "risk-on", {**base, "KERNBOT_RISK_SAMPLE_INTERVAL_S": "5"})
+        off = await started(bot, tmp / "risk-off", {**base, "KERNBOT_RISK_SAMPLE_INTERVAL_S": "0"})
+        assert on.proc is not None and off.proc is not None
+        await asyncio.sleep(10.0)  # discovery and the first samples
+        pids = {"on": on.proc.pid, "off": off.proc.pid}
+        c0 = {k: cpu_s(p) for k, p in pids.items()}
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        took = time.monotonic() - t0
+        cpu = {k: (cpu_s(p) - c0[k]) / took * 100 for k, p in pids.items()}
+        rss = {k: rss_mib(p) for k, p in pids.items()}
+        busy = os.getloadavg()[0]
+        watched = (await on.get("/v1/status"))["risk_cgroups"]
+        print(
+            f"oom-risk sampling every 5 s, {n} limited cgroups ({took:.0f} s wall): "
+            f"CPU on {cpu['on']:.2f} % vs off {cpu['off']:.2f} % of a core "
+            f"(+{cpu['on'] - cpu['off']:.2f} %), RSS on {rss['on']:.1f} MiB vs off "
+            f"{rss['off']:.1f} MiB (+{rss['on'] - rss['off']:.1f} MiB); load average {busy:.1f}; "
+            f"the agent watched {watched} cgroups"
+        )
+        print(f"  on:  {rss_text(pids['on'])}\n  off: {rss_text(pids['off'])}")
+        on.terminate()
+        off.terminate()
+    finally:
+        await asyncio.to_thread(_remove_cgroups, parent, holders)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--idle-s", type=float, default=60.0)
     ap.add_argument("--load-s", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--risk-s", type=float, default=60.0)
+    ap.add_argument("--cgroups", type=int, default=500)
     args = ap.parse_args()
     bot = await FakeBot().start()
     try:
@@ -151,6 +242,8 @@ async def main() -> None:
                 await loaded(bot, tmp, args.load_s, args.rate)
             if args.kills > 0:
                 await latency(bot, tmp, args.kills)
+            if args.risk_s > 0:
+                await risk_cost(bot, tmp, args.risk_s, args.cgroups)
     finally:
         await bot.stop()
 

@@ -18,6 +18,8 @@ def test_agent_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.bot_url == "http://127.0.0.1:9100"
     assert s.source == "kmsg"
     assert s.outbox_max == 10000
+    assert s.risk_sample_interval_s == 5 and s.risk_percent == 90
+    assert str(s.cgroup_root) == "/sys/fs/cgroup"
 
 
 def test_bot_example_loads() -> None:

@@ -81,6 +81,7 @@ def test_default_agent_is_privileged_kmsg_with_everything_else_locked_down() -> 
     assert env["KERNBOT_SOURCE"]["value"] == "kmsg"
     assert env["KERNBOT_PROC_ROOT"]["value"] == "/host/proc"
     assert env["KERNBOT_NET_PID"]["value"] == "1"
+    assert env["KERNBOT_CGROUP_ROOT"]["value"] == "/host/sys/fs/cgroup"
     assert env["KERNBOT_HOSTNAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["KERNBOT_ADVERTISE_URL"]["value"] == "http://$(POD_IP):9101"
     assert env["KERNBOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "kb-kernbot-token"
@@ -90,9 +91,11 @@ def test_default_agent_is_privileged_kmsg_with_everything_else_locked_down() -> 
     assert pod["priorityClassName"] == "system-node-critical"
     assert {"operator": "Exists"} in pod["tolerations"]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
-    for ro in ("kmsg", "proc", "pod-logs"):
+    for ro in ("kmsg", "proc", "pod-logs", "cgroup"):
         assert mounts[ro]["readOnly"] is True
+    assert mounts["cgroup"]["mountPath"] == "/host/sys/fs/cgroup"
     vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["cgroup"]["hostPath"] == {"path": "/sys/fs/cgroup", "type": "Directory"}
     assert vols["kmsg"]["hostPath"] == {"path": "/dev/kmsg", "type": "CharDevice"}
     assert vols["state"]["hostPath"]["path"] == "/var/lib/kernbot"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"

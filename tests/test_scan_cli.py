@@ -71,9 +71,9 @@ def test_human_summary() -> None:
     proc = scan(K8S, SYN)
     assert proc.returncode == 0
     out = proc.stdout
-    assert "OOM kill" in out and "node (pid 22609, uid 0)" in out
-    assert "usage 4.0 GiB of 4.0 GiB" in out
-    assert "listener [::]:20002 (ipv6, proto request_sock_TCPv6)" in out
+    assert "OOM kill" in out and "node (pid 22609), uid 0" in out
+    assert "4.0 GiB used of 4.0 GiB" in out
+    assert "Listener: [::]:20002 (ipv6, proto request_sock_TCPv6)" in out
     assert "$ kubectl get pods -A" in out
     assert out.rstrip().endswith("Found 1 OOM kill (node) and 2 SYN flood messages (port 20002).")
 
@@ -137,7 +137,7 @@ def test_hostile_process_names_are_escaped_on_the_terminal_and_verbatim_in_json(
     human = scan(log)
     assert human.returncode == 0
     assert "\x1b" not in human.stdout and "\x07" not in human.stdout
-    assert "\\x1b]0;pwn\\x07<!ch> (pid 4242, uid 0)" in human.stdout
+    assert "\\x1b]0;pwn\\x07<!ch> (pid 4242), uid 0" in human.stdout
     (ev,) = events(scan("--json", log))
     assert ev["victim"]["comm"] == comm  # type: ignore[index]
 
@@ -206,3 +206,20 @@ def test_reader_leaving_early_is_not_a_traceback() -> None:
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize("command", ["scan", "agent", "bot", "up", "doctor"])
+def test_help_says_what_the_command_does_its_settings_and_exit_codes(command: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernbot", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = proc.stdout
+    assert "exit codes: 0 " in out
+    if command in ("agent", "bot", "up"):
+        assert "settings (environment" in out and "KERNBOT_TOKEN" in out
+        assert "KERNBOT_LISTEN (default" in out
+    if command in ("bot", "up"):
+        assert "SLACK_BOT_TOKEN" in out

@@ -139,6 +139,24 @@ class AgentSettings(CommonSettings):
     heartbeat_interval_s: float = 30.0
     outbox_max: int = 10_000
     ship_timeout_s: float = 10.0
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    """Where the memory cgroups are read for OOM-risk warnings (/host/sys/fs/cgroup in a pod)."""
+    risk_sample_interval_s: float = 5.0
+    """How often memory cgroups and the host are sampled for OOM risk; 0 turns warnings off."""
+    risk_discover_interval_s: float = 30.0
+    """How often the cgroup tree is walked for new and removed cgroups."""
+    risk_percent: float = 90.0
+    """Warn when the working set reaches this percentage of the limit..."""
+    risk_eta_s: float = 600.0
+    """...or would reach the limit within this many seconds at the fitted growth..."""
+    risk_psi_full: float = 10.0
+    """...or memory PSI `full avg10` reaches this percentage."""
+    risk_end_percent: float = 80.0
+    """An episode ends when the working set stays below this percentage (and PSI low)..."""
+    risk_end_after_s: float = 120.0
+    """...for this long."""
+    risk_window_s: float = 180.0
+    """Growth is fitted over this many seconds of samples."""
 
 
 class BotSettings(CommonSettings):

@@ -35,6 +35,8 @@ class Snapshot:
     last_alert: str | None = None
     last_alert_at: float | None = None
     """time.time() of the last alert delivered."""
+    at_risk: list[str] = field(default_factory=list)
+    """Headlines of the open OOM-risk episodes, worst first."""
 
 
 def _ago(seconds: float) -> str:
@@ -55,6 +57,8 @@ def format_status(snap: Snapshot, now: float, width: int) -> str:
         parts.append(f"last alert {_ago(now - snap.last_alert_at)}: {snap.last_alert}")
     else:
         parts.append("no alert yet")
+    if snap.at_risk:
+        parts.append(f"OOM risk ({len(snap.at_risk)}): {snap.at_risk[0]}")
     line = escape_terminal(" | ".join(parts))
     limit = max(10, width - 1)
     return line if len(line) <= limit else line[: limit - 1] + "…"

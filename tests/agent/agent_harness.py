@@ -167,6 +167,7 @@ def make_agent(
         "listen": "127.0.0.1:0",
         "pod_log_dir": state_dir / "no-pods",
         "proc_root": SNAPSHOT,
+        "cgroup_root": state_dir / "no-cgroups",  # never this host's cgroups
     }
     values.update(settings)
     sources = sources or FakeSources()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,10 @@ async def test_first_start_backlog_is_history_and_what_follows_is_live(tmp_path:
         await until(lambda: bool(ooms(h)), "the backlog's OOM event")
         h.agent.pipeline.flush()
         backlog = ooms(h)[-1]
-        assert backlog["context"]["history"] is True
-        assert "meminfo" not in backlog["context"], "history is not enriched with today's host"
+        assert backlog["history"] is True
+        assert backlog["context"].get("meminfo") is None, (
+            "history is not enriched with today's host"
+        )
         assert backlog["advice"], "history events are advised too (from their own numbers)"
 
         later = [line.replace("[ 2993.", "[ 3993.") for line in MEMCG_OOM]
@@ -54,7 +56,7 @@ async def test_first_start_backlog_is_history_and_what_follows_is_live(tmp_path:
         h.agent.pipeline.flush()
         live = ooms(h)[-1]
         assert live["id"] != backlog["id"]
-        assert "history" not in live["context"]
+        assert live["history"] is False
         assert live["context"]["meminfo"]["MemTotal"] > 0, "live events carry host context"
         assert live["boot_id"] == SNAPSHOT_BOOT_ID
     finally:
@@ -64,12 +66,12 @@ async def test_first_start_backlog_is_history_and_what_follows_is_live(tmp_path:
 async def test_advice_is_computed_once_per_stored_revision_after_enrichment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[Mapping[str, Any]] = []
+    seen: list[dict[str, Any]] = []
     real = advice.RULES["oom_kill"]
 
-    def counting(ev: Any, ctx: Mapping[str, Any]) -> list[Advice]:
-        seen.append(dict(ctx))
-        return real(ev, ctx)
+    def counting(ev: Any) -> list[Advice]:
+        seen.append(ev.context.model_dump(exclude_none=True))
+        return real(ev)
 
     monkeypatch.setitem(advice.RULES, "oom_kill", counting)
     h = make_agent(tmp_path)
@@ -228,7 +230,7 @@ async def test_kills_vmstat_counted_that_no_log_showed_become_one_event(tmp_path
         (ev,) = ooms(h)
         assert ev["missing_from_log"] is True
         assert ev["context"]["missing_kills"] == 2
-        assert ev["context"]["history"] is True
+        assert ev["history"] is True
         h.sources.current.push(NOISE)
         await until(lambda: h.agent.pipeline.safe_position is not None, "a position")
     finally:

@@ -67,9 +67,9 @@ def test_backlog_on_first_start_is_history_and_skips_live_stages(tmp_path: Path)
     p.feed(batch(REPORT, backlog=True))
     p.flush()
     (stored,) = history.query("oom_kill")
-    assert stored["context"]["history"] is True
+    assert stored["history"] is True
     assert stored["advice"], "history is advised too"
-    assert all(b["context"].get("history") for b in outbox.puts)
+    assert all(b["history"] for b in outbox.puts)
     assert p.stats.events["oom_kill"] == 1
 
 
@@ -78,7 +78,7 @@ def test_old_report_read_live_is_still_history(tmp_path: Path) -> None:
     p.history_max_age_s = 60.0  # the report is ~7000 s before the fake clock's now
     p.feed(batch(REPORT))
     p.flush()
-    assert outbox.puts and all(b["context"]["history"] is True for b in outbox.puts)
+    assert outbox.puts and all(b["history"] is True for b in outbox.puts)
 
 
 def test_a_resumed_revision_goes_above_every_stored_one(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from kernbot.core.events import OomKillEvent
+from kernbot.core.events import OomKillEvent, OomRiskEvent
 from kernbot.core.wire import DmesgResponse, OomResponse, ProcInfo, SynResponse, TopResponse
 
 
@@ -19,6 +19,7 @@ from kernbot.core.wire import DmesgResponse, OomResponse, ProcInfo, SynResponse,
 class AgentFarm:
     token: str
     events: dict[str, list[OomKillEvent]] = field(default_factory=dict)
+    risks: dict[str, list[OomRiskEvent]] = field(default_factory=dict)
     slow: set[str] = field(default_factory=set)
     delay_s: float = 10.0
     urls: dict[str, str] = field(default_factory=dict)
@@ -54,7 +55,9 @@ class AgentFarm:
         what = request.match_info["what"]
         body: OomResponse | SynResponse | TopResponse | DmesgResponse
         if what == "oom":
-            body = OomResponse(host=host, events=self.events.get(host, []))
+            body = OomResponse(
+                host=host, events=self.events.get(host, []), risks=self.risks.get(host, [])
+            )
         elif what == "syn":
             body = SynResponse(host=host, sysctls={"net.ipv4.tcp_syncookies": 1})
         elif what == "top":

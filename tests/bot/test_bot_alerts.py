@@ -98,9 +98,7 @@ async def test_syn_episode_updates_the_original_message(pipeline: Pipeline) -> N
 
 
 async def test_history_is_stored_never_alerted(pipeline: Pipeline) -> None:
-    res = await pipeline.ingestor.events(
-        EventBatch(host="x", events=[sample_oom(context={"history": True})])
-    )
+    res = await pipeline.ingestor.events(EventBatch(host="x", events=[sample_oom(history=True)]))
     await pipeline.drain()
     assert res.accepted == 1
     assert pipeline.notifier.posts == [] and pipeline.ingestor.outcomes["history"] == 1
@@ -112,7 +110,7 @@ async def test_silences_by_host_and_pod(db: Database, clock: FakeClock) -> None:
     notifier = RecordingNotifier()
     p = make_pipeline(db, notifier, clock)
     svc = FleetService(db, None, clock=clock)  # type: ignore[arg-type]
-    known = [sample_oom(id=i, host=h, context={"history": True}) for i, h in (("0", "db-3"),)]
+    known = [sample_oom(id=i, host=h, history=True) for i, h in (("0", "db-3"),)]
     await send(p, *known)  # silence targets must name hosts and pods the bot knows
     await svc.silence("pod:payments/ledger-*", 3600, "U1")
     await svc.silence("host:db-*", 60, None)

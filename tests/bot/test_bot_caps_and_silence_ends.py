@@ -44,7 +44,7 @@ async def test_an_expired_silence_tells_the_channel_what_it_held_back(
     notifier = RecordingNotifier()
     p = make_pipeline(db, notifier, clock)
     svc = FleetService(db, None, clock=clock, notice_channel="C0ALERTS")  # type: ignore[arg-type]
-    known = sample_oom(id="k", host="db-3", kubernetes=None, context={"history": True})
+    known = sample_oom(id="k", host="db-3", kubernetes=None, history=True)
     await p.ingestor.events(EventBatch(host="db-3", events=[known]))
     await svc.silence("db-3", 60, "U1", "maintenance")
     batch = [kill(n, "db-3") for n in range(3)]

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from agent_doubles import AgentFarm
 
-from fakes.fake_fleet import sample_oom
+from fakes.fake_fleet import sample_oom, sample_risk
 from kernbot.bot.agents_client import AgentsClient
 from kernbot.bot.alerts import AlertDecider, AlertPolicy
 from kernbot.bot.ingest import Ingestor
@@ -59,13 +59,17 @@ async def test_live_answers(svc: tuple[FleetService, Ingestor], farm: AgentFarm)
 
 async def test_slow_agent_answered_from_store(svc: tuple[FleetService, Ingestor]) -> None:
     service, ingestor = svc
-    await ingestor.events(EventBatch(host="db-1", events=[sample_oom(host="db-1")]))
+    ended = sample_risk("db-1", 85.0)
+    ended.id, ended.state = "b00t:risk:over", "ended"
+    risks = [sample_risk("db-1", 96.0), ended]
+    await ingestor.events(EventBatch(host="db-1", events=[sample_oom(host="db-1"), *risks]))
     started = time.monotonic()
     oom = await service.oom_host("db-1")
     assert time.monotonic() - started < 1.5
     assert oom.from_store and not oom.agent_reachable
     assert oom.agent_error is not None and "db-1" in oom.agent_error and "0.5s" in oom.agent_error
     assert [e.victim.comm for e in oom.events] == ["java"]
+    assert [r.percent for r in oom.risks] == [96.0]  # the open episode, not the ended one
     top = await service.top("db-1")
     assert top.from_store and top.processes == []
 
@@ -105,3 +109,18 @@ async def test_fleet_merges_store_and_agents(
     assert summary.total_kills == 4
     assert [(r.host, r.kills) for r in summary.by_host] == [("web-1", 3), ("web-2", 1)]
     assert [(r.pod, r.kills) for r in summary.repeat_offenders] == [("ledger-1", 3)]
+
+
+async def test_risks_fleet_wide_worst_first(
+    svc: tuple[FleetService, Ingestor], farm: AgentFarm
+) -> None:
+    service, _ = svc
+    farm.risks["web-1"] = [sample_risk("web-1", 91.0, None)]
+    farm.risks["web-2"] = [sample_risk("web-2", 95.0, 90.0), sample_risk("web-2", 92.0, None)]
+    answer = await service.risks_fleet()
+    assert [(r.host, r.percent) for r in answer.risks] == [
+        ("web-2", 95.0), ("web-2", 92.0), ("web-1", 91.0)
+    ]  # fmt: skip
+    assert answer.hosts_asked == 3 and answer.unreachable == ["db-1"]  # db-1 is too slow
+    host = await service.oom_host("web-2")
+    assert [r.percent for r in host.risks] == [95.0, 92.0]

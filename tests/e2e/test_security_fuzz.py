@@ -206,7 +206,8 @@ def test_bot_survives_random_and_mutated_bodies(bot: Served) -> None:
     one()
     bot.assert_healthy()
     print("bot answers by status:", bot.statuses, "rss kB:", bot.rss_kb())
-    assert bot.statuses.get(200, 0) > 10 and bot.statuses.get(422, 0) > 10, bot.statuses
+    # the accept path is exercised too; a typed context makes most mutations a 422
+    assert bot.statuses.get(200, 0) >= 5 and bot.statuses.get(422, 0) > 10, bot.statuses
 
 
 @pytest.mark.parametrize(

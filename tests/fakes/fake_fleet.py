@@ -14,6 +14,7 @@ from typing import Any
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
+    FleetRisks,
     FleetRow,
     FleetSummary,
     OomHostAnswer,
@@ -28,6 +29,7 @@ from kernbot.core.events import (
     Kubernetes,
     Memcg,
     OomKillEvent,
+    OomRiskEvent,
     SynFloodEvent,
     Task,
     Trigger,
@@ -161,8 +163,11 @@ def sample_syn(**changes: Any) -> SynFloodEvent:
                 "ListenOverflows": 0.0,
             },
             "sysctls": {"net.ipv4.tcp_syncookies": 1, "net.ipv4.tcp_max_syn_backlog": 256},
-            "verdict": "spoofed SYNs: many cookies sent, few returned (an attack)",
-            "episode": {"started": "2023-03-02T09:58:40+00:00", "peak_per_s": 2210},
+            "peak_rates": {"SyncookiesSent": 2210.0, "SyncookiesRecv": 4.0},
+            "verdict": "attack",
+            "verdict_text": "spoofed SYNs: many cookies sent, few returned (an attack)",
+            "started": "2023-03-02T09:58:40+00:00",
+            "duration_s": 81.0,
         },
         advice=[
             Advice(
@@ -173,6 +178,28 @@ def sample_syn(**changes: Any) -> SynFloodEvent:
         ],
     )
     return event.model_copy(update=changes)
+
+
+def sample_risk(
+    host: str = "k8s-node-17", pct: float = 93.0, eta_s: float | None = 240.0
+) -> OomRiskEvent:
+    """An open OOM-risk episode of a pod whose container name is hostile text."""
+    limit = 512 * 1024
+    return OomRiskEvent(
+        id=f"b00t:risk:{host}:{pct}",
+        host=host,
+        state="start",
+        cgroup="/kubepods/burstable/pod0f2a7c7e-3b1d-4c55-9d0a-6f1e2b3c4d5e/" + "ab" * 32,
+        kubernetes=Kubernetes(namespace="payments", pod="api-0", container="<!channel>"),
+        usage_kb=int(limit * pct / 100) + 4096,
+        working_set_kb=int(limit * pct / 100),
+        limit_kb=limit,
+        percent=pct,
+        growth_kb_per_s=200.0 if eta_s is not None else None,
+        eta_s=eta_s,
+        reasons=["percent", "eta"] if eta_s is not None else ["percent"],
+        started="2021-12-20T09:11:00+00:00",
+    )
 
 
 class FakeFleet:
@@ -226,6 +253,15 @@ class FakeFleet:
             ],
             meminfo={"MemTotal": 65807564, "MemAvailable": 2101132},
             psi={"some": {"avg10": 12.5}, "full": {"avg10": 3.1}},
+            risks=[sample_risk(host)],
+        )
+
+    async def risks_fleet(self) -> FleetRisks:
+        self.calls.append(("risks_fleet", ()))
+        return FleetRisks(
+            risks=[sample_risk("k8s-node-18", 97.0, 60.0), sample_risk("k8s-node-17", 91.0, None)],
+            hosts_asked=len(self.host_names),
+            unreachable=sorted(self.down),
         )
 
     async def oom_fleet(self, since_s: float = 86400.0) -> FleetSummary:
@@ -255,9 +291,9 @@ class FakeFleet:
             host=host,
             events=[syn],
             **self._reach(host),
-            listeners=[Listener.model_validate(syn.context["listener"])],
-            counter_rates=syn.context["counter_rates"],
-            sysctls=syn.context["sysctls"],
+            listeners=[Listener.model_validate(syn.context.listener)],
+            counter_rates=syn.context.counter_rates,
+            sysctls=syn.context.sysctls,
         )
 
     async def top(self, host: str, n: int = 10) -> TopAnswer:

@@ -60,6 +60,7 @@ async def test_each_command_asks_the_right_question() -> None:
         ("/oom", "edge-3", ("oom_host", ("edge-3",))),
         ("/synflood", "edge-3", ("syn_host", ("edge-3",))),
         ("/kernbot", "hosts", ("hosts", ())),
+        ("/kernbot", "risks", ("risks_fleet", ())),
         ("/kernbot", "top edge-3", ("top", ("edge-3", 10))),
         ("/kernbot", "dmesg edge-3", ("dmesg", ("edge-3", None, 50))),
         ("/kernbot", "dmesg edge-3 " + "x" * 500, ("dmesg", ("edge-3", "x" * 100, 50))),
@@ -102,3 +103,16 @@ async def test_errors_and_timeouts_never_escape() -> None:
     assert "went wrong" in shown(broken) and "database" not in shown(broken)
     stuck = await commands.answer("/kernbot", "top edge-3", StuckFleet(), timeout_s=0.2)
     assert "took too long" in shown(stuck)
+
+
+async def test_risks_fleet_wide_worst_first_and_on_oom_host() -> None:
+    fleet = FakeFleet()
+    said = shown(await commands.answer("/kernbot", "risks", fleet, user_id="U1"))
+    assert "OOM risks across the fleet: 2" in said
+    assert said.index("k8s-node-18") < said.index("k8s-node-17")  # 97 % and 1 min first
+    assert "`payments/api-0 (&lt;!channel&gt;)` at 97 % of its 512.0 MiB limit" in said
+    assert "the limit in ~60 s" in said
+    assert "<!channel>" not in said
+    host = shown(await commands.answer("/oom", "edge-3", fleet, user_id="U1"))
+    assert "At risk of OOM now* (1)" in host and "at 93 % of its 512.0 MiB limit" in host
+    assert "<!channel>" not in host

@@ -36,6 +36,7 @@ from kernbot.agent.pods import KubernetesApi, PodResolver
 from kernbot.agent.position import Position, PositionSaver, PositionStore
 from kernbot.agent.proc import ProcReader
 from kernbot.agent.queries import HostQueries
+from kernbot.agent.risk import RiskSampler, RiskStage
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
@@ -92,6 +93,35 @@ def _reconciler(
     return OomReconciler(host, boot_id, accounted)
 
 
+def _risk_stage(
+    settings: AgentSettings, proc_root: Path, host: str, boot_id: str | None, clock: Clock
+) -> RiskStage | None:
+    """OOM-risk warnings (kernbot.agent.risk) with the episodes a previous run left open;
+    None when `risk_sample_interval_s` is 0."""
+    if settings.risk_sample_interval_s <= 0:
+        return None
+    from kernbot.agent.cgroups import CgroupReader
+    from kernbot.core.risk import RiskSettings, RiskTracker
+
+    risk = RiskSettings(
+        percent=settings.risk_percent,
+        eta_s=settings.risk_eta_s,
+        psi_full=settings.risk_psi_full,
+        end_percent=settings.risk_end_percent,
+        end_after_s=settings.risk_end_after_s,
+        window_s=settings.risk_window_s,
+    )
+    sampler = RiskSampler(
+        reader=CgroupReader(settings.cgroup_root),
+        tracker=RiskTracker(host=host, boot_id=boot_id, settings=risk),
+        proc_root=proc_root,
+        state_path=settings.state_dir / "oom_risk.json",
+        discover_s=settings.risk_discover_interval_s,
+    )
+    sampler.load(clock.wall())
+    return RiskStage(sampler, clock.wall)
+
+
 class Agent:
     def __init__(
         self,
@@ -140,7 +170,11 @@ class Agent:
         )
         self.syn_episodes = SynEpisodes(self.syn_tracker, proc, clock.wall)
         self.pod_names = ApiPodNames(self.enricher)
-        stages: list[Stage] = [self.syn_episodes, Enrich(self.enricher), self.pod_names, Advise()]
+        self.risk_stage = _risk_stage(settings, proc.root, self.host, self.boot_id, clock)
+        self.risk: RiskSampler | None = self.risk_stage.sampler if self.risk_stage else None
+        # OOM risk before enrichment: the `killed` update a kill brings is enriched too
+        risk_stages: list[Stage] = [self.risk_stage] if self.risk_stage is not None else []
+        stages = [self.syn_episodes, *risk_stages, Enrich(self.enricher), self.pod_names, Advise()]
         if self.reconciler is not None:
             stages.append(KillAccounting(self.reconciler))
         self.pipeline = Pipeline(
@@ -158,6 +192,8 @@ class Agent:
             clock=clock,
         )
         self.syn_episodes.resume = self.pipeline.resume
+        if self.risk_stage is not None:
+            self.risk_stage.resume = self.pipeline.resume
         self.pod_names.resume = self.pipeline.resume
         self.saver = PositionSaver(
             positions, lambda: self.pipeline.safe_position, clock.mono, saved=saved
@@ -185,6 +221,7 @@ class Agent:
             syn_tracker=self.syn_tracker,
             uptime_s=lambda: clock.mono() - self.started_mono,
             queue_test_alert=self.test_alert,
+            risk=self.risk,
         )
         self.jobs: list[tuple[float, str, Job]] = [
             (settings.heartbeat_interval_s, "heartbeat", self.send_heartbeat),
@@ -193,6 +230,9 @@ class Agent:
         """Periodic jobs (interval s, name, coroutine); add one here, it starts with the agent."""
         if self.reconciler is not None:
             self.jobs.append((RECONCILE_EVERY_S, "oom-reconcile", self.reconcile))
+        if self.risk_stage is not None:
+            self.metrics.bind_risk(self.risk_stage.watched, self.risk_stage.sampler.open_count)
+            self.jobs.append((settings.risk_sample_interval_s, "oom-risk", self.risk_stage.sample))
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._scheduler: Scheduler | None = None
@@ -332,7 +372,7 @@ class Agent:
             boot_id=self.boot_id,
             time=datetime.fromtimestamp(now, UTC).isoformat(),
             lines=["kernbot test alert (kernbot doctor --test-alert): no process was killed"],
-            context={"test": True},
+            test=True,
         )
         assert ev.id is not None
         self.outbox.put(ev.id, 0, ev.kind, ev.model_dump(mode="json"))

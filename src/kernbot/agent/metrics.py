@@ -55,6 +55,20 @@ class AgentMetrics:
         self.source_healthy = Gauge(
             "kernbot_agent_source_healthy", "1 when the log source is readable", registry=r
         )
+        self.risk_cgroups = Gauge(
+            "kernbot_agent_oom_risk_cgroups",
+            "Memory cgroups with a limit the OOM-risk sampler watches",
+            registry=r,
+        )
+        self.risk_open = Gauge(
+            "kernbot_agent_oom_risk_open",
+            "Open OOM-risk episodes (cgroups or the host)",
+            registry=r,
+        )
+
+    def bind_risk(self, cgroups: Callable[[], int], open_episodes: Callable[[], int]) -> None:
+        self.risk_cgroups.set_function(lambda: float(cgroups()))
+        self.risk_open.set_function(lambda: float(open_episodes()))
 
     def bind_outbox(self, depth: Callable[[], int], dropped: Callable[[], int]) -> None:
         self.outbox_depth.set_function(lambda: float(depth()))

@@ -2,7 +2,7 @@
 
 Every event is written to the history and the outbox before anyone is told about it. Old events
 (the ring buffer found on first start, or older than `history_max_age_s`) are stored and shipped
-with `context["history"] = True`, which tells the bot to keep them without alerting. The position
+with `history = True`, which tells the bot to keep them without alerting. The position
 to resume from only advances while no report is half assembled, so a restart re-reads whole
 reports; the outbox drops what was already sent (same id and revision).
 
@@ -25,7 +25,7 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch
 from kernbot.agent.stages import Stage
-from kernbot.core.events import Event
+from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
 
@@ -182,9 +182,9 @@ class Pipeline:
             # backlog read races the kernel): it is live, not history.
             old = False
         too_old = at is not None and self.clock.wall() - at > self.history_max_age_s
-        old = old or too_old or bool(ev.context.get("before_first_start"))
+        old = old or too_old or (isinstance(ev, OomKillEvent) and ev.context.before_first_start)
         if old:
-            ev.context["history"] = True
+            ev.history = True
         self._run(ev, live=not old, stages=self.stages)
 
     def resume(self, ev: Event, after: Stage) -> None:

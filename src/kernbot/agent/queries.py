@@ -17,6 +17,7 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox
 from kernbot.agent.pipeline import Stats
 from kernbot.agent.proc import ProcReader
+from kernbot.agent.risk import RiskSampler
 from kernbot.core.events import OomKillEvent, SynFloodEvent
 from kernbot.core.syn.episodes import SynEpisodeTracker
 from kernbot.core.wire import (
@@ -54,6 +55,7 @@ class HostQueries:
     uptime_s: Callable[[], float]
     queue_test_alert: Callable[[], str]
     """Queues an alert marked as a test (`kernbot doctor --test-alert`); returns its id."""
+    risk: RiskSampler | None = None
 
     def status(self, light: bool = False) -> AgentStatus:
         return AgentStatus(
@@ -72,6 +74,8 @@ class HostQueries:
             outbox_depth=self.outbox.depth(),
             meminfo={} if light else self.proc.meminfo(),
             psi={} if light else self.proc.psi_memory(),
+            risk_cgroups=len(self.risk.reader.cgroups) if self.risk is not None else None,
+            risks_open=len(self.risk.risks()) if self.risk is not None else 0,
         )
 
     def oom(self, since: float | None) -> OomResponse:
@@ -82,6 +86,7 @@ class HostQueries:
             top=self.proc.top_by_oom_score(10),
             meminfo=self.proc.meminfo(),
             psi=self.proc.psi_memory(),
+            risks=self.risk.risks() if self.risk is not None else [],
         )
 
     def syn(self, since: float | None) -> SynResponse:

@@ -143,7 +143,7 @@ class Advise:
     """Advice from the core's rules, once per event, over whatever context it has by now."""
 
     def run(self, ev: Event, live: bool) -> list[Event]:
-        ev.advice = advise(ev, ev.context)
+        ev.advice = advise(ev)
         return [ev]
 
 

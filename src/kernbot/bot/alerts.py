@@ -17,7 +17,7 @@ from kernbot.bot import silences
 from kernbot.bot.store import Repository
 from kernbot.bot.store.json_text import model_json
 from kernbot.bot.store.models import AlertRow, EventRow
-from kernbot.core.events import Event, OomKillEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 
 Outcome = Literal[
     "posted", "threaded", "burst", "capped", "history", "silenced", "updated", "duplicate"
@@ -89,7 +89,7 @@ class AlertPolicy:
 
 
 def pod_of(event: Event) -> tuple[str | None, str | None]:
-    if isinstance(event, OomKillEvent) and event.kubernetes:
+    if isinstance(event, OomKillEvent | OomRiskEvent) and event.kubernetes:
         return event.kubernetes.namespace, event.kubernetes.pod
     return None, None
 
@@ -97,6 +97,8 @@ def pod_of(event: Event) -> tuple[str | None, str | None]:
 def subject_of(event: Event) -> str | None:
     if isinstance(event, OomKillEvent):
         return event.victim.comm
+    if isinstance(event, OomRiskEvent):
+        return f"cgroup {event.cgroup}"
     return f"port {event.port}" if event.port is not None else None
 
 
@@ -130,7 +132,7 @@ def silence_matches(target: str, event: Event) -> bool:
 
 
 def is_history(event: Event) -> bool:
-    return event.context.get("history") is True
+    return event.history
 
 
 class _Batch:

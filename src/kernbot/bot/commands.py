@@ -138,6 +138,8 @@ async def _kernbot(args: list[str], q: FleetQueries, user: str | None, access: A
     sub, rest = (args[0].lower(), args[1:]) if args else ("help", [])
     if sub == "hosts":
         return ra.render_hosts(await q.hosts())
+    if sub == "risks":
+        return ra.render_risks(await q.risks_fleet())
     if sub == "top":
         return ra.render_top(await q.top(_host(rest, "/kernbot top HOST"), 10))
     if sub == "dmesg":

@@ -25,7 +25,7 @@ from kernbot.bot.ports import AlertView, DeliveryError, Message, Notice, Notifie
 from kernbot.bot.render import render_alert, render_notice, render_thread_reply
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import AlertRow, OutboxRow
-from kernbot.core.events import Event
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 
 log = logging.getLogger(__name__)
 DAY_S = 86400.0
@@ -277,7 +277,24 @@ class DeliveryWorker:
             repeat_count=alert.count,
             kills_24h_host=host_kills,
             kills_24h_pod=pod_kills,
+            related=self._related(repo, event),
         )
+
+    @staticmethod
+    def _related(repo: Repository, event: Event) -> PostedRef | None:
+        """Where the alert an OOM-risk warning and its kill point at each other was posted."""
+        other = None
+        if isinstance(event, OomRiskEvent):
+            other = event.kill_id
+        elif isinstance(event, OomKillEvent):
+            other = event.risk_id
+        if not other:
+            return None
+        row = repo.get_event(f"{event.host}/{other}")
+        if row is None or row.alert_id is None:
+            return None
+        alert = repo.get_alert(row.alert_id)
+        return _ref(alert) if alert is not None and alert.kind == "event" else None
 
     # -- sending -----------------------------------------------------------------------------
     async def _send(self, job: _Send) -> PostedRef | float | None:

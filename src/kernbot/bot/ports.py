@@ -11,8 +11,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.core.wire import Listener, ProcInfo
+from kernbot.core.alert import AlertDocument
+from kernbot.core.context import Listener, ProcInfo, Psi
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.errors import KernbotError
 
 
@@ -28,6 +29,8 @@ class Message(BaseModel):
 
     text: str
     blocks: list[dict[str, Any]] = Field(default_factory=list)
+    document: AlertDocument | None = None
+    """What the blocks were rendered from: a terminal renders this, never the blocks."""
 
 
 class DeliveryError(KernbotError):
@@ -62,6 +65,8 @@ class AlertView(BaseModel):
     kills_24h_host: int | None = None
     kills_24h_pod: int | None = None
     silenced_until: str | None = None
+    related: PostedRef | None = None
+    """The other alert of an OOM-risk warning and its kill (each names the other), if posted."""
 
 
 class Notice(BaseModel):
@@ -121,7 +126,17 @@ class OomHostAnswer(HostAnswer):
     events: list[OomKillEvent] = Field(default_factory=list)
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
-    psi: dict[str, Any] = Field(default_factory=dict)
+    psi: Psi = Field(default_factory=Psi)
+    risks: list[OomRiskEvent] = Field(default_factory=list)
+    """Open OOM-risk episodes on the host now, worst first."""
+
+
+class FleetRisks(BaseModel):
+    """`/kernbot risks`: every open OOM-risk episode the live agents report, worst first."""
+
+    risks: list[OomRiskEvent] = Field(default_factory=list)
+    hosts_asked: int = 0
+    unreachable: list[str] = Field(default_factory=list)
 
 
 class SynHostAnswer(HostAnswer):
@@ -176,6 +191,8 @@ class FleetQueries(Protocol):
     async def oom_host(self, host: str) -> OomHostAnswer: ...
 
     async def oom_fleet(self, since_s: float = 86400.0) -> FleetSummary: ...
+
+    async def risks_fleet(self) -> FleetRisks: ...
 
     async def syn_host(self, host: str) -> SynHostAnswer: ...
 

@@ -23,6 +23,7 @@ from kernbot.bot.alerts import column_text, event_key, pod_of, subject_of
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
+    FleetRisks,
     FleetRow,
     FleetSummary,
     OomHostAnswer,
@@ -33,7 +34,8 @@ from kernbot.bot.ports import (
 )
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import AgentRow, SilenceRow
-from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent, SynFloodEvent
+from kernbot.core.risk.summary import severity
 from kernbot.core.wire import DmesgResponse, OomResponse, SynResponse, TopResponse
 
 M = TypeVar("M", bound=BaseModel)
@@ -129,10 +131,17 @@ class FleetService:
         if isinstance(resp, AgentError):
             stored = await self._stored(name, "oom_kill")
             events = [e for e in stored if isinstance(e, OomKillEvent)]
-            return OomHostAnswer(host=name, events=events, **self._missing(resp))
+            # the last word the agent sent on each episode; open ones may since have ended
+            risks = [
+                e
+                for e in await self._stored(name, "oom_risk")
+                if isinstance(e, OomRiskEvent) and e.state in ("start", "ongoing")
+            ]
+            risks.sort(key=severity, reverse=True)
+            return OomHostAnswer(host=name, events=events, risks=risks, **self._missing(resp))
         return OomHostAnswer(
             host=name, agent_reachable=True, events=resp.events, top=resp.top,
-            meminfo=resp.meminfo, psi=resp.psi,
+            meminfo=resp.meminfo, psi=resp.psi, risks=resp.risks,
         )  # fmt: skip
 
     async def syn_host(self, host: str) -> SynHostAnswer:
@@ -227,6 +236,29 @@ class FleetService:
             repeat_offenders=offenders,
             syn_floods=syn,
         )
+
+    async def risks_fleet(self) -> FleetRisks:
+        """Open OOM-risk episodes, live from every agent that is not stale, worst first."""
+        now = self.clock()
+        agents = await self.db.run(lambda s: Repository(s).agents())
+        live = [
+            AgentTarget(a.host, a.advertise_url)
+            for a in agents
+            if a.advertise_url and not a.is_stale(now, self.stale_after_s)
+        ]
+        # `since` keeps the kill history out of the answers: only the risks are wanted here
+        answers = await self.client.fan_out(live, "/v1/oom", OomResponse, {"since": "1m"})
+        risks: list[OomRiskEvent] = []
+        unreachable: list[str] = []
+        for host, answer in sorted(answers.items()):
+            if isinstance(answer, AgentError):
+                unreachable.append(host)
+                continue
+            for risk in answer.risks:
+                risk.host = risk.host or host
+                risks.append(risk)
+        risks.sort(key=severity, reverse=True)
+        return FleetRisks(risks=risks, hosts_asked=len(live), unreachable=unreachable)
 
     # -- silences --------------------------------------------------------------------------
     async def check_target(self, target: str) -> None:

@@ -139,6 +139,7 @@ def check(up: UpSettings) -> list[str]:
 
 
 def _snapshot(agent: Agent | None, notifier: StatusAwareNotifier) -> Snapshot:
+    from kernbot.core.risk.summary import headline
     from kernbot.status_line import Snapshot
 
     if agent is None:
@@ -152,6 +153,7 @@ def _snapshot(agent: Agent | None, notifier: StatusAwareNotifier) -> Snapshot:
         source_healthy=bool(src is not None and src.healthy),
         last_alert=notifier.last_alert,
         last_alert_at=notifier.last_alert_at,
+        at_risk=[headline(r) for r in agent.risk.risks()] if agent.risk is not None else [],
     )
 
 

@@ -28,8 +28,11 @@ from kernbot.core.bounds import (
     Time,
     check_bounded,
 )
+from kernbot.core.context import OomContext, SynContext
 
 WIRE_VERSION = 1
+"""The wire MAJOR version: a receiver refuses bodies with a higher one (fields it cannot know
+changed meaning); additions within a major are extra fields, which every model keeps."""
 MAX_LINES = 400
 """At most this many raw lines are kept on an event (the task table of a big host is thousands)."""
 
@@ -70,7 +73,28 @@ class Victim(_Model):
     oom_score: int | None = None
     """Computed like the kernel's oom_badness() on the /proc/PID/oom_score scale of that era."""
     printed_score: int | None = None
-    """The `score N` the kernel printed (old kernels only)."""
+    """The `score N` the kernel printed (old kernels only): a memory cgroup OOM prints it on
+    that cgroup's scale, not /proc's."""
+    pgtables_bytes_labelled_kb: bool = False
+    """The kernel printed page-table bytes under a `kB` label (5.x bug); `pgtables_kb` is fixed."""
+
+
+class ProcessRef(_Model):
+    """A process named by a report line beside the victim."""
+
+    pid: int | None = None
+    comm: str | None = None
+
+
+class ContainerOwner(_Model):
+    """A non-Kubernetes owner of the cgroup: a container, an LXC guest or a systemd unit."""
+
+    kind: str
+    """`container`, `lxc`, `systemd-unit`, `user-session` or `root`."""
+    runtime: str | None = None
+    container_id: str | None = None
+    lxc_id: str | None = None
+    unit: str | None = None
 
 
 class Memcg(_Model):
@@ -82,6 +106,10 @@ class Memcg(_Model):
     failcnt: int | None = None
     swap_usage_kb: int | None = None
     swap_limit_kb: int | None = None
+    memsw_usage_kb: int | None = None
+    """cgroup v1 memory+swap counter."""
+    memsw_limit_kb: int | None = None
+    memsw_failcnt: int | None = None
 
 
 class Kubernetes(_Model):
@@ -139,6 +167,17 @@ class Advice(_Model):
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
+class Finding(_Model):
+    """One likely cause of an OOM kill (ARCHITECTURE.md: `diagnosis`), most likely first."""
+
+    cause: str
+    """A code (`memcg_limit`, `one_process`, `slab`...); codes are added, never renamed."""
+    summary: str
+    """One sentence with the numbers."""
+    evidence: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+    """The numbers and where in the report they came from."""
+
+
 class _EventBase(_Model):
     version: int = WIRE_VERSION
     id: EventId | None = None
@@ -153,9 +192,20 @@ class _EventBase(_Model):
     seq: int | None = None
     lines: list[Line] = Field(default_factory=list, max_length=MAX_LINES)
     advice: list[Advice] = Field(default_factory=list)
-    context: dict[str, Any] = Field(default_factory=dict)
-    """Live host context added by the agent (meminfo, PSI, top oom_scores, listener,
-    counters...)."""
+    history: bool = False
+    """Read from the log's past (before the agent started, or too old): kept, never alerted."""
+    test: bool = False
+    """Sent by `kernbot doctor --test-alert` through agent, bot and Slack: nothing was killed."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_from_context(cls, data: Any) -> Any:
+        """Agents before the typed contract sent the history flag as `context.history`."""
+        if isinstance(data, dict) and "history" not in data:
+            ctx = data.get("context")
+            if isinstance(ctx, dict) and ctx.get("history") is True:
+                data = {**data, "history": True}
+        return data
 
 
 class OomKillEvent(_EventBase):
@@ -183,6 +233,28 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    exiting_victims: list[ProcessRef] = Field(default_factory=list)
+    """`OOM victim ... is already exiting`: the kernel waited instead of killing another."""
+    mm_pinned_by: ProcessRef | None = None
+    """The victim's memory is shared with this process, so it could not be reaped yet."""
+    sysrq: bool = False
+    """Triggered by hand (SysRq-f / `echo f > /proc/sysrq-trigger`), not by a shortage."""
+    sysrq_ignored: str | None = None
+    """Why the kernel ignored a manual OOM request, as printed."""
+    lines_omitted: int = 0
+    """Lines of the report dropped beyond MAX_LINES."""
+    group_path: str | None = None
+    """memory.oom.group: the cgroup whose tasks were all killed."""
+    container: ContainerOwner | None = None
+    """The cgroup's owner when it is not a Kubernetes pod."""
+    diagnosis: list[Finding] = Field(default_factory=list)
+    """Likely causes, most likely first (ARCHITECTURE.md, "Event JSON")."""
+    context: OomContext = Field(default_factory=OomContext)
+    """Live host context added by the agent."""
+    risk_id: str | None = None
+    """The `oom_risk` episode that warned about this cgroup before the kill, when there was one."""
+    risk_started: str | None = None
+    """ISO time that episode started (the warning came this long before the kill)."""
 
 
 class SynFloodEvent(_EventBase):
@@ -196,9 +268,65 @@ class SynFloodEvent(_EventBase):
     `request_sock_subflow_v4`..."""
     episode: Literal["start", "ongoing", "ended"] | None = None
     """Set by the agent when it tracks the flood through the TcpExt counters."""
+    context: SynContext = Field(default_factory=SynContext)
+    """Live host context added by the agent."""
 
 
-Event = Annotated[OomKillEvent | SynFloodEvent, Field(discriminator="kind")]
+class PsiAvg10(_Model):
+    """An OOM-risk sample's memory pressure: percent of the last 10 s some or all tasks stalled
+    (the richer host PSI of a kill's context is kernbot.core.context.Psi)."""
+
+    some_avg10: float | None = None
+    full_avg10: float | None = None
+
+
+class TopProcess(_Model):
+    pid: int
+    comm: str = ""
+    rss_kb: int | None = None
+    growth_kb_per_s: float | None = None
+    """RSS growth since the episode's previous event (None on its first)."""
+
+
+RiskState = Literal["start", "ongoing", "ended", "killed"]
+
+
+class OomRiskEvent(_EventBase):
+    """One episode of a cgroup (or the host, `cgroup` "/") running out of memory before any
+    kill; updates keep the id and raise `revision` (kernbot.core.risk.episodes)."""
+
+    kind: Literal["oom_risk"] = "oom_risk"
+    state: RiskState = "start"
+    cgroup: str = "/"
+    kubernetes: Kubernetes | None = None
+    container: ContainerOwner | None = None
+    usage_kb: int | None = None
+    working_set_kb: int | None = None
+    limit_kb: int | None = None
+    growth_kb_per_s: float | None = None
+    eta_s: float | None = None
+    """Seconds to the limit at the current growth; None when not growing."""
+    psi: PsiAvg10 | None = None
+    top: list[TopProcess] = Field(default_factory=list)
+    kill_id: str | None = None
+    """The `oom_kill` event that ended the episode (state `killed`)."""
+    percent: float | None = None
+    """Working set as a percentage of the limit."""
+    peak_percent: float | None = None
+    high_kb: int | None = None
+    """cgroup v2 memory.high (the throttling threshold), when set."""
+    reasons: list[str] = Field(default_factory=list)
+    """Which thresholds the episode crossed: `percent`, `eta`, `psi`."""
+    started: str | None = None
+    """ISO time the episode started."""
+    ended: str | None = None
+    cgroup_version: int | None = None
+    memory_events: dict[str, int] = Field(default_factory=dict)
+    """The cgroup's own counters when the event was made: v2 memory.events (high, max, oom,
+    oom_kill), v1 failcnt, under_oom, oom_kill."""
+
+
+Event = Annotated[OomKillEvent | SynFloodEvent | OomRiskEvent, Field(discriminator="kind")]
 
 
 class EventEnvelope(BaseModel):

@@ -3,18 +3,15 @@ victim picked for its oom_score_adj rather than its size, and kills that keep co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from kernbot.core.advice.memcg import memcg_advice
-from kernbot.core.advice.parts import lenient_int, mib, victim_name
+from kernbot.core.advice.parts import mib, victim_name
 from kernbot.core.events import Advice, OomKillEvent, Task
 
 LEAK_KILLS_24H = 3
 """This many kills in a day is a pattern, not bad luck."""
 
 
-def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
+def advise_oom(ev: OomKillEvent) -> list[Advice]:
     """Which limit was hit decides the first advice; the victim's adj and repeats add to it."""
     out: list[Advice] = []
     if ev.panic:
@@ -31,7 +28,7 @@ def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
-    kills = lenient_int(ctx.get("kills_24h"))
+    kills = ev.context.kills_24h
     if kills is not None and kills >= LEAK_KILLS_24H:
         out.append(_leak_advice(ev, kills))
     return out
@@ -128,11 +125,13 @@ def _global_advice(ev: OomKillEvent) -> list[Advice]:
         Advice(
             title="Protect the services that must survive",
             why="The kernel kills the process with the highest oom_score. Lower the score of "
-            "critical daemons (sshd, databases, the kubelet) so a runaway job goes first; a "
-            "process can only raise its own oom_score_adj, root with CAP_SYS_RESOURCE lowers it.",
+            "critical daemons (sshd, databases, the kubelet) so a runaway job goes first: "
+            "OOMScoreAdjust=-500 in the unit's [Service] section (`systemctl edit UNIT`), or "
+            "-500 written to /proc/PID/oom_score_adj; a process can only raise its own "
+            "oom_score_adj, root with CAP_SYS_RESOURCE lowers it. The command lists who would "
+            "go first now.",
             commands=[
-                "systemctl edit <service>   # [Service] OOMScoreAdjust=-500",
-                "echo -500 > /proc/<pid>/oom_score_adj",
+                "ps -eo pid,comm,rss,oom_score,oom_score_adj --sort=-oom_score | head",
             ],
             severity="info",
         )

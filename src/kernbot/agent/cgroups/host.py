@@ -1,0 +1,93 @@
+"""The host as one more "cgroup" ("/"): RAM plus swap as the limit, MemAvailable as headroom.
+
+The kernel's global OOM killer runs when neither free RAM nor swap is left, so the host's limit is
+MemTotal + SwapTotal and its working set what is not available: (MemTotal - MemAvailable) +
+(SwapTotal - SwapFree). PSI comes from /proc/pressure/memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from pathlib import Path
+
+from kernbot.agent.cgroups.files import parse_pressure, read_small
+from kernbot.core.events import TopProcess
+from kernbot.core.risk import MemSample
+
+_MEMINFO_KEYS = (b"MemTotal:", b"MemAvailable:", b"SwapTotal:", b"SwapFree:")
+
+
+def _meminfo(proc_root: Path) -> dict[str, int]:
+    raw = read_small(str(proc_root / "meminfo"), 8192)
+    if raw is None:
+        return {}
+    out: dict[str, int] = {}
+    for line in raw.split(b"\n"):
+        if line.startswith(_MEMINFO_KEYS):
+            key, _, rest = line.partition(b":")
+            try:
+                out[key.decode()] = int(rest.split()[0])
+            except (ValueError, IndexError):
+                continue
+    return out
+
+
+def host_sample(proc_root: Path) -> MemSample | None:
+    mi = _meminfo(proc_root)
+    total, avail = mi.get("MemTotal"), mi.get("MemAvailable")
+    if not total or avail is None:
+        return None
+    swap_total, swap_free = mi.get("SwapTotal", 0), mi.get("SwapFree", 0)
+    used = (total - avail) + max(0, swap_total - swap_free)
+    pressure = read_small(str(proc_root / "pressure" / "memory"))
+    some, full = parse_pressure(pressure) if pressure is not None else (None, None)
+    return MemSample(
+        cgroup="/",
+        usage_kb=used,
+        working_set_kb=used,
+        limit_kb=total + swap_total,
+        psi_some=some,
+        psi_full=full,
+        version=0,
+    )
+
+
+def host_total_kb(proc_root: Path) -> int | None:
+    return _meminfo(proc_root).get("MemTotal")
+
+
+def _rss_and_comm(proc_root: Path, pid: int) -> tuple[int, str] | None:
+    raw = read_small(f"{proc_root}/{pid}/status", 8192)
+    if raw is None:
+        return None
+    comm = ""
+    rss = 0
+    for line in raw.split(b"\n"):
+        if line.startswith(b"Name:"):
+            comm = line[5:].strip(b"\t ").decode("utf-8", "replace")
+        elif line.startswith(b"VmRSS:"):
+            try:
+                rss = int(line.split()[1])
+            except (IndexError, ValueError):
+                rss = 0
+            break
+    return rss, comm
+
+
+def top_processes(proc_root: Path, pids: list[int] | None, n: int = 5) -> list[TopProcess]:
+    """The `n` largest processes by RSS among `pids` (None: every process on the host)."""
+    if pids is None:
+        try:
+            pids = [int(p) for p in os.listdir(proc_root) if p.isdigit()]
+        except OSError:
+            return []
+    rows: list[tuple[int, int, str]] = []
+    for pid in pids:
+        got = _rss_and_comm(proc_root, pid)
+        if got is not None:
+            rows.append((got[0], pid, got[1]))
+    return [
+        TopProcess(pid=pid, comm=comm, rss_kb=rss)
+        for rss, pid, comm in heapq.nlargest(n, rows, key=lambda r: r[0])
+    ]

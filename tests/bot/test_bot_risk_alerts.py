@@ -1,0 +1,65 @@
+"""OOM-risk episodes through the bot's store and outbox: one message per episode updated in
+place (to "killed" at the end), the kill alert naming the warning, silences and routing."""
+
+from __future__ import annotations
+
+from bot_harness import FakeClock, Pipeline, RecordingNotifier, make_pipeline
+
+from fakes.fake_fleet import sample_oom, sample_risk
+from kernbot.bot.alerts import parse_routes
+from kernbot.bot.store import Database
+from kernbot.core.events import OomRiskEvent
+from kernbot.core.wire import EventBatch
+
+
+async def send(p: Pipeline, *events: object) -> None:
+    for event in events:
+        await p.ingestor.events(EventBatch(host="x", events=[event]))
+
+
+def step(ev: OomRiskEvent, **changes: object) -> OomRiskEvent:
+    return ev.model_copy(update={"revision": ev.revision + 1, **changes}, deep=True)
+
+
+async def test_one_message_per_episode_updated_to_killed(pipeline: Pipeline) -> None:
+    start = sample_risk()
+    await send(pipeline, start)
+    await pipeline.drain()
+    ongoing = step(start, state="ongoing", percent=97.0)
+    killed = step(ongoing, state="killed", kill_id="b00t:4711")
+    await send(pipeline, ongoing, killed)
+    kill = sample_oom(id="b00t:4711", time="2021-12-20T09:15:00+00:00")
+    kill.risk_id, kill.risk_started = start.id, start.started
+    await send(pipeline, kill)
+    await pipeline.drain()
+    top = pipeline.notifier.top_level()
+    assert len(top) == 2  # the warning and the kill alert, nothing per sample
+    warning_ref = top[0][3]
+    assert "at 93 % of 512.0 MiB" in top[0][1].text  # the notification's text
+    last = [m for ref, m in pipeline.notifier.updates if ref == warning_ref][-1]
+    assert "OOM killer struck" in str(last.blocks) and "b00t:4711" in str(last.blocks)
+    # each points at the other: the channel (a link in Slack) and when it was posted
+    assert "see the kill alert `b00t:4711` (posted in `C0ALERTS` at `" in str(last.blocks)
+    assert "4 min earlier" in str(top[1][1].blocks) and "kernbot warned" in str(top[1][1].blocks)
+    assert "(posted in `C0ALERTS` at `" in str(top[1][1].blocks)
+
+
+async def test_silenced_pod_and_routed_kind(db: Database, clock: FakeClock) -> None:
+    from kernbot.bot.service import FleetService
+
+    routes = parse_routes([{"kind": "oom_risk", "channel": "C0RISK"}])
+    notifier = RecordingNotifier()
+    p = make_pipeline(db, notifier, clock, routes=routes, default_channel="C0ALERTS")
+    svc = FleetService(db, None, clock=clock, notice_channel="C0ALERTS")  # type: ignore[arg-type]
+    known = sample_risk()
+    known.id, known.history = "b00t:risk:known", True
+    await send(p, known)  # silence targets must name pods the bot knows
+    await svc.silence("pod:payments/api-*", 3600, "U1")
+    await send(p, sample_risk())  # payments/api-0: silenced
+    other = sample_risk(host="k8s-node-18")
+    other.id, other.kubernetes = "b00t:risk:other", None
+    await send(p, other)
+    await p.drain()
+    assert p.ingestor.outcomes["silenced"] == 1
+    # the silence itself is announced in the alert channel; the one risk alert is routed
+    assert [c for c, *_ in notifier.top_level()] == ["C0ALERTS", "C0RISK"]
