@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from kernbot.core.advice import advise
-from kernbot.core.events import Event
+from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import OTHER_FORMATS
+from kernbot.core.oom.diagnosis import attach_diagnosis
 from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
@@ -69,6 +70,8 @@ class Detector:
     @staticmethod
     def _advised(events: list[Event]) -> list[Event]:
         for ev in events:
+            if isinstance(ev, OomKillEvent):
+                attach_diagnosis(ev)
             ev.advice = advise(ev)
         return events
 

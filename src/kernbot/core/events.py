@@ -109,6 +109,15 @@ class Advice(_Model):
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
+class Finding(_Model):
+    """One reason memory ran out (`kernbot.core.oom.diagnosis`): a cause code from the contract,
+    one sentence with the numbers, and the numbers with the report lines they came from."""
+
+    cause: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
 class _EventBase(_Model):
     version: int = WIRE_VERSION
     id: str | None = None
@@ -153,6 +162,8 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    diagnosis: list[Finding] = Field(default_factory=list)
+    """Why memory ran out, most likely first (`kernbot.core.oom.diagnosis`)."""
 
 
 class SynFloodEvent(_EventBase):

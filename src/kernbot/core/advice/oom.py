@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kernbot.core.advice.diagnosis import NOT_THE_LIMIT, diagnosis_advice
 from kernbot.core.advice.memcg import memcg_advice
 from kernbot.core.advice.parts import lenient_int, mib, victim_name
 from kernbot.core.events import Advice, OomKillEvent, Task
@@ -22,12 +23,21 @@ def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     memcg_oom = not ev.global_oom and (
         ev.constraint == "CONSTRAINT_MEMCG" or (ev.memcg is not None and bool(ev.memcg.oom_path))
     )
+    causes = diagnosis_advice(ev)
+    first = ev.diagnosis[1 if memcg_oom else 0 :][:1]
+    # Raising a limit frees neither tmpfs files nor a kernel leak, and on a host the cause is
+    # what to fix: the cause's advice leads, except a process that filled its own cgroup,
+    # where the limit advice (raise it or find the leak) comes first.
+    if not memcg_oom or (first and first[0].cause in NOT_THE_LIMIT):
+        out.extend(causes)
+        causes = []
     if memcg_oom:
         out.extend(memcg_advice(ev))
     elif ev.global_oom or ev.constraint is not None or ev.meminfo is not None:
         out.extend(_global_advice(ev))
     elif not ev.panic:
         out.extend(_fragment_advice(ev))
+    out.extend(causes)
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
@@ -110,7 +120,7 @@ def _global_advice(ev: OomKillEvent) -> list[Advice]:
             severity="critical",
         )
     )
-    if mi is not None and mi.total_swap_kb == 0:
+    if mi is not None and mi.total_swap_kb == 0 and not _has(ev, "swap_exhausted"):
         out.append(
             Advice(
                 title="There is no swap",
@@ -178,3 +188,7 @@ def _leak_advice(ev: OomKillEvent, kills: int) -> Advice:
         commands=["journalctl -k --since -24h | grep -E 'Killed process|oom-kill:'"],
         severity="critical",
     )
+
+
+def _has(ev: OomKillEvent, cause: str) -> bool:
+    return any(f.cause == cause for f in ev.diagnosis)
