@@ -224,7 +224,8 @@ def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
     blocks = [b for b in rep.stats if b.values_kb]
     if not blocks:
         acc.gaps.append("memory.stat (what filled the cgroup)")
-    elif blocks[0].v2:
+    elif blocks[0].v2 and "rss" not in blocks[0].values_kb:
+        # 6.x prints cgroup v1 stats as memory.stat lines too (`rss N` in bytes): keys decide.
         _account_v2(acc, blocks[0])
     else:
         _account_v1(acc, rep, blocks)
