@@ -61,15 +61,29 @@ def tmpfs_dir(size_mb: int = 256) -> Iterator[str]:
             os.rmdir(path)
 
 
-def cause_oom(steps: list[list[Proc]], *, limit_mb: int, timeout: float = 60.0) -> CauseOom:
-    """Run `steps` in a fresh cgroup until the kernel kills one of them; return its event."""
+IN_GUEST = os.environ.get("KERNBOT_IN_VMGUEST") == "1"
+"""Set by the command run through tests/lab/vmguest.py: a throwaway VM, where a system-wide
+OOM is allowed (never on the host)."""
+
+
+def cause_oom(steps: list[list[Proc]], *, limit_mb: int | None, timeout: float = 60.0) -> CauseOom:
+    """Run `steps` in a fresh cgroup until the kernel kills one of them; return its event.
+
+    `limit_mb=None` runs them in the root cgroup for a system-wide OOM: only inside the guest.
+    """
     found = memory_cgroup_root()
     if found is None:
         raise RuntimeError("no memory cgroup hierarchy (see lab.privileges.require_root_kernel)")
     root, version = found
-    name = f"kernbot-cause-{uuid.uuid4().hex[:12]}"
-    cgdir = _make_cgroup(root, version, name, limit_mb * 1024 * 1024)
-    procs_file = os.path.join(cgdir, "cgroup.procs")
+    if limit_mb is None:
+        if not IN_GUEST:
+            raise RuntimeError("a system-wide OOM only inside the vmguest, never on the host")
+        cgdir = None
+        procs_file = os.path.join(root, "cgroup.procs")
+    else:
+        name = f"kernbot-cause-{uuid.uuid4().hex[:12]}"
+        cgdir = _make_cgroup(root, version, name, limit_mb * 1024 * 1024)
+        procs_file = os.path.join(cgdir, "cgroup.procs")
     helper = helper_path("_causes.py")
     started: list[subprocess.Popen[str]] = []
     pids: dict[str, list[int]] = {}
@@ -104,9 +118,10 @@ def cause_oom(steps: list[list[Proc]], *, limit_mb: int, timeout: float = 60.0) 
         ]
         if not events:
             raise RuntimeError("the detector found no event for our kill:\n" + raw[-4000:])
-        return CauseOom(version, limit_mb * 1024, pids, events[0], raw)
+        return CauseOom(version, (limit_mb or 0) * 1024, pids, events[0], raw)
     finally:
         for proc in started:
             stop(proc)
         tail.close()
-        _remove_cgroup(cgdir)
+        if cgdir is not None:
+            _remove_cgroup(cgdir)

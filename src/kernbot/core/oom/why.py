@@ -1,0 +1,147 @@
+"""The two things every OOM alert shows first: one "Why: …" line and the accounting bar.
+
+Both are plain text built from the event's `diagnosis` and `accounting` (so an event from an
+older agent, without them, gives None and renderers show nothing). Kernel text inside (a comm,
+a cgroup path) is not escaped here: each renderer escapes for its medium.
+
+The bar gives every kB of the total (the cgroup's limit, or RAM) one glyph class, in a fixed
+order, so a reader learns it once: `█` anon, `▓` page cache, `▒` shmem, `░` slab, `▪` other
+kernel memory and what no counter explains, `·` free. Widths use largest remainders, so the bar
+always has exactly `width` cells and a part of at least half a cell shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernbot.core.events import Finding, OomKillEvent
+
+BAR_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("anon", "█", ("anon",)),
+    ("page cache", "▓", ("page_cache",)),
+    ("shmem", "▒", ("shmem",)),
+    ("slab", "░", ("slab_unreclaimable", "slab_reclaimable")),
+    (
+        "other",
+        "▪",
+        ("kernel_stack", "page_tables", "hugepages", "kernel_other", "unevictable", "unaccounted"),
+    ),
+    ("free", "·", ("free",)),
+)
+WIDTH = 20
+SECONDARY = frozenset({"no_swap", "swap_exhausted", "adj_forced"})
+"""Causes that explain the victim or the timing, not what filled the memory."""
+
+
+def _mib(kb: object) -> str:
+    if not isinstance(kb, int):
+        return "?"
+    return f"{kb / 1024:,.0f} MiB" if kb >= 1024 else f"{kb} kB"
+
+
+def _pct(share: object) -> str:
+    if not isinstance(share, float | int):
+        return ""
+    return " (all of it)" if share > 1 else f" ({share * 100:.0f}%)"
+
+
+def headline(f: Finding) -> str:
+    """A finding in a few words with its main number, for the Why line."""
+    e = f.evidence
+    match f.cause:
+        case "memcg_limit":
+            if "memsw_limit_kb" in e:
+                return f"the cgroup hit its memory+swap limit ({_mib(e['memsw_limit_kb'])})"
+            if e.get("limit_kb") is None:
+                return "the cgroup hit its memory limit"
+            return f"the cgroup hit its {_mib(e['limit_kb'])} limit"
+        case "one_process":
+            return f"{e.get('comm')} (pid {e.get('pid')}) alone held {_mib(e.get('kb'))}" + _pct(
+                e.get("share")
+            )
+        case "many_processes":
+            return (
+                f"{e.get('count')} {e.get('program')} processes added up to {_mib(e.get('kb'))}"
+                + _pct(e.get("share"))
+            )
+        case "shmem":
+            held = f"{_mib(e.get('kb'))}{_pct(e.get('share'))}"
+            return f"shmem/tmpfs held {held}, which killing does not free"
+        case "slab":
+            top = e.get("top_caches") or []
+            first = f", mostly {top[0].get('name')}" if top and isinstance(top[0], dict) else ""
+            return f"kernel slab held {_mib(e.get('kb'))}{_pct(e.get('share'))}{first}"
+        case "kernel_other":
+            return f"kernel memory held {_mib(e.get('kb'))}{_pct(e.get('share'))}"
+        case "page_cache":
+            return f"{_mib(e.get('kb'))} of dirty page cache was not written back in time"
+        case "hugepages":
+            return f"{_mib(e.get('kb'))} is reserved as hugepages ({_mib(e.get('free_kb'))} unused)"
+        case "fragmentation":
+            return f"an order-{e.get('order')} allocation found free memory too fragmented"
+        case "cpuset_or_mempolicy":
+            return "a cpuset or NUMA policy ran out while other nodes had memory"
+        case "swap_exhausted":
+            return "swap was full"
+        case "no_swap":
+            return "there was no swap"
+        case "adj_forced":
+            return f"oom_score_adj {e.get('victim_adj')}, not size, chose the victim"
+    return f.summary.rstrip(".")
+
+
+def why_line(ev: OomKillEvent) -> str | None:
+    """`Why: <cause>; <what filled it>.` from the diagnosis, or what could not be judged."""
+    findings = ev.diagnosis
+    gaps = [str(g) for g in getattr(ev, "diagnosis_gaps", None) or []]
+    if not findings and not gaps:
+        return None
+    manual = [g for g in gaps if g.startswith("a manual OOM")]
+    if manual:
+        return f"Why: {manual[0]}."
+    main = [f for f in findings if f.cause not in SECONDARY] or findings
+    if not main:
+        return "Why: not judged: " + gaps[0] + "."
+    return "Why: " + "; ".join(headline(f) for f in main[:2]) + "."
+
+
+def bar_segments(ev: OomKillEvent) -> list[tuple[str, str, int, float]]:
+    """(label, glyph, kB, share of the total) for each bar part, in the fixed order."""
+    acc: dict[str, Any] = getattr(ev, "accounting", None) or {}
+    parts = acc.get("parts_kb") or {}
+    total = acc.get("total_kb")
+    if not parts or not isinstance(total, int) or total <= 0:
+        return []
+    out = []
+    for label, glyph, keys in BAR_PARTS:
+        kb = sum(int(parts.get(k) or 0) for k in keys)
+        out.append((label, glyph, kb, kb / total))
+    if sum(kb for _, _, kb, _ in out) < total * 0.9:  # what filled it was not printed
+        return []
+    return out
+
+
+def _cells(shares: list[float], width: int) -> list[int]:
+    raw = [max(s, 0.0) * width for s in shares]
+    cells = [int(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - cells[i], reverse=True)
+    for i in order[: max(width - sum(cells), 0)]:
+        cells[i] += 1
+    return cells
+
+
+def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
+    """`[██████▒▒▒·] anon 60% · shmem 30% · free 10% of 64 MiB limit`, or None without numbers."""
+    segs = bar_segments(ev)
+    if not segs:
+        return None
+    acc: dict[str, Any] = getattr(ev, "accounting", None) or {}
+    total = int(acc["total_kb"])
+    cells = _cells([s for *_, s in segs], width)
+    bar = "".join(glyph * n for (_, glyph, _, _), n in zip(segs, cells, strict=True))
+    legend = ", ".join(
+        f"{glyph} {label} {share * 100:.0f}%" for (label, glyph, _, share) in segs if share >= 0.005
+    )
+    of = "limit" if acc.get("scope") == "memcg" else "RAM"
+    size = f"{total / 1024 / 1024:,.1f} GiB" if total >= 1024 * 1024 else f"{total / 1024:,.0f} MiB"
+    return f"[{bar[:width]}] {legend} (of {size} {of})"
