@@ -39,6 +39,7 @@ from kernbot.agent.sources import (
 )
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
 from kernbot.core.oom.reconcile import OomReconciler
+from kernbot.core.oom.recurrence import WINDOW_S as RECURRENCE_WINDOW_S
 from kernbot.core.syn.episodes import SynEpisodeTracker
 from kernbot.core.wire import (
     AgentStatus,
@@ -139,6 +140,10 @@ class Agent:
             timeout_s=settings.ship_timeout_s,
         )
         self.enricher = _enricher(settings, proc)
+        since = time.time() - RECURRENCE_WINDOW_S
+        self.enricher.remember(
+            [OomKillEvent.model_validate(b) for b in self.history.query("oom_kill", since, 2000)]
+        )
         self._name_tasks: set[asyncio.Task[None]] = set()
         self._awaiting_names: dict[str, OomKillEvent] = {}
         self.pipeline = Pipeline(

@@ -24,6 +24,7 @@ from kernbot.bot.ports import (
     UnknownHost,
 )
 from kernbot.bot.render import human_kb
+from kernbot.core.oom.why import why_line, with_diagnosis
 from kernbot.core.wire import ProcInfo
 
 HELP = """\
@@ -70,6 +71,9 @@ def render_oom_host(a: OomHostAnswer) -> Message:
                 f"• {mrkdwn(e.time or '?')} `{mrkdwn(v.comm or '?')}` pid {v.pid} "
                 f"score {v.oom_score} — {mrkdwn(where)}"
             )
+            why = why_line(with_diagnosis(e))
+            if why is not None:
+                lines.append(f"    _{mrkdwn(why)}_")
         blocks.append(bk.section(f"*Recent kills* ({len(a.events)})\n" + "\n".join(lines)))
     else:
         blocks.append(bk.section("No OOM kills recorded recently."))

@@ -41,8 +41,11 @@ def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
+    again = ctx.get("recurrence")
     kills = lenient_int(ctx.get("kills_24h"))
-    if kills is not None and kills >= LEAK_KILLS_24H:
+    if isinstance(again, dict) and isinstance(again.get("text"), str):
+        out.insert(0, _recurrence_advice(ev, again))
+    elif kills is not None and kills >= LEAK_KILLS_24H:
         out.append(_leak_advice(ev, kills))
     return out
 
@@ -192,3 +195,17 @@ def _leak_advice(ev: OomKillEvent, kills: int) -> Advice:
 
 def _has(ev: OomKillEvent, cause: str) -> bool:
     return any(f.cause == cause for f in ev.diagnosis)
+
+
+def _recurrence_advice(ev: OomKillEvent, again: Mapping[str, Any]) -> Advice:
+    """The same cgroup or pod killed at the same usage on a schedule (agent or bot history)."""
+    n = lenient_int(again.get("kills"))
+    return Advice(
+        title=f"It {again['text'].split(':')[0]}",
+        why=f"{victim_name(ev)} was killed {n if n is not None else 'several'} times at the same "
+        "usage: memory climbs back to the limit after each restart. A leak grows without bound "
+        "(more memory only spaces the kills out); a limit below the steady state is hit on "
+        "every peak. Compare memory just after a restart with memory before the kill.",
+        commands=["journalctl -k --since -24h | grep -E 'Killed process|oom-kill:'"],
+        severity="critical",
+    )

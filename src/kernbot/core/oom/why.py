@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent
+from kernbot.core.oom.diagnosis import attach_diagnosis
 
 BAR_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("anon", "█", ("anon",)),
@@ -88,6 +89,15 @@ def headline(f: Finding) -> str:
         case "adj_forced":
             return f"oom_score_adj {e.get('victim_adj')}, not size, chose the victim"
     return f.summary.rstrip(".")
+
+
+def with_diagnosis(ev: OomKillEvent) -> OomKillEvent:
+    """`ev`, or a copy diagnosed from its own lines when it came without (an older agent)."""
+    if ev.diagnosis or getattr(ev, "diagnosis_gaps", None) or not ev.lines:
+        return ev
+    copy = ev.model_copy(deep=True)
+    attach_diagnosis(copy)
+    return copy
 
 
 def why_line(ev: OomKillEvent) -> str | None:
