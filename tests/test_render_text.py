@@ -50,7 +50,7 @@ def test_global_oom_block() -> None:
     assert lines[0] == "OOM kill (system-wide)"
     assert "  killed   doxygen (pid 473206, uid 504)" in lines
     assert any(
-        ln.startswith("  why      the whole host ran out of memory (RAM 15.7 GiB") for ln in lines
+        ln.startswith("  scope    the whole host ran out of memory (RAM 15.7 GiB") for ln in lines
     )
     assert "  score    oom_score 1154, oom_score_adj 0" in lines
     assert any(ln.startswith("  top      doxygen (pid 473206) rss 8.8 GiB") for ln in lines)
@@ -111,3 +111,14 @@ def test_partial_and_panic_reports_say_what_is_known() -> None:
     assert "the whole host" not in partial
     panic = render_event(one("oom-panic_on_oom-sles15sp4-5.14.21.txt"))
     assert "the kernel panicked: panic_on_oom" in panic.splitlines()[0]
+
+
+def test_oom_block_opens_with_why_and_the_accounting_bar() -> None:
+    lines = render_event(one("oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt")).splitlines()
+    assert lines[1] == (
+        "  Why: the cgroup hit its memory+swap limit (34,816 MiB); shmem/tmpfs held 27,357 MiB"
+        " (86%), which killing does not free."
+    )
+    assert lines[2].startswith("  [██▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒·] █ anon 12%, ▒ shmem 83%")
+    advice = lines.index("  advice")
+    assert lines[advice + 1].startswith("   !! Shared memory (tmpfs, /dev/shm) filled the memory")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
+from kernbot.core.oom.why import head_lines
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
@@ -87,6 +88,7 @@ def _oom_lines(ev: OomKillEvent) -> list[str]:
     if not ev.complete:
         note += ", report incomplete"
     lines = [_heading("OOM kill", ev, note)]
+    lines.extend("  " + escape_terminal(text) for text in head_lines(ev))
     v = ev.victim
     if v.pid is not None or v.comm is not None:
         uid = f", uid {v.uid}" if v.uid is not None else ""
@@ -103,7 +105,7 @@ def _oom_lines(ev: OomKillEvent) -> list[str]:
         lines.append(_field("killed", f"{escape_terminal(v.comm or '?')} (pid {v.pid}{uid})"))
         if mem:
             lines.append(_field("", mem))
-    lines.append(_field("why", _why(ev)))
+    lines.append(_field("scope", _why(ev)))
     score = []
     if v.oom_score is not None:
         score.append(f"oom_score {v.oom_score}")

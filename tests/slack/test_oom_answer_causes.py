@@ -33,3 +33,17 @@ def test_each_kill_in_the_answer_says_why() -> None:
     text = json.dumps(msg.blocks, ensure_ascii=False)
     assert "Why: the cgroup hit its memory+swap limit (34,816 MiB); shmem/tmpfs held" in text
     assert "Why: the cgroup hit its 3,072 MiB limit; kernel memory held 3,070 MiB (100%)." in text
+
+
+def test_slack_alert_opens_with_why_and_the_bar() -> None:
+    from kernbot.bot.ports import AlertView
+    from kernbot.bot.render import render_alert
+
+    ev = _event("oom-el7-3.10.0-514-vendor-patched-k8s-cgroupfs-memcg-hybrid-oomkill-line.txt")
+    ev.victim.comm = "<!channel>"
+    msg = render_alert(AlertView(event=ev))
+    validate_blocks(msg.blocks)
+    first = msg.blocks[1]["text"]["text"]
+    assert first.startswith("*Why: the cgroup hit its 3,072 MiB limit; kernel memory held")
+    assert "\n`[▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪] ▪ other 100% (of 3.0 GiB limit)`" in first
+    assert "<!channel>" not in json.dumps(msg.blocks)

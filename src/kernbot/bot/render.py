@@ -17,6 +17,7 @@ from kernbot.bot import blocks as bk
 from kernbot.bot.escape import code_block, mrkdwn, plain, truncate
 from kernbot.bot.ports import AlertView, Message, Notice
 from kernbot.core.events import Advice, OomKillEvent, SynFloodEvent
+from kernbot.core.oom.why import head_lines
 from kernbot.core.wire import Listener
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}
@@ -190,7 +191,14 @@ def _oom_alert(view: AlertView, event: OomKillEvent) -> Message:
         summary += "\n*The kernel panicked* (panic_on_oom) instead of killing a process."
     if event.group_kill:
         summary += f"\nmemory.oom.group: {len(event.group_victims) + 1} processes killed together."
-    blocks: list[Block] = [bk.header(plain(title)), bk.section(summary)]
+    blocks: list[Block] = [bk.header(plain(title))]
+    head = head_lines(event)
+    if head:  # Why first, the accounting bar (monospace so the cells line up), the pattern
+        text = [f"*{mrkdwn(head[0])}*"] + [
+            f"`{mrkdwn(line)}`" if line.startswith("[") else mrkdwn(line) for line in head[1:]
+        ]
+        blocks.append(bk.section("\n".join(text)))
+    blocks += [bk.section(summary)]
     blocks += bk.fields(_oom_fields(view, event))
     blocks += _tasks_block(event)
     blocks += advice_blocks(event.advice)

@@ -155,3 +155,13 @@ def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
     of = "limit" if acc.get("scope") == "memcg" else "RAM"
     size = f"{total / 1024 / 1024:,.1f} GiB" if total >= 1024 * 1024 else f"{total / 1024:,.0f} MiB"
     return f"[{bar[:width]}] {legend} (of {size} {of})"
+
+
+def head_lines(ev: OomKillEvent) -> list[str]:
+    """What an OOM alert opens with, in order: the Why line, the bar, the across-kills pattern."""
+    ev = with_diagnosis(ev)
+    out = [line for line in (why_line(ev), accounting_bar(ev)) if line]
+    again = ev.context.get("recurrence") if isinstance(ev.context, dict) else None
+    if isinstance(again, dict) and isinstance(again.get("text"), str):
+        out.append("Again: " + again["text"] + ".")
+    return out
