@@ -88,3 +88,22 @@ def test_pipe_buffers_are_kernel_memory(root_kernel: None) -> None:
     assert causes[1] == "kernel_other", oom.event.diagnosis
     kernel = _finding(oom, "kernel_other")
     assert kernel["share"] >= 0.5  # type: ignore[operator]
+
+
+def test_message_queues_are_kernel_slab(root_kernel: None) -> None:
+    """SysV messages live in kmalloc slab charged to the cgroup: cgroup v2's memory.stat names
+    it slab; v1 only prints one kmem number, so there it is kernel memory."""
+    oom = cause_oom(
+        [
+            [Proc("kb-msgq", ["--msgq", "40"])],
+            [Proc("kb-alloc", ["--anon", "60"], wait_ready=False)],
+        ],
+        limit_mb=64,
+    )
+    causes = _causes(oom)
+    assert causes[0] == "memcg_limit", oom.event.diagnosis
+    expected = "slab" if oom.cgroup_version == 2 else "kernel_other"
+    assert causes[1] == expected, oom.event.diagnosis
+    kernel = _finding(oom, expected)
+    # 40 MiB of message text, in 4 kB + 8 kB kmalloc objects: at least that much slab.
+    assert kernel["kb"] >= 40 * 1024, kernel  # type: ignore[operator]

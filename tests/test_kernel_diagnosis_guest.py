@@ -111,3 +111,22 @@ def test_global_dozen_workers(root_kernel: None) -> None:
     causes = _causes(oom)
     assert causes[0] == "many_processes", oom.event.diagnosis
     assert _evidence(oom, "many_processes")["program"] == "kb-worker"
+
+
+def test_global_message_queues_are_unreclaimable_slab(root_kernel: None) -> None:
+    """More unreclaimable slab than user memory: the kernel prints its cache table, and the
+    finding names the biggest caches."""
+    size = _ram_mb() * 45 // 100
+    oom = cause_oom(
+        [
+            [Proc("kb-msgq", ["--msgq", str(size)])],
+            [Proc("kb-grower", ["--anon", "4000"], wait_ready=False)],
+        ],
+        limit_mb=None,
+        timeout=400,
+    )
+    assert _causes(oom)[0] == "slab", oom.event.diagnosis
+    slab = _evidence(oom, "slab")
+    assert slab["kb"] >= size * 1024  # type: ignore[operator]
+    top = slab["top_caches"]
+    assert isinstance(top, list) and top and str(top[0]["name"]).startswith("kmalloc")

@@ -7,6 +7,9 @@ charge that crosses the limit happens inside the kernel's charge path):
   pages stay charged after we exit, which is the point), then wait.
 * `--pipes N --mb M`: open N pipes, raise each to M MiB / N and fill it without reading
   (pipe buffers are kernel memory charged to the cgroup, in no process's RSS), then wait.
+* `--msgq N`: in a private IPC namespace (gone when we die), fill SysV message queues with
+  N MiB of messages: the kernel keeps them in kmalloc slab (unreclaimable, charged to the
+  cgroup), the classic kernel-memory growth no process's RSS shows.
 * `--anon N`: allocate and touch N MiB of anonymous memory, then wait.
 
 Prints `ready` when done (or `error ...`), then sleeps until killed.
@@ -60,6 +63,32 @@ def fill_pipes(count: int, mb: int) -> list[int]:
     return keep
 
 
+CLONE_NEWIPC = 0x08000000
+IPC_PRIVATE = 0
+IPC_CREAT = 0o1000
+IPC_NOWAIT = 0o4000
+MSG_TEXT = 8192
+"""The default msgmax; two of them fill a queue at the default msgmnb (16384)."""
+
+
+def fill_msg_queues(mb: int) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWIPC) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
+    buf = ctypes.create_string_buffer(8 + MSG_TEXT)
+    ctypes.memset(ctypes.addressof(buf), 1, 8)  # mtype 0x0101010101010101 > 0
+    sent = 0
+    while sent < mb * MIB:
+        qid = libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600)
+        if qid < 0:
+            raise OSError(ctypes.get_errno(), "msgget")
+        for _ in range(2):
+            if libc.msgsnd(qid, buf, MSG_TEXT, IPC_NOWAIT) != 0:
+                raise OSError(ctypes.get_errno(), "msgsnd")
+            sent += MSG_TEXT
+    return sent
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cgroup-procs", required=True)
@@ -68,6 +97,7 @@ def main() -> int:
     ap.add_argument("--pipes", type=int)
     ap.add_argument("--mb", type=int, default=0)
     ap.add_argument("--anon", type=int, default=0)
+    ap.add_argument("--msgq", type=int, default=0)
     ap.add_argument("--adj", type=int, default=0)
     args = ap.parse_args()
     with open(args.cgroup_procs, "w") as f:
@@ -79,6 +109,8 @@ def main() -> int:
     held: list[object] = []
     if args.tmpfs:
         fill_tmpfs(args.tmpfs, args.mb)
+    if args.msgq:
+        fill_msg_queues(args.msgq)
     if args.pipes:
         held.append(fill_pipes(args.pipes, args.mb))
     for _ in range(args.anon):

@@ -143,7 +143,11 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
             )
         )
     slab = parts.get("slab_unreclaimable")
-    if slab is not None and share(slab) >= LARGE_SHARE:
+    # The kernel's own test (dump_unreclaimable_slab, 4.15+): more unreclaimable slab than all
+    # user (LRU) memory; it is what made the kernel print the cache table.
+    lru = parts.get("anon", 0) + parts.get("page_cache", 0) + parts.get("shmem", 0)
+    kernel_says = acc.scope == "host" and slab is not None and slab > lru and share(slab) >= 0.05
+    if slab is not None and (share(slab) >= LARGE_SHARE or kernel_says):
         caches = sorted(acc.report.slab_caches, key=lambda c: -c.used_kb)[:3]
         named = ", ".join(f"{c.name} {_mib(c.used_kb)}" for c in caches)
         out.append(
