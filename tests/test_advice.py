@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from pydantic import ValidationError
 
 from kernbot.core.advice import advise
 from kernbot.core.events import (
@@ -158,11 +159,19 @@ def test_kill_line_only_does_not_claim_a_scope() -> None:
 def test_repeated_kills_mean_a_leak() -> None:
     ev = corpus_oom("oom-ubuntu-4.15.0-63-k8s-cgroupfs-cgv1-memcg-syslog.txt")
     assert "probably a leak" not in " ".join(titles(advise(ev)))
-    leak = advise(ev, {"kills_24h": 7})[-1]
+    leak = advise(with_context(ev, {"kills_24h": 7}))[-1]
     assert leak.title == "7 OOM kills in 24 hours: probably a leak"
     assert leak.severity == "critical"
-    ev.context = {"kills_24h": 7}
-    assert advise(ev)[-1].title == leak.title  # the event's own context is the default
+    ev.context.kills_24h = 7
+    assert advise(ev)[-1].title == leak.title
+
+
+E = TypeVar("E", OomKillEvent, SynFloodEvent)
+
+
+def with_context(ev: E, context: dict[str, Any]) -> E:
+    """A copy of `ev` with host context as the agent would have sent it (JSON shape)."""
+    return ev.model_copy(update={"context": type(ev.context).model_validate(context)})
 
 
 def syn(name: str) -> SynFloodEvent:
@@ -207,7 +216,7 @@ def test_cookies_without_counters_gives_both_readings() -> None:
 )
 def test_counters_decide_attack_or_real_clients(context: dict[str, Any], first_title: str) -> None:
     ev = syn("syn-6.2plus-addr-ipv4-printk-caller.txt")
-    first = advise(ev, context)[0]
+    first = advise(with_context(ev, context))[0]
     assert first.title.startswith(first_title)
     assert first.severity == "critical"
 
@@ -222,7 +231,7 @@ def test_counters_decide_attack_or_real_clients(context: dict[str, Any], first_t
 )
 def test_unclear_counters_ask_first(context: dict[str, Any]) -> None:
     ev = syn("syn-6.2plus-addr-ipv4-printk-caller.txt")
-    adv = advise(ev, context)
+    adv = advise(with_context(ev, context))
     assert adv[0].title == "Are real clients completing handshakes?"
     assert all(a.severity != "critical" for a in adv)
 
@@ -233,6 +242,9 @@ def test_backlog_advice_shows_current_sysctls_and_listener() -> None:
         "counter_rates": {"SyncookiesSent": 100, "SyncookiesRecv": 99},
         "sysctls": {"net.core.somaxconn": "128", "net.ipv4.tcp_max_syn_backlog": 256},
         "listener": {
+            "family": "ipv4",
+            "addr": "0.0.0.0",
+            "port": 11211,
             "comm": "memcached",
             "pid": 812,
             "backlog": 1024,
@@ -240,24 +252,26 @@ def test_backlog_advice_shows_current_sysctls_and_listener() -> None:
             "syn_recv": 300,
         },
     }
-    first = advise(ev, ctx)[0]
+    first = advise(with_context(ev, ctx))[0]
     assert "net.core.somaxconn = 128" in first.why
     assert "(memcached, pid 812), listen backlog 1024 with 1025 waiting to be accepted" in first.why
     assert "300 half-open" in first.why
     assert "Cookies sent 100/s, received back 99/s" in first.why
-    firewall = next(a for a in advise(ev, {"verdict": "attack"}) if "Rate-limit" in a.title)
+    firewall = next(
+        a for a in advise(with_context(ev, {"verdict": "attack"})) if "Rate-limit" in a.title
+    )
     assert any("--dport 11211" in c for c in firewall.commands)
 
 
-def test_context_of_the_wrong_shape_is_ignored() -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [{"counter_rates": "lots"}, {"sysctls": ["x"]}, {"listener": 5}, {"verdict": 3}],
+)
+def test_context_of_the_wrong_shape_is_refused(bad: dict[str, Any]) -> None:
+    """The typed context refuses what the advice rules could not read (the bot answers 422)."""
     ev = syn("syn-6.2plus-addr-ipv4-printk-caller.txt")
-    bad: dict[str, Any] = {
-        "counter_rates": "lots",
-        "sysctls": ["x"],
-        "listener": 5,
-        "kills_24h": "many",
-    }
-    assert titles(advise(ev, bad)) == titles(advise(ev))
+    with pytest.raises(ValidationError):
+        with_context(ev, bad)
 
 
 def test_k8s_identity_without_limit_still_advises() -> None:

@@ -245,13 +245,14 @@ def test_corpus_diagnosis(name: str) -> None:
     for cause, expected in evidence.items():
         for key, value in expected.items():
             assert got[cause].evidence[key] == value, (cause, key)
-    acc = ev.accounting  # type: ignore[attr-defined]
+    acc = ev.accounting
+    assert acc is not None
     for key, value in accounting.items():
         if key in ("scope", "total_kb"):
-            assert acc[key] == value, key
+            assert getattr(acc, key) == value, key
         else:
-            assert acc["parts_kb"][key] == value, key
-    said = " ".join(ev.diagnosis_gaps)  # type: ignore[attr-defined]
+            assert acc.parts_kb[key] == value, key
+    said = " ".join(ev.diagnosis_gaps)
     for gap in gaps:
         assert gap in said
     for f in ev.diagnosis:

@@ -28,9 +28,9 @@ def test_three_kills_ten_minutes_apart_at_the_limit() -> None:
     assert now is not None
     got = recurrence(now, [k for k in kills if k is not None])
     assert got is not None
-    assert got["kills"] == 3
-    assert got["interval_s"] == 595.0  # the median of 610 s and 580 s
-    assert got["text"].startswith("grows to its limit every ~10 min (3 kills at 255 MiB)")
+    assert got.kills == 3
+    assert got.interval_s == 595.0  # the median of 610 s and 580 s
+    assert got.text.startswith("grows to its limit every ~10 min (3 kills at 256.0 MiB)")
 
 
 def test_two_kills_are_not_a_pattern() -> None:
@@ -50,7 +50,7 @@ def test_kills_at_different_usages_or_of_other_cgroups_do_not_count() -> None:
     assert recurrence(now, known) is None
     known.append(Kill(300.0, "cgroup:/a", 101_000, 100_000))
     got = recurrence(now, known)
-    assert got is not None and got["kills"] == 3
+    assert got is not None and got.kills == 3
 
 
 def test_a_global_oom_has_no_limit_to_grow_into() -> None:

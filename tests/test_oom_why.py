@@ -24,16 +24,16 @@ def _event(name: str) -> OomKillEvent:
     [
         (
             "oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt",
-            "Why: the cgroup hit its memory+swap limit (34,816 MiB); shmem/tmpfs held "
-            "27,357 MiB (86%), which killing does not free.",
+            "Why: the cgroup hit its memory+swap limit (34.0 GiB); shmem/tmpfs held "
+            "26.7 GiB (86%), which killing does not free.",
         ),
         (
             "oom-el7-3.10.0-514-vendor-patched-k8s-cgroupfs-memcg-hybrid-oomkill-line.txt",
-            "Why: the cgroup hit its 3,072 MiB limit; kernel memory held 3,070 MiB (100%).",
+            "Why: the cgroup hit its 3.0 GiB limit; kernel memory held 3.0 GiB (100%).",
         ),
         (
             "oom-6.11-qemu-stressng-global.txt",
-            "Why: stress-ng-vm (pid 116) alone held 7,794 MiB (98%).",
+            "Why: stress-ng-vm (pid 116) alone held 7.6 GiB (98%).",
         ),
         (
             "oom-ubuntu-5.13-sysrq-global.txt",
@@ -69,5 +69,6 @@ def test_bar_always_fills_its_width_and_the_total(name: str) -> None:
     cells = bar[1 : bar.index("]")]
     assert len(cells) == WIDTH
     # The parts add up to the total: the accounting leaves nothing out and counts nothing twice.
-    total = ev.accounting["total_kb"]  # type: ignore[attr-defined]
+    assert ev.accounting is not None
+    total = ev.accounting.total_kb
     assert sum(kb for _, _, kb, _ in segs) == total

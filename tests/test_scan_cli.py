@@ -71,9 +71,9 @@ def test_human_summary() -> None:
     proc = scan(K8S, SYN)
     assert proc.returncode == 0
     out = proc.stdout
-    assert "OOM kill" in out and "node (pid 22609, uid 0)" in out
-    assert "usage 4.0 GiB of 4.0 GiB" in out
-    assert "listener [::]:20002 (ipv6, proto request_sock_TCPv6)" in out
+    assert "OOM kill" in out and "node (pid 22609), uid 0" in out
+    assert "4.0 GiB used of 4.0 GiB" in out
+    assert "Listener: [::]:20002 (ipv6, proto request_sock_TCPv6)" in out
     assert "$ kubectl get pods -A" in out
     assert out.rstrip().endswith("Found 1 OOM kill (node) and 2 SYN flood messages (port 20002).")
 
@@ -137,7 +137,7 @@ def test_hostile_process_names_are_escaped_on_the_terminal_and_verbatim_in_json(
     human = scan(log)
     assert human.returncode == 0
     assert "\x1b" not in human.stdout and "\x07" not in human.stdout
-    assert "\\x1b]0;pwn\\x07<!ch> (pid 4242, uid 0)" in human.stdout
+    assert "\\x1b]0;pwn\\x07<!ch> (pid 4242), uid 0" in human.stdout
     (ev,) = events(scan("--json", log))
     assert ev["victim"]["comm"] == comm  # type: ignore[index]
 

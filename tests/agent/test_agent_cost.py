@@ -44,7 +44,7 @@ def test_quiet_samples_need_no_listeners_and_a_flood_does() -> None:
     flood = counters(ListenDrops=5, SyncookiesSent=5000)
     assert t.needs_context(T0 + 20, flood)
     (ev,) = t.sample(T0 + 20, flood, [LISTENER], {"net.ipv4.tcp_syncookies": 1})
-    assert ev.port == 443 and ev.context["listener"]["comm"] == "<!channel>"
+    assert ev.port == 443 and ev.context.listener.comm == "<!channel>"
     # while an episode is open every sample needs the context (to end or update it)
     assert t.needs_context(T0 + 30, flood)
 

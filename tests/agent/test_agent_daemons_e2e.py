@@ -39,16 +39,16 @@ async def test_journal_source_live_kill_and_cursor_resume(
 ) -> None:
     agent: AgentProcess = agent_factory(fake_bot, {"KERNBOT_SOURCE": "journal"})
     await _start(agent)
-    assert all(e["context"].get("history") for e in fake_bot.events)
+    assert all(e.get("history") for e in fake_bot.events)
     first = await asyncio.to_thread(memcg_oom)
     got = await fake_bot.wait_for(_is_kill(first), timeout=10)
-    assert got and not got[0]["context"].get("history"), agent.log()
+    assert got and not got[0].get("history"), agent.log()
     await asyncio.sleep(1.5)
     agent.kill9()
     second = await asyncio.to_thread(memcg_oom)
     await _start(agent)
     got2 = await fake_bot.wait_for(_is_kill(second), timeout=10)
-    assert got2 and not got2[0]["context"].get("history"), agent.log()
+    assert got2 and not got2[0].get("history"), agent.log()
     await asyncio.sleep(1.5)
     _no_duplicates(fake_bot)
     assert agent.terminate()[0] == 0
@@ -61,7 +61,7 @@ async def test_file_source_on_rsyslog_kern_log(
     await _start(agent)
     kill = await asyncio.to_thread(memcg_oom)
     got = await fake_bot.wait_for(_is_kill(kill), timeout=10)
-    assert got and not got[0]["context"].get("history"), agent.log()
+    assert got and not got[0].get("history"), agent.log()
     assert agent.terminate()[0] == 0
 
 
@@ -116,7 +116,7 @@ async def test_journal_directory_source_reads_the_host_journal_files(
     await _start(agent)
     kill = await asyncio.to_thread(memcg_oom)
     got = await fake_bot.wait_for(_is_kill(kill), timeout=10)
-    assert got and not got[0]["context"].get("history"), agent.log()
+    assert got and not got[0].get("history"), agent.log()
 
 
 async def test_journal_directory_that_does_not_exist_is_a_clear_error(

@@ -11,8 +11,8 @@ def test_a_deficit_that_persists_for_two_samples_becomes_one_event() -> None:
     assert rec.check(7, now=2.0, busy=False) is None, "first sight may be a kill in flight"
     ev = rec.check(7, now=3.0, busy=False)
     assert ev is not None and ev.missing_from_log and not ev.complete
-    assert ev.context["missing_kills"] == 2 and ev.id == "boot:vmstat-oom-kill:7"
-    assert "before_first_start" not in ev.context
+    assert ev.context.missing_kills == 2 and ev.id == "boot:vmstat-oom-kill:7"
+    assert not ev.context.before_first_start
     assert rec.check(7, now=4.0, busy=False) is None
 
 
@@ -37,5 +37,5 @@ def test_first_start_marks_kills_older_than_the_agent() -> None:
     rec.saw_kills(2)  # the backlog showed two
     assert rec.check(3, now=1.0, busy=False) is None
     ev = rec.check(3, now=2.0, busy=False)
-    assert ev is not None and ev.context["before_first_start"] is True
-    assert ev.context["missing_kills"] == 1
+    assert ev is not None and ev.context.before_first_start is True
+    assert ev.context.missing_kills == 1

@@ -9,6 +9,7 @@ import pytest
 from kernbot.agent.enrich import Enricher, pick_listener
 from kernbot.agent.pods import PodResolver
 from kernbot.agent.proc import ProcReader
+from kernbot.core.context import OomContext
 from kernbot.core.events import Memcg, OomKillEvent, SynFloodEvent, Victim
 from kernbot.core.syn.episodes import COUNTERS
 from kernbot.core.wire import Listener, ProcInfo
@@ -46,7 +47,7 @@ def test_oom_gets_host_context_pod_names_and_advice(pods: PodResolver) -> None:
     original = oom("b:1", TASK_PATH)
     ev = enricher.enrich(original)
     assert isinstance(ev, OomKillEvent)
-    assert original.context == {} and original.kubernetes is None  # input untouched
+    assert original.context == OomContext() and original.kubernetes is None  # input untouched
 
     assert ev.kubernetes is not None
     assert (ev.kubernetes.pod_uid, ev.kubernetes.container_id) == (UID, CID)
@@ -56,29 +57,30 @@ def test_oom_gets_host_context_pod_names_and_advice(pods: PodResolver) -> None:
         "app",
     )
     assert ev.kubernetes.name_source == "pod-logs"
-    assert ev.context["pod_source"] == "names from the kubelet's pod log directories"
+    assert ev.context.pod_source == "names from the kubelet's pod log directories"
 
     ctx = ev.context
-    assert ctx["meminfo"]["MemTotal"] == 24683656
-    assert ctx["psi"]["some"]["total"] == 2726
-    assert ctx["oom_kill_total"] == 2
-    assert ctx["sysctls"]["vm.panic_on_oom"] == 0
-    assert ctx["kills_24h"] == 1
-    top = ctx["top_oom_score"]
-    assert [p["pid"] for p in top] == [4243, 4242, 19029]
-    assert top[1]["comm"] == "<!channel>"
-    assert (top[1]["namespace"], top[1]["pod"], top[1]["container"]) == ("shop", "web-7d9f", "app")
-    assert "pod" not in top[0]  # 4243's pod has no log dir here: uid only
-    assert top[0]["pod_uid"] == "7a6b5c4d-0000-1111-2222-333344445555"
+    assert ctx.meminfo is not None and ctx.meminfo.MemTotal == 24683656
+    assert ctx.psi is not None and ctx.psi.some is not None and ctx.psi.some.total == 2726
+    assert ctx.oom_kill_total == 2
+    assert ctx.sysctls["vm.panic_on_oom"] == 0
+    assert ctx.kills_24h == 1
+    top = ctx.top_oom_score
+    assert top is not None
+    assert [p.pid for p in top] == [4243, 4242, 19029]
+    assert top[1].comm == "<!channel>"
+    assert (top[1].namespace, top[1].pod, top[1].container) == ("shop", "web-7d9f", "app")
+    assert top[0].pod is None  # 4243's pod has no log dir here: uid only
+    assert top[0].pod_uid == "7a6b5c4d-0000-1111-2222-333344445555"
     assert ev.advice, "advice computed over the enriched event"
-    ProcInfo.model_validate(top[0])  # what /v1/oom would send validates
+    assert isinstance(top[0], ProcInfo)  # the same model /v1/oom sends
 
 
 def test_kills_24h_counts_same_cgroup_once_per_event(pods: PodResolver) -> None:
     enricher = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: NOW)
     other = "/system.slice/mysqld.service"
     counts = [
-        enricher.enrich(e).context["kills_24h"]
+        enricher.enrich(e).context.kills_24h
         for e in (
             oom("b:1", TASK_PATH),
             oom("b:1", TASK_PATH),  # the same event again (a later revision)
@@ -96,7 +98,7 @@ async def test_enrich_async_same_result_without_api(pods: PodResolver) -> None:
     assert isinstance(ev, OomKillEvent)
     assert ev.kubernetes is not None and ev.kubernetes.container == "app"
     syn = await enricher.enrich_async(SynFloodEvent(port=33933, addr="192.0.2.2"))
-    assert syn.context["listener"]["pid"] == 19133
+    assert syn.context.listener is not None and syn.context.listener.pid == 19133
 
 
 def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
@@ -110,7 +112,8 @@ def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
         )
     )
     ctx = ev.context
-    assert ctx["listener"] == {
+    assert ctx.listener is not None
+    assert ctx.listener.model_dump() == {
         "family": "ipv4",
         "addr": "192.0.2.2",
         "port": 33933,
@@ -120,13 +123,13 @@ def test_syn_flood_gets_listener_counters_sysctls(pods: PodResolver) -> None:
         "backlog": None,
         "syn_recv": 5,
     }
-    assert ctx["counters"]["SyncookiesSent"] == 600
-    assert set(ctx["counters"]) == set(COUNTERS)  # the seven SYN-related TcpExt counters
-    assert ctx["sysctls"]["net.ipv4.tcp_syncookies"] == 1
-    assert ctx["counter_rates"]["SyncookiesSent"] == 300.0  # what the tracker put there stays
+    assert ctx.counters["SyncookiesSent"] == 600
+    assert set(ctx.counters) == set(COUNTERS)  # the seven SYN-related TcpExt counters
+    assert ctx.sysctls["net.ipv4.tcp_syncookies"] == 1
+    assert ctx.counter_rates["SyncookiesSent"] == 300.0  # what the tracker put there stays
     assert ev.advice[0].title == "Rate-limit SYNs to port 33933 upstream"
     no_listener = enricher.enrich(SynFloodEvent(port=1))
-    assert "listener" not in no_listener.context
+    assert no_listener.context.listener is None
 
 
 class BrokenProc(ProcReader):
@@ -142,12 +145,12 @@ class BrokenProc(ProcReader):
 def test_failed_reads_are_noted_and_the_event_still_goes_out(pods: PodResolver) -> None:
     enricher = Enricher(BrokenProc(SNAPSHOT), pods, clock=lambda: NOW)
     ev = enricher.enrich(oom("b:1", TASK_PATH))
-    assert "meminfo" not in ev.context
-    assert ev.context["enrich_errors"] == ["meminfo: [Errno 5] Input/output error"]
-    assert ev.context["psi"]  # the other reads still happened
+    assert ev.context.meminfo is None
+    assert ev.context.enrich_errors == ["meminfo: [Errno 5] Input/output error"]
+    assert ev.context.psi  # the other reads still happened
     syn = enricher.enrich(SynFloodEvent(port=33933))
-    assert syn.context["enrich_errors"] == ["listener: [Errno 13] Permission denied"]
-    assert syn.context["counters"]["SyncookiesSent"] == 600
+    assert syn.context.enrich_errors == ["listener: [Errno 13] Permission denied"]
+    assert syn.context.counters["SyncookiesSent"] == 600
 
 
 def test_pick_listener_prefers_exact_address_then_same_family_wildcard() -> None:
@@ -170,9 +173,11 @@ def test_kills_of_one_container_at_its_limit_say_how_often(pods: PodResolver) ->
     stamps = ["2025-06-15T15:06:40+00:00", "2025-06-15T15:26:40+00:00"]
     enricher.remember([oom(f"k{i}", TASK_PATH, t) for i, t in enumerate(stamps)])
     third = enricher.enrich(oom("k2", TASK_PATH, "2025-06-15T15:46:40+00:00"))
-    again = third.context["recurrence"]
-    assert again["kills"] == 3 and again["interval_s"] == 1200.0
-    assert again["text"].startswith("grows to its limit every ~20 min (3 kills at 512 MiB)")
+    assert isinstance(third, OomKillEvent)
+    again = third.context.recurrence
+    assert again is not None
+    assert again.kills == 3 and again.interval_s == 1200.0
+    assert again.text.startswith("grows to its limit every ~20 min (3 kills at 512.0 MiB)")
     assert third.advice[0].title.startswith("It grows to its limit every ~20 min")
     other = enricher.enrich(oom("k3", "/kubepods/burstable/podffff/x", None))
-    assert "recurrence" not in other.context
+    assert isinstance(other, OomKillEvent) and other.context.recurrence is None

@@ -120,4 +120,4 @@ def test_host_facts_match_other_sources() -> None:
     )
     psi = r.psi_memory()
     if Path("/proc/pressure/memory").exists():
-        assert set(psi) == {"some", "full"}
+        assert psi.some is not None and psi.full is not None

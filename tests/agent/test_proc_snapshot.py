@@ -13,6 +13,7 @@ from kernbot.agent.proc.processes import memory_cgroup
 from kernbot.agent.proc.psi import parse_psi
 from kernbot.agent.proc.sockets import TcpRow, parse_tcp_table, syn_recv_per_listener
 from kernbot.agent.proc.vmstat import oom_kill_count
+from kernbot.core.context import Psi
 from kernbot.core.syn.episodes import SPOOFED, verdict
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "proc" / "snapshot"
@@ -28,7 +29,7 @@ def test_memory_facts(reader: ProcReader) -> None:
     assert mem["MemTotal"] == 24683656
     assert mem["MemAvailable"] == 24262224
     assert "SwapTotal" in mem
-    assert reader.psi_memory() == {
+    assert reader.psi_memory().model_dump() == {
         "some": {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total": 2726},
         "full": {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total": 1338},
     }
@@ -99,7 +100,7 @@ def test_vanished_and_kernel_like_processes_do_not_break_the_list(reader: ProcRe
 def test_missing_root_gives_empty_answers(tmp_path: Path) -> None:
     r = ProcReader(tmp_path / "nope")
     assert r.meminfo() == {}
-    assert r.psi_memory() == {}
+    assert r.psi_memory() == Psi()
     assert r.vmstat_oom_kill() is None
     assert r.tcpext() == {}
     assert r.net_sysctls() == {}

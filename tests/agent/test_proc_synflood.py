@@ -59,5 +59,5 @@ def test_real_flood_seen_through_the_listener_netns(netns_ready: None, syncookie
         assert start.episode == "start"
         assert start.port == flood.port
         assert start.action == ("cookies" if syncookies else "drop")
-        assert start.context["verdict_text"] == SPOOFED
-        assert start.context["listener"]["pid"] == flood.listener_pid
+        assert start.context.verdict_text == SPOOFED
+        assert start.context.listener.pid == flood.listener_pid

@@ -94,11 +94,11 @@ def test_kernel_line_starts_then_ongoing_then_ended_under_one_id() -> None:
     assert [e.revision for e in emitted] == [1, 2, 3]
     assert {e.id for e in emitted} == {"boot:1234"}
     last = emitted[-1]
-    assert last.context["counter_rates"]["SyncookiesSent"] == pytest.approx(1000.0)
-    assert last.context["verdict"] == "attack"
-    assert last.context["verdict_text"] == SPOOFED
-    assert last.context["listener"]["comm"] == "<!channel>"
-    assert last.context["listener"]["backlog"] == 511
+    assert last.context.counter_rates["SyncookiesSent"] == pytest.approx(1000.0)
+    assert last.context.verdict == "attack"
+    assert last.context.verdict_text == SPOOFED
+    assert last.context.listener.comm == "<!channel>"
+    assert last.context.listener.backlog == 511
 
     quiet: list[SynFloodEvent] = []
     for i in range(7, 12):  # counters flat: the flood stopped at T0+60
@@ -109,11 +109,11 @@ def test_kernel_line_starts_then_ongoing_then_ended_under_one_id() -> None:
     assert ended.episode == "ended"
     assert ended.id == "boot:1234"
     assert ended.revision == 4
-    assert ended.context["peak_rates"]["SyncookiesSent"] == pytest.approx(1000.0)
-    assert ended.context["duration_s"] == pytest.approx(90.0)  # started T0, ended T0+90
+    assert ended.context.peak_rates["SyncookiesSent"] == pytest.approx(1000.0)
+    assert ended.context.duration_s == pytest.approx(90.0)  # started T0, ended T0+90
     assert t.open_ports == []
 
-    advice = advise(ended, ended.context)
+    advice = advise(ended)
     assert "Rate-limit SYNs" in advice[0].title
 
 
@@ -130,9 +130,9 @@ def test_counters_alone_start_an_episode_on_the_busiest_listener() -> None:
     assert start.episode == "start"
     assert start.port == 443
     assert start.id == "b:syn:443:1700000010"
-    assert start.context["source"] == "counters"
-    assert start.context["verdict_text"] == REAL_CLIENTS
-    assert start.context["counter_rates"]["ListenOverflows"] == pytest.approx(50.0)
+    assert start.context.source == "counters"
+    assert start.context.verdict_text == REAL_CLIENTS
+    assert start.context.counter_rates["ListenOverflows"] == pytest.approx(50.0)
 
 
 def test_kernel_line_names_the_port_of_a_counters_episode() -> None:
@@ -163,10 +163,10 @@ def test_counter_reset_is_not_a_negative_rate() -> None:
 def test_kernel_line_without_a_flood_in_the_counters_ends_after_quiet_period() -> None:
     t = SynEpisodeTracker(host="h", boot_id="b", quiet_after_s=30)
     [start] = t.on_kernel_event(kernel_event(), T0)
-    assert start.context["verdict_text"] == INSUFFICIENT
+    assert start.context.verdict_text == INSUFFICIENT
     out: list[SynFloodEvent] = []
     for i in range(5):
         out += t.sample(T0 + 10 * i, counters(), [], COOKIES_ON)
     [ended] = out
     assert ended.episode == "ended"
-    assert ended.context["verdict_text"] == INSUFFICIENT
+    assert ended.context.verdict_text == INSUFFICIENT

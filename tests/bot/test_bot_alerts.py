@@ -98,9 +98,7 @@ async def test_syn_episode_updates_the_original_message(pipeline: Pipeline) -> N
 
 
 async def test_history_is_stored_never_alerted(pipeline: Pipeline) -> None:
-    res = await pipeline.ingestor.events(
-        EventBatch(host="x", events=[sample_oom(context={"history": True})])
-    )
+    res = await pipeline.ingestor.events(EventBatch(host="x", events=[sample_oom(history=True)]))
     await pipeline.drain()
     assert res.accepted == 1
     assert pipeline.notifier.posts == [] and pipeline.ingestor.outcomes["history"] == 1

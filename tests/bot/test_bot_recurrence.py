@@ -10,6 +10,7 @@ from kernbot.bot.alerts import AlertDecider, AlertPolicy
 from kernbot.bot.ingest import Ingestor
 from kernbot.bot.recurrence import store_recurrence
 from kernbot.bot.store import Database, Repository
+from kernbot.core.context import Recurrence
 from kernbot.core.events import OomKillEvent
 from kernbot.core.wire import EventBatch
 
@@ -30,7 +31,7 @@ async def test_three_stored_kills_of_one_pod_at_its_limit(db: Database, clock: F
     assert await db.run(ask) is None  # one stored kill (the other host's does not count)
     await ingestor.events(EventBatch(host=last.host or "", events=[kills[1]]))
     got = await db.run(ask)
-    assert isinstance(got, dict)
-    assert got["kills"] == 3
-    assert got["interval_s"] == 29.5 * 60  # the median of 31 and 28 minutes
-    assert got["text"].startswith("grows to its limit every ~30 min (3 kills at 31,700 MiB)")
+    assert isinstance(got, Recurrence)
+    assert got.kills == 3
+    assert got.interval_s == 29.5 * 60  # the median of 31 and 28 minutes
+    assert got.text.startswith("grows to its limit every ~30 min (3 kills at 31.0 GiB)")

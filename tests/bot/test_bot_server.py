@@ -14,8 +14,12 @@ from pydantic import SecretStr
 
 from fakes.fake_fleet import sample_oom, sample_syn
 from fakes.fake_slack import FakeSlack
+from kernbot.agent.metrics import AgentMetrics
+from kernbot.agent.outbox import Outbox
+from kernbot.agent.shipper import Shipper
 from kernbot.bot.ports import Message, PostedRef
 from kernbot.commands.bot import Bot, build_bot
+from kernbot.core.events import WIRE_VERSION
 from kernbot.core.wire import EventBatch, Heartbeat
 from kernbot.settings import BotSettings
 
@@ -211,3 +215,56 @@ async def test_stop_ends_even_when_a_slack_call_swallows_the_cancel(
         await stopping
     assert done, "Bot.stop() hung on a delivery task that swallowed its cancellation"
     assert notifier.swallowed == 1 and notifier.calls == 2
+
+
+async def test_a_newer_wire_major_is_refused_with_upgrade_advice(
+    bot: Bot, slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    """A body from a newer major (even one this bot could half parse) gets 422 'upgrade'."""
+    newer = WIRE_VERSION + 1
+    parsable = EventBatch(host="h", events=[sample_oom()]).model_dump(mode="json")
+    parsable["version"] = newer
+    unparsable = {"version": newer, "host": "h", "events": [{"kind": "oom_kill", "pid": "x"}]}
+    one_event = EventBatch(host="h", events=[sample_oom(version=newer)]).model_dump(mode="json")
+    for body in (parsable, unparsable, one_event):
+        async with http.post(bot.url + "/v1/events", json=body) as resp:
+            assert resp.status == 422
+            answer = await resp.json()
+        assert answer["upgrade"] is True
+        assert f"wire version {newer}" in answer["error"] and "upgrade" in answer["error"]
+    await asyncio.sleep(0.3)
+    assert slack.messages == []
+
+
+async def test_fields_from_a_newer_agent_of_the_same_major_are_kept(
+    bot: Bot, slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    body = EventBatch(host="h", events=[sample_oom()]).model_dump(mode="json")
+    event = body["events"][0]
+    event["psi_cgroup"] = {"some_avg10": 3.5}  # a field this bot does not know
+    event["context"]["numa_nodes"] = 2
+    async with http.post(bot.url + "/v1/events", json=body) as resp:
+        assert resp.status == 200, await resp.text()
+    await wait_for(lambda: len(slack.messages) == 1)
+    kept = EventBatch.model_validate(body).events[0]
+    assert kept.model_dump()["psi_cgroup"] == {"some_avg10": 3.5}
+    assert kept.context.model_dump()["numa_nodes"] == 2
+
+
+async def test_an_agent_newer_than_the_bot_keeps_its_events(
+    bot: Bot, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """The shipper sends the wire model; a bot that answers 'upgrade' does not lose events."""
+    box = Outbox(tmp_path / "o.db")
+    newer = sample_oom(id="b:1", version=WIRE_VERSION + 1).model_dump(mode="json")
+    box.put("b:1", 0, "oom_kill", newer)
+    ship = Shipper(box, bot_url=bot.url, token=TOKEN, host="h", metrics=AgentMetrics())
+    try:
+        assert not await ship.ship_once()
+        assert box.depth() == 1 and "older than this agent" in (ship.last_error or "")
+        box.drop(box.peek(1))
+        box.put("b:2", 0, "oom_kill", sample_oom(id="b:2").model_dump(mode="json"))
+        assert await ship.ship_once()
+        await wait_for(lambda: len(slack.messages) == 1)
+    finally:
+        await ship.close()

@@ -161,8 +161,11 @@ def sample_syn(**changes: Any) -> SynFloodEvent:
                 "ListenOverflows": 0.0,
             },
             "sysctls": {"net.ipv4.tcp_syncookies": 1, "net.ipv4.tcp_max_syn_backlog": 256},
-            "verdict": "spoofed SYNs: many cookies sent, few returned (an attack)",
-            "episode": {"started": "2023-03-02T09:58:40+00:00", "peak_per_s": 2210},
+            "peak_rates": {"SyncookiesSent": 2210.0, "SyncookiesRecv": 4.0},
+            "verdict": "attack",
+            "verdict_text": "spoofed SYNs: many cookies sent, few returned (an attack)",
+            "started": "2023-03-02T09:58:40+00:00",
+            "duration_s": 81.0,
         },
         advice=[
             Advice(
@@ -255,9 +258,9 @@ class FakeFleet:
             host=host,
             events=[syn],
             **self._reach(host),
-            listeners=[Listener.model_validate(syn.context["listener"])],
-            counter_rates=syn.context["counter_rates"],
-            sysctls=syn.context["sysctls"],
+            listeners=[Listener.model_validate(syn.context.listener)],
+            counter_rates=syn.context.counter_rates,
+            sysctls=syn.context.sysctls,
         )
 
     async def top(self, host: str, n: int = 10) -> TopAnswer:

@@ -31,8 +31,8 @@ def test_each_kill_in_the_answer_says_why() -> None:
     msg = render_oom_host(answer)
     validate_blocks(msg.blocks)
     text = json.dumps(msg.blocks, ensure_ascii=False)
-    assert "Why: the cgroup hit its memory+swap limit (34,816 MiB); shmem/tmpfs held" in text
-    assert "Why: the cgroup hit its 3,072 MiB limit; kernel memory held 3,070 MiB (100%)." in text
+    assert "Why: the cgroup hit its memory+swap limit (34.0 GiB); shmem/tmpfs held" in text
+    assert "Why: the cgroup hit its 3.0 GiB limit; kernel memory held 3.0 GiB (100%)." in text
 
 
 def test_slack_alert_opens_with_why_and_the_bar() -> None:
@@ -44,6 +44,6 @@ def test_slack_alert_opens_with_why_and_the_bar() -> None:
     msg = render_alert(AlertView(event=ev))
     validate_blocks(msg.blocks)
     first = msg.blocks[1]["text"]["text"]
-    assert first.startswith("*Why: the cgroup hit its 3,072 MiB limit; kernel memory held")
+    assert first.startswith("*Why:* the cgroup hit its 3.0 GiB limit; kernel memory held 3.0 GiB")
     assert "\n`[▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪▪] ▪ other 100% (of 3.0 GiB limit)`" in first
     assert "<!channel>" not in json.dumps(msg.blocks)

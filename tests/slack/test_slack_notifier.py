@@ -116,6 +116,8 @@ async def test_console_notifier_prints_the_same_facts_without_terminal_escapes()
     import io
 
     from kernbot.bot.console_notifier import ConsoleNotifier
+    from kernbot.core.alert import facts_of
+    from kernbot.render_text import escape_terminal
 
     event = sample_oom(host="node-1")
     event.victim.comm = "\x1b]0;pwned\x07*x*<!channel>"
@@ -127,11 +129,15 @@ async def test_console_notifier_prints_the_same_facts_without_terminal_escapes()
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b]0;pwned\\x07*x*<!channel>" in text  # shown literally, readable
-    assert "== 💀 OOM kill on node-1" in text and "Host: node-1" in text
-    assert "oom_score: 1974 (oom_score_adj 916)" in text
-    assert "    kubectl -n payments describe pod ledger-7d9f8-x2k4q" in text
-    assert "[Silence 1h] [Silence 24h]" in text
-    assert "  ↳ again" in text and "(update of alert 1)\nresolved" in text
+    assert "💀 OOM kill on node-1" in text and "  Host:" in text
+    doc = render.render_alert(AlertView(event=event, kills_24h_host=2)).document
+    assert doc is not None  # the console prints the document Slack's blocks were made from
+    for label, value in facts_of(doc):
+        assert f"  {label}:" in text and escape_terminal(value) in text
+    assert "1974 on the memory cgroup's scale" in text and "oom_score_adj 916" in text
+    assert "       $ kubectl -n payments describe pod ledger-7d9f8-x2k4q" in text
+    assert "```" not in text and "*Host*" not in text  # no Block Kit or mrkdwn left over
+    assert "  ↳ again" in text and "(update of alert 1)resolved" in text
     assert ref.channel == "console"
 
 

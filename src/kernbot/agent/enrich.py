@@ -5,7 +5,7 @@ sysctls that shaped the kill, pod names for the killed container, and how many k
 had in the last 24 hours. For a SYN flood: the listener (owner, queues, half-open count), the
 TcpExt counters and the net sysctls. Then the core's advice is computed over all of it.
 
-Best effort by design: a /proc read that fails is noted in `context["enrich_errors"]` and the
+Best effort by design: a /proc read that fails is noted in `context.enrich_errors` and the
 event goes out anyway. The event passed in is never modified; a copy is returned.
 """
 
@@ -15,20 +15,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
 from kernbot.core.advice import advise
 from kernbot.core.cgroup_identity import identify
+from kernbot.core.context import HostMemory, Listener, ProcInfo, Recurrence
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, SynFloodEvent
 from kernbot.core.oom.recurrence import Kill, as_kill, recurrence
 from kernbot.core.syn.episodes import COUNTERS
-from kernbot.core.wire import Listener, ProcInfo
 
 DAY_S = 24 * 3600.0
 MAX_REMEMBERED = 2000
 """Kills of cgroup/pod limits kept for `recurrence` (oldest forgotten first)."""
+T = TypeVar("T")
 
 
 def _event_ts(event: OomKillEvent) -> float | None:
@@ -92,7 +93,7 @@ class Enricher:
             self._names_done(ev)
         else:
             self._syn_context(ev)
-        ev.advice = advise(ev, ev.context)
+        ev.advice = advise(ev)
         return ev
 
     async def enrich_async(self, event: Event) -> Event:
@@ -103,7 +104,7 @@ class Enricher:
             if ev.kubernetes is not None:
                 ev.kubernetes = await self.pods.resolve_async(ev.kubernetes)
             self._names_done(ev)
-            ev.advice = advise(ev, ev.context)
+            ev.advice = advise(ev)
             return ev
         return self.enrich(ev)
 
@@ -124,31 +125,33 @@ class Enricher:
         advice that quotes them."""
         ev = event.model_copy(deep=True, update={"kubernetes": k8s})
         self._names_done(ev)
-        ev.advice = advise(ev, ev.context)
+        ev.advice = advise(ev)
         return ev
 
-    def _guard(self, ctx: dict[str, Any], key: str, read: Callable[[], Any]) -> None:
+    @staticmethod
+    def _guard(errors: list[str], key: str, read: Callable[[], T]) -> T | None:
+        """`read()`, or None with `key: error` noted when the host would not tell."""
         try:
-            ctx[key] = read()
+            return read()
         except (OSError, ValueError) as exc:
-            ctx.setdefault("enrich_errors", []).append(f"{key}: {exc}")
+            errors.append(f"{key}: {exc}")
+            return None
 
     def _oom_context(self, ev: OomKillEvent) -> None:
-        ctx = ev.context
-        self._guard(ctx, "meminfo", self.proc.meminfo)
-        self._guard(ctx, "psi", self.proc.psi_memory)
-        self._guard(ctx, "top_oom_score", self._top)
-        self._guard(ctx, "oom_kill_total", self.proc.vmstat_oom_kill)
-        self._guard(ctx, "sysctls", self.proc.vm_sysctls)
+        ctx, errors = ev.context, ev.context.enrich_errors
+        meminfo = self._guard(errors, "meminfo", self.proc.meminfo)
+        ctx.meminfo = HostMemory.model_validate(meminfo) if meminfo is not None else None
+        ctx.psi = self._guard(errors, "psi", self.proc.psi_memory)
+        ctx.top_oom_score = self._guard(errors, "top_oom_score", self._top)
+        ctx.oom_kill_total = self._guard(errors, "oom_kill_total", self.proc.vmstat_oom_kill)
+        ctx.sysctls = self._guard(errors, "sysctls", self.proc.vm_sysctls) or {}
         if ev.kubernetes is None and ev.memcg is not None:
             path = ev.memcg.task_path or ev.memcg.oom_path
             ev.kubernetes = identify(path) if path else None
-        ctx["kills_24h"] = self._count_kill(ev)
-        again = self._recurrence(ev)
-        if again is not None:
-            ctx["recurrence"] = again
+        ctx.kills_24h = self._count_kill(ev)
+        ctx.recurrence = self._recurrence(ev)
 
-    def _recurrence(self, ev: OomKillEvent) -> dict[str, Any] | None:
+    def _recurrence(self, ev: OomKillEvent) -> Recurrence | None:
         now = self.clock()
         at = _event_ts(ev)
         kill = as_kill(ev, at if at is not None and at <= now else now)
@@ -163,14 +166,14 @@ class Enricher:
     def _names_done(self, ev: OomKillEvent) -> None:
         source = describe_source(ev.kubernetes)
         if source is not None:
-            ev.context["pod_source"] = source
+            ev.context.pod_source = source
 
-    def _top(self) -> list[dict[str, Any]]:
+    def _top(self) -> list[ProcInfo]:
         resolved: dict[str, Kubernetes] = {}
-        out: list[dict[str, Any]] = []
+        out: list[ProcInfo] = []
         for p in self.proc.top_by_oom_score(self.top_n):
             self._name_process(p, resolved)
-            out.append(p.model_dump(exclude={"version"}, exclude_none=True))
+            out.append(p)
         return out
 
     def _name_process(self, p: ProcInfo, cache: dict[str, Kubernetes]) -> None:
@@ -200,16 +203,12 @@ class Enricher:
         return sum(1 for k in self._kills if cgroup is None or k[1] == cgroup)
 
     def _syn_context(self, ev: SynFloodEvent) -> None:
-        ctx = ev.context
-        self._guard(ctx, "sysctls", self.proc.net_sysctls)
-        self._guard(ctx, "counters", self._counters)
-        try:
-            listener = pick_listener(self.proc.listeners(), ev)
-        except (OSError, ValueError) as exc:
-            ctx.setdefault("enrich_errors", []).append(f"listener: {exc}")
-            return
-        if listener is not None:
-            ctx["listener"] = listener.model_dump(exclude={"version"})
+        ctx, errors = ev.context, ev.context.enrich_errors
+        ctx.sysctls = self._guard(errors, "sysctls", self.proc.net_sysctls) or {}
+        ctx.counters = self._guard(errors, "counters", self._counters) or {}
+        listeners = self._guard(errors, "listener", self.proc.listeners)
+        if listeners is not None:
+            ctx.listener = pick_listener(listeners, ev)
 
     def _counters(self) -> dict[str, int]:
         ext = self.proc.tcpext()

@@ -2,7 +2,7 @@
 
 Every event is written to the history and the outbox before anyone is told about it. Old events
 (the ring buffer found on first start, or older than `history_max_age_s`) are stored and shipped
-with `context["history"] = True`, which tells the bot to keep them without alerting. The position
+with `history = True`, which tells the bot to keep them without alerting. The position
 to resume from only advances while no report is half assembled, so a restart re-reads whole
 reports; the outbox drops what was already sent (same id and revision).
 """
@@ -174,7 +174,7 @@ class Pipeline:
             # backlog read races the kernel): it is live, not history.
             old = False
         too_old = at is not None and self.wall_clock() - at > self.history_max_age_s
-        old = old or too_old or bool(ev.context.get("before_first_start"))
+        old = old or too_old or (isinstance(ev, OomKillEvent) and ev.context.before_first_start)
         events: list[Event] = [ev]
         if isinstance(ev, SynFloodEvent) and self.syn is not None and not old:
             events = list(self.syn.on_kernel_event(ev, self.wall_clock()))
@@ -183,7 +183,7 @@ class Pipeline:
 
     def store(self, ev: Event, old: bool = False, *, enriched: bool = False) -> None:
         if old:
-            ev.context["history"] = True
+            ev.history = True
         elif not enriched:
             try:
                 ev = self.enrich(ev)

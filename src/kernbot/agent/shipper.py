@@ -9,19 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Callable
 
 import aiohttp
+from pydantic import TypeAdapter, ValidationError
 
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox, Queued
-from kernbot.core.wire import MAX_BATCH, Heartbeat
+from kernbot.core.events import Event
+from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_4XX = {401, 403, 404, 408, 409, 425, 429}
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def _wants_upgrade(answer: bytes) -> bool:
+    """The bot refused our wire major (its 422 body carries `"upgrade": true`)."""
+    try:
+        body = json.loads(answer)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("upgrade") is True
 
 
 class Shipper:
@@ -71,13 +84,25 @@ class Shipper:
     async def _post(self, items: list[Queued]) -> str:
         """'ok', 'retry' or 'reject' for one batch."""
         assert self.bot_url is not None
-        body = {"version": 1, "host": self.host, "events": [q.body for q in items]}
         try:
-            async with self._sess().post(f"{self.bot_url}/v1/events", json=body) as resp:
-                await resp.read()
+            batch = EventBatch(
+                host=self.host, events=[_EVENT.validate_python(q.body) for q in items]
+            )
+        except ValidationError as exc:
+            self.last_error = f"queued event does not fit the event model: {exc.errors()[0]['msg']}"
+            return "reject"
+        try:
+            async with self._sess().post(
+                f"{self.bot_url}/v1/events", json=batch.model_dump(mode="json")
+            ) as resp:
+                answer = await resp.read()
                 if resp.status < 300:
                     return "ok"
                 self.last_error = f"bot answered HTTP {resp.status}"
+                if _wants_upgrade(answer):
+                    # The bot is older than this agent: keep the events until it is upgraded.
+                    self.last_error = f"bot is older than this agent: {answer[:300]!r}"
+                    return "retry"
                 if 400 <= resp.status < 500 and resp.status not in RETRYABLE_4XX:
                     return "reject"
                 return "retry"

@@ -120,7 +120,7 @@ def silence_matches(target: str, event: Event) -> bool:
 
 
 def is_history(event: Event) -> bool:
-    return event.context.get("history") is True
+    return event.history
 
 
 class _Batch:

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 
 from kernbot.bot import escape
 from kernbot.bot.ports import Message
+from kernbot.core.alert import AlertDocument
 
 HEADER_MAX = 150
 SECTION_MAX = 3000
@@ -82,7 +83,9 @@ def divider() -> DividerBlock:
     return DividerBlock()
 
 
-def message(fallback: str, blocks: Sequence[Block]) -> Message:
+def message(
+    fallback: str, blocks: Sequence[Block], document: AlertDocument | None = None
+) -> Message:
     """Assemble a Message: at most 50 blocks; a note says how many were left out, and trailing
     buttons (Silence) are kept."""
     kept = list(blocks)
@@ -92,4 +95,6 @@ def message(fallback: str, blocks: Sequence[Block]) -> Message:
         note = context([f"…{len(kept) - room} more blocks not shown"])
         kept = [*kept[:room], note, *tail]
     dicts: list[dict[str, Any]] = [b.to_dict() for b in kept]
-    return Message(text=escape.truncate(fallback, FALLBACK_MAX) or " ", blocks=dicts)
+    return Message(
+        text=escape.truncate(fallback, FALLBACK_MAX) or " ", blocks=dicts, document=document
+    )

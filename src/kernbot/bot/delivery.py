@@ -248,11 +248,11 @@ class DeliveryWorker:
 
     def _view(self, repo: Repository, alert: AlertRow, event: Event, now: float) -> AlertView:
         host_kills = pod_kills = None
-        if isinstance(event, OomKillEvent) and "recurrence" not in event.context:
+        if isinstance(event, OomKillEvent) and event.context.recurrence is None:
             again = store_recurrence(repo, event, now)
             if again is not None:
                 event = event.model_copy(deep=True)
-                event.context["recurrence"] = again
+                event.context.recurrence = again
         if event.kind == "oom_kill":
             host_kills = repo.count_events("oom_kill", now - DAY_S, host=event.host or "")
             k8s = event.kubernetes

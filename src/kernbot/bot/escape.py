@@ -7,6 +7,8 @@ one of these functions before it is put in a message:
 
 - `mrkdwn()` for mrkdwn text: `&`, `<`, `>` become entities (Slack's documented escaping) and the
   four formatting characters become look-alikes, so nothing can bold, strike, mention or link.
+- `inline_code()` for a host value inside a sentence: a code span, where formatting is inert.
+- `text()` for our own words: entities only.
 - `plain()` for plain_text objects (headers, buttons): entities too, no formatting to neutralise.
 - `code()` for the inside of a ``` block: formatting is inert there, only entities and backticks
   (which could close the block early) need care, so commands stay copy-pasteable.
@@ -48,6 +50,21 @@ def mrkdwn(value: object, *, multiline: bool = False) -> str:
     """`value` as inert mrkdwn: shows literally, cannot format, mention or link."""
     text = _controls(str(value), keep_newlines=multiline)
     return "".join(_ENTITIES.get(c) or _LOOKALIKES.get(c) or c for c in text)
+
+
+def text(value: object) -> str:
+    """Our own words for mrkdwn: entities escaped, one line; no look-alikes (we wrote them)."""
+    return _entities(_controls(str(value), keep_newlines=False))
+
+
+def inline_code(value: object) -> str:
+    """`value` as an inline code span: Slack formats nothing inside, so only what could break out
+    is neutralised (a backtick ends the span; `&`, `<`, `>` as entities). `_`, `*` and `~` stay,
+    so the identifier can be copied and searched as it is. Empty for an empty value."""
+    raw = _controls(str(value), keep_newlines=False)
+    if not raw.strip():
+        return ""
+    return "`" + _entities(raw).replace("`", _LOOKALIKES["`"]) + "`"
 
 
 def plain(value: object) -> str:

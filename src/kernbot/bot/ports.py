@@ -11,8 +11,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from kernbot.core.alert import AlertDocument
+from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.core.wire import Listener, ProcInfo
 
 
 class PostedRef(BaseModel):
@@ -27,6 +28,8 @@ class Message(BaseModel):
 
     text: str
     blocks: list[dict[str, Any]] = Field(default_factory=list)
+    document: AlertDocument | None = None
+    """What the blocks were rendered from: a terminal renders this, never the blocks."""
 
 
 class DeliveryError(Exception):
@@ -105,7 +108,7 @@ class OomHostAnswer(HostAnswer):
     events: list[OomKillEvent] = Field(default_factory=list)
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
-    psi: dict[str, Any] = Field(default_factory=dict)
+    psi: Psi = Field(default_factory=Psi)
 
 
 class SynHostAnswer(HostAnswer):

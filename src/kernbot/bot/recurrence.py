@@ -5,9 +5,9 @@ restarted with an empty history, or an older agent)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from kernbot.bot.store import Repository
+from kernbot.core.context import Recurrence
 from kernbot.core.events import OomKillEvent
 from kernbot.core.oom.recurrence import Kill, as_kill, kill_key, recurrence
 
@@ -26,7 +26,7 @@ def _epoch(time: str | None, fallback: float) -> float:
     return fallback
 
 
-def store_recurrence(repo: Repository, event: OomKillEvent, now: float) -> dict[str, Any] | None:
+def store_recurrence(repo: Repository, event: OomKillEvent, now: float) -> Recurrence | None:
     """The recurrence of `event` among the host's stored kills, or None."""
     key = kill_key(event)
     if key is None or not event.host:

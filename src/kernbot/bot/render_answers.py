@@ -24,8 +24,8 @@ from kernbot.bot.ports import (
     UnknownHost,
 )
 from kernbot.bot.render import human_kb
+from kernbot.core.context import ProcInfo
 from kernbot.core.oom.why import why_line, with_diagnosis
-from kernbot.core.wire import ProcInfo
 
 HELP = """\
 *kernbot* tells you when the kernel OOM-kills a process or sees a SYN flood.
@@ -84,11 +84,9 @@ def render_oom_host(a: OomHostAnswer) -> Message:
     if a.meminfo:
         total, avail = a.meminfo.get("MemTotal"), a.meminfo.get("MemAvailable")
         pressure.append(f"MemAvailable {human_kb(avail)} of {human_kb(total)}")
-    some = a.psi.get("memory", a.psi) if isinstance(a.psi, dict) else {}
-    if isinstance(some, dict) and some:
-        pressure.append(
-            "PSI memory " + ", ".join(f"{mrkdwn(k)} {mrkdwn(v)}" for k, v in some.items())
-        )
+    for name, line in (("some", a.psi.some), ("full", a.psi.full)):
+        if line is not None and line.avg10 is not None:
+            pressure.append(f"PSI memory {name} avg10 {line.avg10:.2f} %")
     if pressure:
         blocks.append(bk.section("*Memory now*\n" + "\n".join(pressure)))
     return bk.message(f"OOM on {mrkdwn(a.host)}: {len(a.events)} recent kills", blocks)

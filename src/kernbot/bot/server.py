@@ -21,7 +21,8 @@ from kernbot.bot.delivery import DeliveryHealth
 from kernbot.bot.ingest import Ingestor
 from kernbot.bot.metrics import render_metrics
 from kernbot.bot.store import Database, Repository
-from kernbot.core.wire import EventBatch, Heartbeat
+from kernbot.core.events import WIRE_VERSION
+from kernbot.core.wire import EventBatch, Heartbeat, newer_major
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -65,14 +66,31 @@ async def _body(request: web.Request, model: type[M]) -> M | web.Response:
     except web.HTTPRequestEntityTooLarge as exc:
         return _error(413, f"body too large: {exc.text} (setting max_body_bytes)")
     try:
-        return model.model_validate_json(raw)  # pydantic-core parses and validates in one go
+        body = model.model_validate_json(raw)  # pydantic-core parses and validates in one go
     except ValidationError as exc:
+        if (newer := newer_major(raw)) is not None:
+            return _upgrade(newer)
         if exc.errors()[0]["type"] == "json_invalid":
             return _error(400, f"body is not JSON: {exc.errors()[0]['msg']}")
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:20]
         ]
         return _error(422, f"body does not match {model.__name__}", problems=problems)
+    # The batch and each event carry a version; the highest decides.
+    versions = [getattr(body, "version", WIRE_VERSION)]
+    versions += [e.version for e in getattr(body, "events", [])]
+    if max(versions) > WIRE_VERSION:
+        return _upgrade(max(versions))
+    return body
+
+
+def _upgrade(version: int) -> web.Response:
+    return _error(
+        422,
+        f"wire version {version} is newer than this bot understands (version {WIRE_VERSION}):"
+        " upgrade the kernbot bot to the agents' release",
+        upgrade=True,
+    )
 
 
 async def post_events(request: web.Request) -> web.Response:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from kernbot.core.context import OomContext, SynContext
 
 WIRE_VERSION = 1
+"""The wire MAJOR version: a receiver refuses bodies with a higher one (fields it cannot know
+changed meaning); additions within a major are extra fields, which every model keeps."""
 MAX_LINES = 400
 """At most this many raw lines are kept on an event (the task table of a big host is thousands)."""
 
@@ -40,7 +44,28 @@ class Victim(_Model):
     oom_score: int | None = None
     """Computed like the kernel's oom_badness() on the /proc/PID/oom_score scale of that era."""
     printed_score: int | None = None
-    """The `score N` the kernel printed (old kernels only)."""
+    """The `score N` the kernel printed (old kernels only): a memory cgroup OOM prints it on
+    that cgroup's scale, not /proc's."""
+    pgtables_bytes_labelled_kb: bool = False
+    """The kernel printed page-table bytes under a `kB` label (5.x bug); `pgtables_kb` is fixed."""
+
+
+class ProcessRef(_Model):
+    """A process named by a report line beside the victim."""
+
+    pid: int | None = None
+    comm: str | None = None
+
+
+class ContainerOwner(_Model):
+    """A non-Kubernetes owner of the cgroup: a container, an LXC guest or a systemd unit."""
+
+    kind: str
+    """`container`, `lxc`, `systemd-unit`, `user-session` or `root`."""
+    runtime: str | None = None
+    container_id: str | None = None
+    lxc_id: str | None = None
+    unit: str | None = None
 
 
 class Memcg(_Model):
@@ -52,6 +77,10 @@ class Memcg(_Model):
     failcnt: int | None = None
     swap_usage_kb: int | None = None
     swap_limit_kb: int | None = None
+    memsw_usage_kb: int | None = None
+    """cgroup v1 memory+swap counter."""
+    memsw_limit_kb: int | None = None
+    memsw_failcnt: int | None = None
 
 
 class Kubernetes(_Model):
@@ -110,12 +139,35 @@ class Advice(_Model):
 
 
 class Finding(_Model):
-    """One reason memory ran out (`kernbot.core.oom.diagnosis`): a cause code from the contract,
-    one sentence with the numbers, and the numbers with the report lines they came from."""
+    """One likely cause of an OOM kill (ARCHITECTURE.md: `diagnosis`), most likely first."""
 
     cause: str
+    """A code (`memcg_limit`, `one_process`, `slab`...); codes are added, never renamed."""
     summary: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    """One sentence with the numbers."""
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+    """The numbers (kB unless named otherwise) and where in the report they came from:
+    `lines` holds indices into the event's `lines`."""
+
+
+class MemoryAccounting(_Model):
+    """Where the memory went, from the report alone (`kernbot.core.oom.accounting`), in kB."""
+
+    scope: Literal["memcg", "host"]
+    """`memcg`: the total is the cgroup's limit; `host`: the total is RAM."""
+    total_kb: int | None = None
+    usage_kb: int | None = None
+    parts_kb: dict[str, int] = Field(default_factory=dict)
+    """anon, page_cache, shmem, slab_unreclaimable, slab_reclaimable, kernel_stack,
+    page_tables, hugepages, kernel_other, unevictable, free, unaccounted: each kB once."""
+    dirty_writeback_kb: int | None = None
+    hugepages_free_kb: int | None = None
+    swap_used_kb: int | None = None
+    swap_total_kb: int | None = None
+    tasks_rss_kb: int = 0
+    lines: dict[str, list[int]] = Field(default_factory=dict)
+    """Part -> indices into the event's `lines` its number came from."""
+    not_in_report: list[str] = Field(default_factory=list)
 
 
 class _EventBase(_Model):
@@ -132,9 +184,18 @@ class _EventBase(_Model):
     seq: int | None = None
     lines: list[str] = Field(default_factory=list)
     advice: list[Advice] = Field(default_factory=list)
-    context: dict[str, Any] = Field(default_factory=dict)
-    """Live host context added by the agent (meminfo, PSI, top oom_scores, listener,
-    counters...)."""
+    history: bool = False
+    """Read from the log's past (before the agent started, or too old): kept, never alerted."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_from_context(cls, data: Any) -> Any:
+        """Agents before the typed contract sent the history flag as `context.history`."""
+        if isinstance(data, dict) and "history" not in data:
+            ctx = data.get("context")
+            if isinstance(ctx, dict) and ctx.get("history") is True:
+                data = {**data, "history": True}
+        return data
 
 
 class OomKillEvent(_EventBase):
@@ -162,8 +223,28 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    exiting_victims: list[ProcessRef] = Field(default_factory=list)
+    """`OOM victim ... is already exiting`: the kernel waited instead of killing another."""
+    mm_pinned_by: ProcessRef | None = None
+    """The victim's memory is shared with this process, so it could not be reaped yet."""
+    sysrq: bool = False
+    """Triggered by hand (SysRq-f / `echo f > /proc/sysrq-trigger`), not by a shortage."""
+    sysrq_ignored: str | None = None
+    """Why the kernel ignored a manual OOM request, as printed."""
+    lines_omitted: int = 0
+    """Lines of the report dropped beyond MAX_LINES."""
+    group_path: str | None = None
+    """memory.oom.group: the cgroup whose tasks were all killed."""
+    container: ContainerOwner | None = None
+    """The cgroup's owner when it is not a Kubernetes pod."""
     diagnosis: list[Finding] = Field(default_factory=list)
-    """Why memory ran out, most likely first (`kernbot.core.oom.diagnosis`)."""
+    """Likely causes, most likely first (ARCHITECTURE.md, "Event JSON")."""
+    diagnosis_gaps: list[str] = Field(default_factory=list)
+    """What the diagnosis could not judge, and why (a section missing from the report)."""
+    accounting: MemoryAccounting | None = None
+    """Where the memory went, from the report (`kernbot.core.oom.accounting`)."""
+    context: OomContext = Field(default_factory=OomContext)
+    """Live host context added by the agent."""
 
 
 class SynFloodEvent(_EventBase):
@@ -177,6 +258,8 @@ class SynFloodEvent(_EventBase):
     `request_sock_subflow_v4`..."""
     episode: Literal["start", "ongoing", "ended"] | None = None
     """Set by the agent when it tracks the flood through the TcpExt counters."""
+    context: SynContext = Field(default_factory=SynContext)
+    """Live host context added by the agent."""
 
 
 Event = Annotated[OomKillEvent | SynFloodEvent, Field(discriminator="kind")]

@@ -6,14 +6,46 @@ Every body carries `version`; receivers validate with these models and reject wh
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import WIRE_VERSION, Event, OomKillEvent, SynFloodEvent
+
+__all__ = [
+    "MAX_BATCH",
+    "AgentStatus",
+    "DmesgResponse",
+    "EventBatch",
+    "EventBatchResult",
+    "Heartbeat",
+    "Listener",
+    "OomResponse",
+    "ProcInfo",
+    "SynResponse",
+    "TopResponse",
+    "newer_major",
+]
 
 MAX_BATCH = 500
 """Most events in one POST /v1/events."""
+
+
+def newer_major(raw: bytes) -> int | None:
+    """The body's `version` when it is a wire major this build does not know, else None.
+
+    Checked before validation: a newer major may have changed what a field means, so its body is
+    refused as a whole (HTTP 422 telling the operator to upgrade) rather than half understood.
+    """
+    try:
+        head = json.loads(raw)
+    except ValueError:
+        return None
+    version = head.get("version") if isinstance(head, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > WIRE_VERSION:
+        return version
+    return None
 
 
 class _Wire(BaseModel):
@@ -47,35 +79,6 @@ class Heartbeat(_Wire):
     time: str | None = None
 
 
-class ProcInfo(_Wire):
-    pid: int
-    comm: str
-    oom_score: int | None = None
-    oom_score_adj: int | None = None
-    rss_kb: int | None = None
-    cgroup: str | None = None
-    """The memory cgroup path (v1 `memory` line, else the v2 one), as /proc/PID/cgroup shows it."""
-    pod_uid: str | None = None
-    container_id: str | None = None
-    namespace: str | None = None
-    pod: str | None = None
-    container: str | None = None
-
-
-class Listener(_Wire):
-    family: str
-    addr: str
-    port: int
-    pid: int | None = None
-    comm: str | None = None
-    accept_queue: int | None = None
-    """Current accept queue length (ss Recv-Q on a listener)."""
-    backlog: int | None = None
-    """The listen() backlog (ss Send-Q on a listener)."""
-    syn_recv: int | None = None
-    """Half-open connections (SYN_RECV request socks) for this port."""
-
-
 class AgentStatus(_Wire):
     host: str
     agent_version: str
@@ -91,7 +94,7 @@ class AgentStatus(_Wire):
     events: dict[str, int] = Field(default_factory=dict)
     outbox_depth: int = 0
     meminfo: dict[str, int] = Field(default_factory=dict)
-    psi: dict[str, Any] = Field(default_factory=dict)
+    psi: Psi = Field(default_factory=Psi)
 
 
 class OomResponse(_Wire):
@@ -99,7 +102,7 @@ class OomResponse(_Wire):
     events: list[OomKillEvent] = Field(default_factory=list)
     top: list[ProcInfo] = Field(default_factory=list)
     meminfo: dict[str, int] = Field(default_factory=dict)
-    psi: dict[str, Any] = Field(default_factory=dict)
+    psi: Psi = Field(default_factory=Psi)
 
 
 class SynResponse(_Wire):

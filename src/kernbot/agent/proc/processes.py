@@ -11,8 +11,8 @@ import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kernbot.core.context import ProcInfo
 from kernbot.core.events import Kubernetes
-from kernbot.core.wire import ProcInfo
 
 Identify = Callable[[str], Kubernetes | None]
 """cgroup path -> Kubernetes identity (pod uid, container id, qos) or None."""

@@ -9,7 +9,6 @@ returns an empty/None value when its file is missing rather than raising: enrich
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from kernbot.agent.proc import netns, sock_diag
 from kernbot.agent.proc.meminfo import parse_meminfo
@@ -26,7 +25,7 @@ from kernbot.agent.proc.sockets import (
 from kernbot.agent.proc.sysctls import VM_SYSCTLS, read_sysctls
 from kernbot.agent.proc.vmstat import oom_kill_count
 from kernbot.core.cgroup_identity import identify as identify_cgroup
-from kernbot.core.wire import Listener, ProcInfo
+from kernbot.core.context import Listener, ProcInfo, Psi
 
 
 class ProcReader:
@@ -63,9 +62,9 @@ class ProcReader:
         text = self._text("meminfo")
         return parse_meminfo(text) if text else {}
 
-    def psi_memory(self) -> dict[str, Any]:
+    def psi_memory(self) -> Psi:
         text = self._text("pressure/memory")
-        return parse_psi(text) if text else {}
+        return Psi.model_validate(parse_psi(text) if text else {})
 
     def top_by_oom_score(self, n: int = 10) -> list[ProcInfo]:
         return top_by_oom_score(self.root, n, self._identify)

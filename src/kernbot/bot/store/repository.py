@@ -245,13 +245,16 @@ class Repository:
 
     def prune(self, events_before: float, outbox_before: float) -> dict[str, int]:
         """Forget old events, closed alerts and finished notifications (retention)."""
+        stmts = {
+            "events": delete(EventRow).where(EventRow.received_at < events_before),
+            "alerts": delete(AlertRow).where(AlertRow.last_at < events_before),
+            "outbox": delete(OutboxRow).where(
+                OutboxRow.status.in_(("sent", "failed")), OutboxRow.created_at < outbox_before
+            ),
+        }
         gone = {}
-        stmt = delete(EventRow).where(EventRow.received_at < events_before)
-        gone["events"] = self.session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
-        stmt2 = delete(AlertRow).where(AlertRow.last_at < events_before)
-        gone["alerts"] = self.session.execute(stmt2).rowcount or 0  # type: ignore[attr-defined]
-        stmt3 = delete(OutboxRow).where(
-            OutboxRow.status.in_(("sent", "failed")), OutboxRow.created_at < outbox_before
-        )
-        gone["outbox"] = self.session.execute(stmt3).rowcount or 0  # type: ignore[attr-defined]
+        for name, stmt in stmts.items():
+            result = self.session.execute(stmt)
+            # A DELETE returns a CursorResult; the generic Result type does not show rowcount.
+            gone[name] = int(getattr(result, "rowcount", 0) or 0)
         return gone

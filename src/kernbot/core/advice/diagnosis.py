@@ -51,7 +51,8 @@ def _shmem(f: Finding, ev: OomKillEvent) -> Advice:
 
 
 def _slab(f: Finding, ev: OomKillEvent) -> Advice:
-    caches = [c.get("name") for c in f.evidence.get("top_caches", []) if isinstance(c, dict)]
+    top = f.evidence.get("top_caches")
+    caches = [c.get("name") for c in (top if isinstance(top, list) else []) if isinstance(c, dict)]
     cmds = ["slabtop -o -s c | head -20", "grep -E '^(Slab|SUnreclaim)' /proc/meminfo"]
     cmds += [f"sort -rn /sys/kernel/slab/{q(c)}/alloc_calls | head" for c in caches[:1]]
     return Advice(

@@ -19,13 +19,15 @@ _DOCKER_RE = re.compile(r"(?:/docker/|docker-)([0-9a-f]{64})(?:\.scope)?$")
 
 def memcg_advice(ev: OomKillEvent) -> list[Advice]:
     m = ev.memcg
-    oom_path = (m.oom_path if m else None) or (m.task_path if m else None) or "?"
+    oom_path = (m.oom_path if m else None) or (m.task_path if m else None)
     limit_kb = m.limit_kb if m else None
     new_mib = raised_limit_mib(limit_kb) if limit_kb else None
     usage = usage_text(ev)
     k8s = ev.kubernetes
     if k8s is not None:
         return _k8s_advice(ev, usage, new_mib)
+    if oom_path is None:
+        return [_unknown_cgroup_advice(ev)]
     docker = _DOCKER_RE.search(oom_path)
     lxc = _LXC_RE.match(oom_path)
     if docker is None and lxc is not None:
@@ -97,6 +99,21 @@ def memcg_advice(ev: OomKillEvent) -> list[Advice]:
     ]
 
 
+def _unknown_cgroup_advice(ev: OomKillEvent) -> Advice:
+    """A memory cgroup OOM whose cgroup line is not in the text: find the report first."""
+    grep = f"Killed process {ev.victim.pid}" if ev.victim.pid is not None else "Memory cgroup"
+    return Advice(
+        title="Find which memory cgroup hit its limit",
+        why=f"{victim_name(ev)} was killed by a memory cgroup's limit, but the line naming the "
+        "cgroup is not in this part of the log. The full report names it and its limit.",
+        commands=[
+            f"journalctl -k | grep -B 60 -A 2 {q(grep)}",
+            "dmesg -T | grep -E 'Memory cgroup out of memory|oom-kill:|Task in'",
+        ],
+        severity="critical",
+    )
+
+
 def _k8s_advice(ev: OomKillEvent, usage: str, new_mib: int | None) -> list[Advice]:
     k8s = ev.kubernetes
     assert k8s is not None
@@ -123,18 +140,17 @@ def _k8s_advice(ev: OomKillEvent, usage: str, new_mib: int | None) -> list[Advic
             f"kubectl -n {ns} logs {pod}{c} --previous",
         ]
     else:
-        uid = k8s.pod_uid or "?"
-        who = f"pod uid {uid}"
-        find = [
-            "kubectl get pods -A -o custom-columns=NS:.metadata.namespace,POD:.metadata.name,"
-            f"UID:.metadata.uid | grep {q(uid)}"
-        ]
-        raise_cmd = (
-            f"kubectl -n <namespace> set resources deployment/<owner> -c <container> "
-            f"--limits=memory={new_mib}Mi"
-            if new_mib
-            else None
+        uid = k8s.pod_uid
+        who = f"pod uid {uid}" if uid else "the pod"
+        find = (
+            [
+                "kubectl get pods -A -o custom-columns=NS:.metadata.namespace,"
+                f"POD:.metadata.name,UID:.metadata.uid | grep {q(uid)}"
+            ]
+            if uid
+            else []
         )
+        raise_cmd = None  # namespace and owner unknown until the command above names the pod
         leak = ["kubectl top pod -A --containers --sort-by=memory | head -20"]
     qos = f" (QoS {k8s.qos})" if k8s.qos else ""
     out.append(

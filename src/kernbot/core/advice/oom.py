@@ -3,19 +3,17 @@ victim picked for its oom_score_adj rather than its size, and kills that keep co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from kernbot.core.advice.diagnosis import NOT_THE_LIMIT, diagnosis_advice
 from kernbot.core.advice.memcg import memcg_advice
-from kernbot.core.advice.parts import lenient_int, mib, victim_name
+from kernbot.core.advice.parts import mib, victim_name
+from kernbot.core.context import Recurrence
 from kernbot.core.events import Advice, OomKillEvent, Task
 
 LEAK_KILLS_24H = 3
 """This many kills in a day is a pattern, not bad luck."""
 
 
-def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
+def advise_oom(ev: OomKillEvent) -> list[Advice]:
     """Which limit was hit decides the first advice; the victim's adj and repeats add to it."""
     out: list[Advice] = []
     if ev.panic:
@@ -41,9 +39,9 @@ def advise_oom(ev: OomKillEvent, ctx: Mapping[str, Any]) -> list[Advice]:
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
-    again = ctx.get("recurrence")
-    kills = lenient_int(ctx.get("kills_24h"))
-    if isinstance(again, dict) and isinstance(again.get("text"), str):
+    again = ev.context.recurrence
+    kills = ev.context.kills_24h
+    if again is not None:
         out.insert(0, _recurrence_advice(ev, again))
     elif kills is not None and kills >= LEAK_KILLS_24H:
         out.append(_leak_advice(ev, kills))
@@ -197,12 +195,11 @@ def _has(ev: OomKillEvent, cause: str) -> bool:
     return any(f.cause == cause for f in ev.diagnosis)
 
 
-def _recurrence_advice(ev: OomKillEvent, again: Mapping[str, Any]) -> Advice:
+def _recurrence_advice(ev: OomKillEvent, again: Recurrence) -> Advice:
     """The same cgroup or pod killed at the same usage on a schedule (agent or bot history)."""
-    n = lenient_int(again.get("kills"))
     return Advice(
-        title=f"It {again['text'].split(':')[0]}",
-        why=f"{victim_name(ev)} was killed {n if n is not None else 'several'} times at the same "
+        title=f"It {again.text.split(':')[0]}",
+        why=f"{victim_name(ev)} was killed {again.kills} times at the same "
         "usage: memory climbs back to the limit after each restart. A leak grows without bound "
         "(more memory only spaces the kills out); a limit below the steady state is hit on "
         "every peak. Compare memory just after a restart with memory before the kill.",

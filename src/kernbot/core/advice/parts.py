@@ -30,26 +30,14 @@ def raised_limit_mib(limit_kb: int) -> int:
     return max(-(-target // step) * step, limit_kb + step) // MIB
 
 
-def lenient_int(value: object) -> int | None:
-    """An int from agent context, whatever JSON made of it; None when it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def victim_name(ev: OomKillEvent) -> str:
-    """`comm (pid N)` for prose."""
+    """`comm (pid N)` for prose, with only what the report printed."""
     v = ev.victim
-    return f"{v.comm or '?'} (pid {v.pid if v.pid is not None else '?'})"
+    if v.comm is not None and v.pid is not None:
+        return f"{v.comm} (pid {v.pid})"
+    if v.comm is not None:
+        return v.comm
+    return f"pid {v.pid}" if v.pid is not None else "a process"
 
 
 def usage_text(ev: OomKillEvent) -> str:

@@ -7,10 +7,7 @@ too small for them (raise it). Without counters both readings are offered, the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from kernbot.core.advice.parts import lenient_int
+from kernbot.core.context import SynContext
 from kernbot.core.events import Advice, SynFloodEvent
 
 SPOOFED_MAX_RETURN = 0.1
@@ -19,18 +16,12 @@ REAL_MIN_RETURN = 0.5
 """At least this share coming back: real clients complete handshakes; the backlog is too small."""
 
 
-def _rate(ctx: Mapping[str, Any], key: str) -> float | None:
+def _rate(ctx: SynContext, key: str) -> float | None:
     """The episode's peak rate when the agent tracked one (an ended flood's current rates are
     all zero), else the last sampled rate."""
-    rates = ctx.get("peak_rates")
-    if not isinstance(rates, Mapping) or key not in rates:
-        rates = ctx.get("counter_rates")
-    if not isinstance(rates, Mapping):
-        return None
-    val = rates.get(key)
-    if isinstance(val, bool) or not isinstance(val, int | float):
-        return None
-    return float(val)
+    if key in ctx.peak_rates:
+        return ctx.peak_rates[key]
+    return ctx.counter_rates.get(key)
 
 
 def _listen_spec(ev: SynFloodEvent) -> str:
@@ -41,7 +32,7 @@ def _listen_spec(ev: SynFloodEvent) -> str:
     return f"port {ev.port}"
 
 
-def advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
+def advise_syn(ev: SynFloodEvent) -> list[Advice]:
     """Cookies off first (critical), then by verdict: filter, or raise the backlog."""
     out: list[Advice] = []
     port = ev.port if ev.port is not None else "<port>"
@@ -59,9 +50,10 @@ def advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
                 severity="critical",
             )
         )
+    ctx = ev.context
     sent = _rate(ctx, "SyncookiesSent")
     recv = _rate(ctx, "SyncookiesRecv")
-    verdict = ctx.get("verdict")
+    verdict = ctx.verdict
     if verdict is None and sent is not None and recv is not None and sent >= 1:
         if recv < SPOOFED_MAX_RETURN * sent:
             verdict = "attack"
@@ -107,27 +99,24 @@ def advise_syn(ev: SynFloodEvent, ctx: Mapping[str, Any]) -> list[Advice]:
         ],
         severity="critical" if verdict == "attack" else "warning",
     )
-    listener = ctx.get("listener")
+    listener = ctx.listener
     lwho = ""
-    if isinstance(listener, Mapping) and listener.get("comm"):
-        lwho = f" ({listener.get('comm')}, pid {listener.get('pid', '?')})"
-        backlog_now = lenient_int(listener.get("backlog"))
-        if backlog_now is not None:
-            queue = lenient_int(listener.get("accept_queue"))
-            lwho += f", listen backlog {backlog_now}"
+    if listener is not None and listener.comm:
+        pid = f", pid {listener.pid}" if listener.pid is not None else ""
+        lwho = f" ({listener.comm}{pid})"
+        if listener.backlog is not None:
+            queue = listener.accept_queue
+            lwho += f", listen backlog {listener.backlog}"
             lwho += f" with {queue} waiting to be accepted" if queue is not None else ""
-        half_open = lenient_int(listener.get("syn_recv"))
-        if half_open is not None:
-            lwho += f", {half_open} half-open"
-    sysctls = ctx.get("sysctls")
-    now = ""
-    if isinstance(sysctls, Mapping):
-        parts = [
-            f"{k} = {sysctls[k]}"
-            for k in ("net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog")
-            if k in sysctls
-        ]
-        now = (" Now: " + ", ".join(parts) + ".") if parts else ""
+        if listener.syn_recv is not None:
+            lwho += f", {listener.syn_recv} half-open"
+    sysctls = ctx.sysctls
+    parts = [
+        f"{k} = {sysctls[k]}"
+        for k in ("net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog")
+        if k in sysctls
+    ]
+    now = (" Now: " + ", ".join(parts) + ".") if parts else ""
     backlog = Advice(
         title=f"Give {where} a bigger backlog",
         why=(

@@ -14,9 +14,8 @@ holds beyond those is other kernel memory (pipe buffers, BPF maps...). cgroup v1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from kernbot.core.events import OomKillEvent, Task
+from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
 from kernbot.core.oom.meminfo_report import MemReport, StatsBlock, pages_kb, parse_report
 from kernbot.core.oom.task_table import PAGE_KB
 
@@ -91,20 +90,21 @@ class Accounting:
             return []
         return [(label, sum(self.parts.get(k, 0) for k in keys)) for label, keys in BAR_GROUPS]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "scope": self.scope,
-            "total_kb": self.total_kb,
-            "usage_kb": self.usage_kb,
-            "parts_kb": dict(self.parts),
-            "dirty_writeback_kb": self.dirty_writeback_kb,
-            "hugepages_free_kb": self.hugepages_free_kb,
-            "swap_used_kb": self.swap_used_kb,
-            "swap_total_kb": self.swap_total_kb,
-            "tasks_rss_kb": self.tasks_rss_kb,
-            "lines": {k: v for k, v in self.sources.items() if v},
-            "not_in_report": list(self.gaps),
-        }
+    def to_model(self) -> MemoryAccounting:
+        """The event's `accounting` field."""
+        return MemoryAccounting(
+            scope="memcg" if self.scope == "memcg" else "host",
+            total_kb=self.total_kb,
+            usage_kb=self.usage_kb,
+            parts_kb=dict(self.parts),
+            dirty_writeback_kb=self.dirty_writeback_kb,
+            hugepages_free_kb=self.hugepages_free_kb,
+            swap_used_kb=self.swap_used_kb,
+            swap_total_kb=self.swap_total_kb,
+            tasks_rss_kb=self.tasks_rss_kb,
+            lines={k: v for k, v in self.sources.items() if v},
+            not_in_report=list(self.gaps),
+        )
 
 
 def account(ev: OomKillEvent) -> Accounting:

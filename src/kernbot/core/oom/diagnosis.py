@@ -17,6 +17,7 @@ from typing import Any
 from kernbot.core.events import Finding, OomKillEvent, Task
 from kernbot.core.oom.accounting import Accounting, account
 from kernbot.core.oom.task_table import PAGE_KB
+from kernbot.core.units import size
 
 MOST = 0.5
 """`one_process` / `many_processes`: the process (or program) holds at least half the memory."""
@@ -41,7 +42,7 @@ class Diagnosis:
 
 
 def _mib(kb: int) -> str:
-    return f"{kb / 1024:,.0f} MiB" if kb >= 1024 else f"{kb} kB"
+    return size(kb)
 
 
 def _pct(share: float) -> str:
@@ -63,7 +64,7 @@ def diagnose(ev: OomKillEvent) -> Diagnosis:
     acc = account(ev)
     d = Diagnosis(accounting=acc)
     d.gaps.extend(f"not in the report: {g}" for g in acc.gaps)
-    if getattr(ev, "sysrq", False) or ev.trigger.order == -1:
+    if ev.sysrq or ev.trigger.order == -1:
         d.gaps.append("a manual OOM (SysRq-f): no allocation failed, nothing ran out")
     elif acc.scope == "memcg":
         _memcg_findings(d, ev, acc)
@@ -86,7 +87,13 @@ def _memcg_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
     fillers += _process_findings(ev, acc, base, "of the cgroup's usage")
     if not fillers and acc.groups:
         d.gaps.append(_spread(acc, base))
-    d.findings.extend(sorted(fillers, key=lambda f: -int(f.evidence.get("kb", 0))))
+    d.findings.extend(sorted(fillers, key=_by_size))
+
+
+def _by_size(f: Finding) -> int:
+    """Biggest first."""
+    kb = f.evidence.get("kb")
+    return -kb if isinstance(kb, int) else 0
 
 
 def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
@@ -296,7 +303,7 @@ def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
     fillers = _fillers(acc, base, "of RAM") + _process_findings(ev, acc, usable, "of usable RAM")
     if not fillers and acc.groups and not d.findings:
         d.gaps.append(_spread(acc, usable))
-    d.findings.extend(sorted(fillers, key=lambda f: -int(f.evidence.get("kb", 0))))
+    d.findings.extend(sorted(fillers, key=_by_size))
 
 
 def _fragmentation(ev: OomKillEvent, acc: Accounting) -> Finding | None:
@@ -387,6 +394,6 @@ def attach_diagnosis(ev: OomKillEvent) -> Diagnosis:
     d = diagnose(ev)
     ev.diagnosis = d.findings
     if d.accounting is not None:
-        ev.accounting = d.accounting.to_dict()  # type: ignore[attr-defined]
-    ev.diagnosis_gaps = d.gaps  # type: ignore[attr-defined]
+        ev.accounting = d.accounting.to_model()
+    ev.diagnosis_gaps = d.gaps
     return d

@@ -24,7 +24,16 @@ from dataclasses import asdict
 
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
-from kernbot.core.events import Memcg, MemInfo, OomKillEvent, Reaper, Task, Trigger
+from kernbot.core.events import (
+    ContainerOwner,
+    Memcg,
+    MemInfo,
+    OomKillEvent,
+    ProcessRef,
+    Reaper,
+    Task,
+    Trigger,
+)
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import kernel_era, normalised_3x, root_bonus_era
 from kernbot.core.oom.report_state import ReportState
@@ -120,11 +129,10 @@ def _memcg(r: ReportState, oom_path: str | None, task_path: str | None) -> Memcg
         failcnt=mem.failcnt if mem else None,
         swap_usage_kb=swap.usage_kb if swap else None,
         swap_limit_kb=swap.limit_kb if swap else None,
+        memsw_usage_kb=memsw.usage_kb if memsw else None,
+        memsw_limit_kb=memsw.limit_kb if memsw else None,
+        memsw_failcnt=memsw.failcnt if memsw else None,
     )
-    if memsw is not None:
-        memcg.memsw_usage_kb = memsw.usage_kb  # type: ignore[attr-defined]
-        memcg.memsw_limit_kb = memsw.limit_kb  # type: ignore[attr-defined]
-        memcg.memsw_failcnt = memsw.failcnt  # type: ignore[attr-defined]
     return memcg
 
 
@@ -153,16 +161,11 @@ def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
 
 
 def _add_corner_cases(event: OomKillEvent, r: ReportState) -> None:
-    if r.exiting:
-        exiting = [{"pid": x.pid, "comm": x.comm} for x in r.exiting]
-        event.exiting_victims = exiting  # type: ignore[attr-defined]
+    event.exiting_victims = [ProcessRef(pid=x.pid, comm=x.comm) for x in r.exiting]
     if r.mm_pinned is not None:
-        pinned = {"pid": r.mm_pinned.by_pid, "comm": r.mm_pinned.by_comm}
-        event.mm_pinned_by = pinned  # type: ignore[attr-defined]
-    if r.is_sysrq():
-        event.sysrq = True  # type: ignore[attr-defined]
-    if r.sysrq_ignored is not None:
-        event.sysrq_ignored = r.sysrq_ignored  # type: ignore[attr-defined]
+        event.mm_pinned_by = ProcessRef(pid=r.mm_pinned.by_pid, comm=r.mm_pinned.by_comm)
+    event.sysrq = r.is_sysrq()
+    event.sysrq_ignored = r.sysrq_ignored
 
 
 def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
@@ -211,14 +214,12 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         totalpages=totalpages,
         kernel_era=era,
     )
-    if r.lines_omitted:
-        event.lines_omitted = r.lines_omitted  # type: ignore[attr-defined]
-    if r.group_path is not None:
-        event.group_path = r.group_path  # type: ignore[attr-defined]
+    event.lines_omitted = r.lines_omitted
+    event.group_path = r.group_path
     _add_corner_cases(event, r)
     if kube is None:
         for path in (task_path, oom_path):
             if path and (owner := identify_container(path)):
-                event.container = asdict(owner)  # type: ignore[attr-defined]
+                event.container = ContainerOwner(**asdict(owner))
                 break
     return event

@@ -56,10 +56,10 @@ class OomReconciler:
             complete=False,
             missing_from_log=True,
         )
-        ev.context["missing_kills"] = deficit
-        ev.context["vmstat_oom_kill"] = vmstat
+        ev.context.missing_kills = deficit
+        ev.context.vmstat_oom_kill = vmstat
         if self._initial:
-            ev.context["before_first_start"] = True
+            ev.context.before_first_start = True
         self._initial = False
         ev.lines = [
             f"/proc/vmstat oom_kill reached {vmstat}: {deficit} OOM kill(s) not seen in the "

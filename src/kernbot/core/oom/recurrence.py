@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from statistics import median
-from typing import Any
 
 from kernbot.core.cgroup_identity import identify
+from kernbot.core.context import Recurrence
 from kernbot.core.events import OomKillEvent
+from kernbot.core.units import size
 
 MIN_KILLS = 3
 """Two kills can be chance; the third at the same level is a pattern."""
@@ -72,8 +73,8 @@ def _every(seconds: float) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
-def recurrence(current: Kill, known: list[Kill]) -> dict[str, Any] | None:
-    """`{kills, interval_s, usage_kb, limit_kb, since, text}` when `current` repeats a pattern."""
+def recurrence(current: Kill, known: list[Kill]) -> Recurrence | None:
+    """The pattern `current` repeats, or None."""
     same = sorted(
         {
             k.at: k
@@ -90,14 +91,14 @@ def recurrence(current: Kill, known: list[Kill]) -> dict[str, Any] | None:
     if not gaps:
         return None
     interval = median(gaps)
-    level = f" at {current.usage_kb // 1024:,} MiB" if current.usage_kb else ""
-    return {
-        "kills": len(same),
-        "interval_s": round(interval, 1),
-        "usage_kb": current.usage_kb,
-        "limit_kb": current.limit_kb,
-        "since": same[0].at,
-        "key": current.key,
-        "text": f"grows to its limit every {_every(interval)} ({len(same)} kills{level}): "
+    level = f" at {size(current.usage_kb)}" if current.usage_kb else ""
+    return Recurrence(
+        kills=len(same),
+        interval_s=round(interval, 1),
+        usage_kb=current.usage_kb,
+        limit_kb=current.limit_kb,
+        since=same[0].at,
+        key=current.key,
+        text=f"grows to its limit every {_every(interval)} ({len(same)} kills{level}): "
         "a leak, or a limit too low for its steady state",
-    }
+    )

@@ -45,9 +45,7 @@ def victim(
         v.total_vm_kb, v.anon_rss_kb = k.total_vm_kb, k.anon_rss_kb
         v.file_rss_kb, v.shmem_rss_kb = k.file_rss_kb, k.shmem_rss_kb
         v.oom_score_adj = k.oom_score_adj
-        v.pgtables_kb, fixed = pgtables_fixed(k, rows.get(k.pid))
-        if fixed:
-            v.pgtables_bytes_labelled_kb = True  # type: ignore[attr-defined]
+        v.pgtables_kb, v.pgtables_bytes_labelled_kb = pgtables_fixed(k, rows.get(k.pid))
     elif kp is not None:
         v.pid, v.comm = kp.pid, kp.comm
     elif rp is not None:

@@ -12,10 +12,9 @@ always has exactly `width` cells and a part of at least half a cell shows.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kernbot.core.events import Finding, OomKillEvent
 from kernbot.core.oom.diagnosis import attach_diagnosis
+from kernbot.core.units import size
 
 BAR_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("anon", "█", ("anon",)),
@@ -35,9 +34,7 @@ SECONDARY = frozenset({"no_swap", "swap_exhausted", "adj_forced"})
 
 
 def _mib(kb: object) -> str:
-    if not isinstance(kb, int):
-        return "?"
-    return f"{kb / 1024:,.0f} MiB" if kb >= 1024 else f"{kb} kB"
+    return size(kb) if isinstance(kb, int) else "?"
 
 
 def _pct(share: object) -> str:
@@ -46,81 +43,115 @@ def _pct(share: object) -> str:
     return " (all of it)" if share > 1 else f" ({share * 100:.0f}%)"
 
 
-def headline(f: Finding) -> str:
+Part = tuple[str, bool]
+"""Text and whether it came from the host (a comm, a program or cache name): renderers show
+those literally (a Slack code span, copyable), the rest as our words."""
+
+
+def _host(value: object) -> Part:
+    return (str(value), True)
+
+
+def headline_parts(f: Finding) -> list[Part]:
     """A finding in a few words with its main number, for the Why line."""
     e = f.evidence
     match f.cause:
         case "memcg_limit":
             if "memsw_limit_kb" in e:
-                return f"the cgroup hit its memory+swap limit ({_mib(e['memsw_limit_kb'])})"
+                return [
+                    (f"the cgroup hit its memory+swap limit ({_mib(e['memsw_limit_kb'])})", False)
+                ]
             if e.get("limit_kb") is None:
-                return "the cgroup hit its memory limit"
-            return f"the cgroup hit its {_mib(e['limit_kb'])} limit"
+                return [("the cgroup hit its memory limit", False)]
+            return [(f"the cgroup hit its {_mib(e['limit_kb'])} limit", False)]
         case "one_process":
-            return f"{e.get('comm')} (pid {e.get('pid')}) alone held {_mib(e.get('kb'))}" + _pct(
-                e.get("share")
-            )
+            held = f" (pid {e.get('pid')}) alone held {_mib(e.get('kb'))}{_pct(e.get('share'))}"
+            return [_host(e.get("comm")), (held, False)]
         case "many_processes":
-            return (
-                f"{e.get('count')} {e.get('program')} processes added up to {_mib(e.get('kb'))}"
-                + _pct(e.get("share"))
-            )
+            return [
+                (f"{e.get('count')} ", False),
+                _host(e.get("program")),
+                (f" processes added up to {_mib(e.get('kb'))}{_pct(e.get('share'))}", False),
+            ]
         case "shmem":
             held = f"{_mib(e.get('kb'))}{_pct(e.get('share'))}"
-            return f"shmem/tmpfs held {held}, which killing does not free"
+            return [(f"shmem/tmpfs held {held}, which killing does not free", False)]
         case "slab":
-            top = e.get("top_caches") or []
-            first = f", mostly {top[0].get('name')}" if top and isinstance(top[0], dict) else ""
-            return f"kernel slab held {_mib(e.get('kb'))}{_pct(e.get('share'))}{first}"
+            out = [(f"kernel slab held {_mib(e.get('kb'))}{_pct(e.get('share'))}", False)]
+            top = e.get("top_caches")
+            head = top[0] if isinstance(top, list) and top else None
+            if isinstance(head, dict) and head.get("name"):
+                out += [(", mostly ", False), _host(head.get("name"))]
+            return out
         case "kernel_other":
-            return f"kernel memory held {_mib(e.get('kb'))}{_pct(e.get('share'))}"
+            return [(f"kernel memory held {_mib(e.get('kb'))}{_pct(e.get('share'))}", False)]
         case "page_cache":
-            return f"{_mib(e.get('kb'))} of dirty page cache was not written back in time"
+            return [
+                (f"{_mib(e.get('kb'))} of dirty page cache was not written back in time", False)
+            ]
         case "hugepages":
-            return f"{_mib(e.get('kb'))} is reserved as hugepages ({_mib(e.get('free_kb'))} unused)"
+            free = _mib(e.get("free_kb"))
+            return [(f"{_mib(e.get('kb'))} is reserved as hugepages ({free} unused)", False)]
         case "fragmentation":
-            return f"an order-{e.get('order')} allocation found free memory too fragmented"
+            order = e.get("order")
+            return [(f"an order-{order} allocation found free memory too fragmented", False)]
         case "cpuset_or_mempolicy":
-            return "a cpuset or NUMA policy ran out while other nodes had memory"
+            return [("a cpuset or NUMA policy ran out while other nodes had memory", False)]
         case "swap_exhausted":
-            return "swap was full"
+            return [("swap was full", False)]
         case "no_swap":
-            return "there was no swap"
+            return [("there was no swap", False)]
         case "adj_forced":
-            return f"oom_score_adj {e.get('victim_adj')}, not size, chose the victim"
-    return f.summary.rstrip(".")
+            adj = e.get("victim_adj")
+            return [(f"oom_score_adj {adj}, not size, chose the victim", False)]
+    return [(f.summary.rstrip("."), False)]
+
+
+def headline(f: Finding) -> str:
+    return "".join(text for text, _ in headline_parts(f))
 
 
 def with_diagnosis(ev: OomKillEvent) -> OomKillEvent:
     """`ev`, or a copy diagnosed from its own lines when it came without (an older agent)."""
-    if ev.diagnosis or getattr(ev, "diagnosis_gaps", None) or not ev.lines:
+    if ev.diagnosis or ev.diagnosis_gaps or not ev.lines:
         return ev
     copy = ev.model_copy(deep=True)
     attach_diagnosis(copy)
     return copy
 
 
-def why_line(ev: OomKillEvent) -> str | None:
+def why_parts(ev: OomKillEvent) -> list[Part]:
     """`Why: <cause>; <what filled it>.` from the diagnosis, or what could not be judged."""
     findings = ev.diagnosis
-    gaps = [str(g) for g in getattr(ev, "diagnosis_gaps", None) or []]
+    gaps = ev.diagnosis_gaps
     if not findings and not gaps:
-        return None
+        return []
     manual = [g for g in gaps if g.startswith("a manual OOM")]
     if manual:
-        return f"Why: {manual[0]}."
+        return [(f"Why: {manual[0]}.", False)]
     main = [f for f in findings if f.cause not in SECONDARY] or findings
     if not main:
-        return "Why: not judged: " + gaps[0] + "."
-    return "Why: " + "; ".join(headline(f) for f in main[:2]) + "."
+        return [("Why: not judged: " + gaps[0] + ".", False)]
+    out: list[Part] = [("Why: ", False)]
+    for n, f in enumerate(main[:2]):
+        out += ([("; ", False)] if n else []) + headline_parts(f)
+    if [f.cause for f in main] == ["memcg_limit"] and any("memory.stat" in g for g in gaps):
+        out.append(("; what filled it is not in this part of the log", False))
+    return [*out, (".", False)]
+
+
+def why_line(ev: OomKillEvent) -> str | None:
+    """The Why line as plain text."""
+    return "".join(text for text, _ in why_parts(ev)) or None
 
 
 def bar_segments(ev: OomKillEvent) -> list[tuple[str, str, int, float]]:
     """(label, glyph, kB, share of the total) for each bar part, in the fixed order."""
-    acc: dict[str, Any] = getattr(ev, "accounting", None) or {}
-    parts = acc.get("parts_kb") or {}
-    total = acc.get("total_kb")
-    if not parts or not isinstance(total, int) or total <= 0:
+    acc = ev.accounting
+    if acc is None:
+        return []
+    parts, total = acc.parts_kb, acc.total_kb
+    if not parts or total is None or total <= 0:
         return []
     out = []
     for label, glyph, keys in BAR_PARTS:
@@ -145,23 +176,24 @@ def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
     segs = bar_segments(ev)
     if not segs:
         return None
-    acc: dict[str, Any] = getattr(ev, "accounting", None) or {}
-    total = int(acc["total_kb"])
+    acc = ev.accounting
+    total = acc.total_kb if acc is not None else None
+    if acc is None or total is None:
+        return None
     cells = _cells([s for *_, s in segs], width)
     bar = "".join(glyph * n for (_, glyph, _, _), n in zip(segs, cells, strict=True))
     legend = ", ".join(
         f"{glyph} {label} {share * 100:.0f}%" for (label, glyph, _, share) in segs if share >= 0.005
     )
-    of = "limit" if acc.get("scope") == "memcg" else "RAM"
-    size = f"{total / 1024 / 1024:,.1f} GiB" if total >= 1024 * 1024 else f"{total / 1024:,.0f} MiB"
-    return f"[{bar[:width]}] {legend} (of {size} {of})"
+    of = "limit" if acc.scope == "memcg" else "RAM"
+    return f"[{bar[:width]}] {legend} (of {size(total)} {of})"
 
 
 def head_lines(ev: OomKillEvent) -> list[str]:
     """What an OOM alert opens with, in order: the Why line, the bar, the across-kills pattern."""
     ev = with_diagnosis(ev)
     out = [line for line in (why_line(ev), accounting_bar(ev)) if line]
-    again = ev.context.get("recurrence") if isinstance(ev.context, dict) else None
-    if isinstance(again, dict) and isinstance(again.get("text"), str):
-        out.append("Again: " + again["text"] + ".")
+    again = ev.context.recurrence
+    if again is not None:
+        out.append("Again: " + again.text + ".")
     return out

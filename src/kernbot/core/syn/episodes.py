@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
+from kernbot.core.context import Listener
 from kernbot.core.events import SynFloodEvent
-from kernbot.core.wire import Listener
 
 Phase = Literal["start", "ongoing", "ended"]
 
@@ -50,8 +50,8 @@ REAL_CLIENTS = "real clients, backlog too small"
 INSUFFICIENT = "insufficient data"
 
 VERDICT_CODES = {SPOOFED: "attack", REAL_CLIENTS: "legitimate", INSUFFICIENT: "unknown"}
-"""The short code written to context["verdict"], the vocabulary kernbot.core.advice reads; the
-sentence goes to context["verdict_text"]."""
+"""The short code written to context.verdict, the vocabulary kernbot.core.advice reads; the
+sentence goes to context.verdict_text."""
 
 SIGNAL_MIN_RATE = 1.0
 """Below 1 event/s on every counter there is nothing to judge."""
@@ -193,7 +193,7 @@ class SynEpisodeTracker:
         event.boot_id = event.boot_id or self.boot_id
         event.id = event.id or self._new_id(ev.port, now)
         event.time = event.time or _iso(now)
-        event.context["source"] = "kernel"
+        event.context.source = "kernel"
         episode = _Episode(event=event, started=now, last_high=now, last_emit=now)
         self._episodes[ev.port] = episode
         return [self._emit(episode, "start", now, bump=False)]
@@ -263,19 +263,19 @@ class SynEpisodeTracker:
             family="ipv6" if busiest is not None and busiest.family == "ipv6" else "ipv4",
             action="drop" if off else "cookies",
         )
-        event.context["source"] = "counters"
+        event.context.source = "counters"
         episode = _Episode(event=event, started=now, last_high=now, last_emit=now)
         self._track_peak(episode)
         self._accumulate(episode, dt)
         self._episodes[port] = episode
         return self._emit(episode, "start", now, bump=False)
 
-    def _listener_for(self, event: SynFloodEvent) -> dict[str, Any] | None:
+    def _listener_for(self, event: SynFloodEvent) -> Listener | None:
         for ls in self._listeners:
             if ls.port == event.port and (
                 event.addr in (None, ls.addr) or ls.addr in ("::", "0.0.0.0")
             ):
-                return ls.model_dump(exclude={"version"})
+                return ls.model_copy()
         return None
 
     def _emit(
@@ -287,19 +287,19 @@ class SynEpisodeTracker:
         ev.episode = phase
         text = verdict(episode.mean_rates() or self.rates, self._sysctls)
         ctx = ev.context
-        ctx["counter_rates"] = dict(self.rates)
-        ctx["peak_rates"] = dict(episode.peak)
-        ctx["mean_rates"] = {k: round(v, 3) for k, v in episode.mean_rates().items()}
-        ctx["started"] = _iso(episode.started)
-        ctx["duration_s"] = round(now - episode.started, 3)
-        ctx["verdict"] = VERDICT_CODES[text]
-        ctx["verdict_text"] = text
+        ctx.counter_rates = dict(self.rates)
+        ctx.peak_rates = dict(episode.peak)
+        ctx.mean_rates = {k: round(v, 3) for k, v in episode.mean_rates().items()}
+        ctx.started = _iso(episode.started)
+        ctx.duration_s = round(now - episode.started, 3)
+        ctx.verdict = VERDICT_CODES[text]
+        ctx.verdict_text = text
         if self._sysctls:
-            ctx["sysctls"] = dict(self._sysctls)
+            ctx.sysctls = dict(self._sysctls)
         listener = self._listener_for(ev)
         if listener is not None:
-            ctx["listener"] = listener
+            ctx.listener = listener
         if phase == "ended":
-            ctx["ended"] = _iso(now)
+            ctx.ended = _iso(now)
         episode.last_emit = now
         return ev.model_copy(deep=True)
