@@ -307,3 +307,29 @@ def test_public_report_order3_on_fragmented_free_memory() -> None:
     assert ev.diagnosis[1].evidence["kb"] == total - known
     assert ev.advice[0].title.startswith("Free memory was fragmented")
     assert "cat /proc/buddyinfo" in ev.advice[0].commands
+
+
+@pytest.mark.parametrize(
+    ("name", "first_advice", "limit_advice"),
+    [
+        # 86% shmem: cleaning tmpfs is the fix; a bigger limit would only delay the next kill.
+        ("oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt", "Shared memory", False),
+        # 100% kmem: a kernel-side leak in the pod's cgroup, not the application's heap.
+        (
+            "oom-el7-3.10.0-514-vendor-patched-k8s-cgroupfs-memcg-hybrid-oomkill-line.txt",
+            "Memory outside every process",
+            False,
+        ),
+        # One process filled its own limit: raise it or find the leak, then the process advice.
+        ("oom-ubuntu-4.15.0-63-k8s-cgroupfs-cgv1-memcg-syslog.txt", "Raise the memory limit", True),
+        # A global OOM: the cause's advice first, then who uses the host's memory.
+        ("oom-6.11-qemu-stressng-global.txt", "One process held most of the memory", False),
+    ],
+)
+def test_advice_follows_the_diagnosis(name: str, first_advice: str, limit_advice: bool) -> None:
+    ev = _events(name)[0]
+    titles = [a.title for a in ev.advice]
+    assert titles[0].startswith(first_advice), titles
+    assert any(t.startswith("Raise the memory limit") for t in titles) == limit_advice, titles
+    if name.startswith("oom-ubuntu-4.15"):
+        assert titles[2].startswith("One process held most of the memory: calloc"), titles

@@ -26,11 +26,16 @@ def advise_oom(ev: OomKillEvent) -> list[Advice]:
     # Raising a limit frees neither tmpfs files nor a kernel leak, and on a host the cause is
     # what to fix: the cause's advice leads, except a process that filled its own cgroup,
     # where the limit advice (raise it or find the leak) comes first.
-    if not memcg_oom or (first and first[0].cause in NOT_THE_LIMIT):
+    lead = bool(first) and first[0].cause in NOT_THE_LIMIT
+    if not memcg_oom or lead:
         out.extend(causes)
         causes = []
+    share = first[0].evidence.get("share") if first else None
+    dominant = lead and isinstance(share, float | int) and share >= 0.5
     if memcg_oom:
-        out.extend(memcg_advice(ev))
+        # When shmem or kernel memory holds most of the limit, more limit only delays the next
+        # kill: the limit advice is left out rather than contradict the cause's.
+        out.extend([] if dominant else memcg_advice(ev))
     elif ev.global_oom or ev.constraint is not None or ev.meminfo is not None:
         out.extend(_global_advice(ev))
     elif not ev.panic:
