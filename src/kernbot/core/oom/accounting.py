@@ -35,18 +35,6 @@ PARTS = (
 )
 """Every kB of the total lands in exactly one of these (free: below the limit, or free RAM)."""
 
-BAR_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("anon", ("anon",)),
-    ("page cache", ("page_cache",)),
-    ("shmem", ("shmem",)),
-    ("slab", ("slab_unreclaimable", "slab_reclaimable")),
-    (
-        "other",
-        ("kernel_stack", "page_tables", "hugepages", "kernel_other", "unevictable", "unaccounted"),
-    ),
-    ("free", ("free",)),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ProgramGroup:
@@ -73,22 +61,9 @@ class Accounting:
     swap_used_kb: int | None = None
     swap_total_kb: int | None = None
     tasks_rss_kb: int = 0
-    top_task: Task | None = None
     groups: list[ProgramGroup] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     report: MemReport = field(default_factory=MemReport)
-
-    def share(self, part_kb: int | None) -> float | None:
-        """`part_kb` as a fraction of the total (the limit or RAM)."""
-        if part_kb is None or not self.total_kb:
-            return None
-        return part_kb / self.total_kb
-
-    def bar(self) -> list[tuple[str, int]]:
-        """(label, kB) for anon / page cache / shmem / slab / other / free, as printed."""
-        if not self.parts:
-            return []
-        return [(label, sum(self.parts.get(k, 0) for k in keys)) for label, keys in BAR_GROUPS]
 
     def to_model(self) -> MemoryAccounting:
         """The event's `accounting` field."""
@@ -286,8 +261,6 @@ def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
         acc.tasks_rss_kb += rss
         groups.setdefault(t.name, []).append(rss)
         pids.setdefault(t.name, []).append(t.pid)
-        if acc.top_task is None or rss > (acc.top_task.rss_kb or 0):
-            acc.top_task = t
     acc.groups = sorted(
         (ProgramGroup(n, len(r), sum(r), max(r), tuple(pids[n])) for n, r in groups.items()),
         key=lambda g: g.rss_kb,

@@ -1,13 +1,14 @@
 """The two things every OOM alert shows first: one "Why: …" line and the accounting bar.
 
-Both are plain text built from the event's `diagnosis` and `accounting` (so an event from an
-older agent, without them, gives None and renderers show nothing). Kernel text inside (a comm,
-a cgroup path) is not escaped here: each renderer escapes for its medium.
+Both come from the event's `diagnosis` and `accounting`; an event from an older agent without
+them is diagnosed from its own lines first (`with_diagnosis`). The Why line comes as parts that
+mark host text (a comm, a program or slab cache name) so renderers show it literally; nothing is
+escaped here: each renderer escapes for its medium.
 
 The bar gives every kB of the total (the cgroup's limit, or RAM) one glyph class, in a fixed
 order, so a reader learns it once: `█` anon, `▓` page cache, `▒` shmem, `░` slab, `▪` other
 kernel memory and what no counter explains, `·` free. Widths use largest remainders, so the bar
-always has exactly `width` cells and a part of at least half a cell shows.
+always has exactly `width` cells; the legend gives every part of 0.5% or more in whole percent.
 """
 
 from __future__ import annotations
@@ -107,10 +108,6 @@ def headline_parts(f: Finding) -> list[Part]:
     return [(f.summary.rstrip("."), False)]
 
 
-def headline(f: Finding) -> str:
-    return "".join(text for text, _ in headline_parts(f))
-
-
 def with_diagnosis(ev: OomKillEvent) -> OomKillEvent:
     """`ev`, or a copy diagnosed from its own lines when it came without (an older agent)."""
     if ev.diagnosis or ev.diagnosis_gaps or not ev.lines:
@@ -187,13 +184,3 @@ def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
     )
     of = "limit" if acc.scope == "memcg" else "RAM"
     return f"[{bar[:width]}] {legend} (of {size(total)} {of})"
-
-
-def head_lines(ev: OomKillEvent) -> list[str]:
-    """What an OOM alert opens with, in order: the Why line, the bar, the across-kills pattern."""
-    ev = with_diagnosis(ev)
-    out = [line for line in (why_line(ev), accounting_bar(ev)) if line]
-    again = ev.context.recurrence
-    if again is not None:
-        out.append("Again: " + again.text + ".")
-    return out
