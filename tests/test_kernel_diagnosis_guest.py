@@ -63,8 +63,10 @@ def test_global_one_grower(root_kernel: None) -> None:
     assert causes[0] == "one_process", oom.event.diagnosis
     assert _evidence(oom, "one_process")["comm"] == "kb-grower"
     assert "no_swap" in causes
-    acc = oom.event.accounting  # type: ignore[attr-defined]
-    assert acc["scope"] == "host" and acc["total_kb"] > 0
+    acc = oom.event.accounting
+    assert acc is not None and acc.scope == "host" and (acc.total_kb or 0) > 0
+    # Every kB of RAM in exactly one part: the parts add up to the total.
+    assert sum(acc.parts_kb.values()) == acc.total_kb
 
 
 def test_global_dev_shm_is_shmem(root_kernel: None) -> None:

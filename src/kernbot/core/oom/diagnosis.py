@@ -84,7 +84,7 @@ def _memcg_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
         d.gaps.append("what filled the cgroup: neither usage nor limit was printed")
         return
     fillers = _fillers(acc, base, "of the cgroup's usage")
-    fillers += _process_findings(ev, acc, base, "of the cgroup's usage")
+    fillers += _outweighing(fillers, _process_findings(ev, acc, base, "of the cgroup's usage"))
     if not fillers and acc.groups:
         d.gaps.append(_spread(acc, base))
     d.findings.extend(sorted(fillers, key=_by_size))
@@ -219,12 +219,18 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
 
 
 def _task_kb(t: Task, ev: OomKillEvent) -> int:
-    """The task's memory: for the victim, anon + shmem from the kill line (what its cgroup was
-    charged; file-rss is mostly shared libraries charged to whoever read them first), else RSS."""
-    v = ev.victim
-    if t.pid == v.pid and v.anon_rss_kb is not None:
-        return v.anon_rss_kb + (v.shmem_rss_kb or 0)
+    """A task's resident memory as the table printed it (anon + file + shmem pages mapped), the
+    same measure for every task so the comparison is fair; file pages shared with others count
+    in each, so a sum can pass the total."""
     return t.rss_kb or 0
+
+
+def _outweighing(fillers: list[Finding], procs: list[Finding]) -> list[Finding]:
+    """Process findings that hold more than any non-process filler. RSS counts mapped file
+    pages (shared libraries, charged to whoever read them first), so a process beside 40 MiB of
+    tmpfs can show half a 64 MiB limit in RSS; the bigger filler is the cause then."""
+    biggest = max((-_by_size(f) for f in fillers), default=0)
+    return [p for p in procs if -_by_size(p) >= biggest]
 
 
 def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
@@ -300,7 +306,8 @@ def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
         d.gaps.append("shares of RAM: total RAM was not printed")
         return
     usable = base - acc.parts.get("hugepages", 0)
-    fillers = _fillers(acc, base, "of RAM") + _process_findings(ev, acc, usable, "of usable RAM")
+    fillers = _fillers(acc, base, "of RAM")
+    fillers += _outweighing(fillers, _process_findings(ev, acc, usable, "of usable RAM"))
     if not fillers and acc.groups and not d.findings:
         d.gaps.append(_spread(acc, usable))
     d.findings.extend(sorted(fillers, key=_by_size))

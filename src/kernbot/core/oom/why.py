@@ -134,6 +134,9 @@ def why_parts(ev: OomKillEvent) -> list[Part]:
         out += ([("; ", False)] if n else []) + headline_parts(f)
     if [f.cause for f in main] == ["memcg_limit"] and any("memory.stat" in g for g in gaps):
         out.append(("; what filled it is not in this part of the log", False))
+    adj = [f for f in findings if f.cause == "adj_forced"]
+    if adj:  # the process that filled the memory is not the one that died: say so
+        out += [("; ", False), *headline_parts(adj[0])]
     return [*out, (".", False)]
 
 
