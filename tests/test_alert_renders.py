@@ -92,6 +92,7 @@ def assert_same_facts(event: Event) -> None:
     for advice in event.advice:
         for command in advice.commands:
             assert "None" not in command and "'?'" not in command and "?'" not in command
+            assert not re.search(r"<[a-z-]+>", command), f"a placeholder in {command!r}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -179,3 +180,74 @@ def test_every_alert_document_renders_the_same_in_both(tmp_path: Path) -> None:
     """The document is built once: rendering it twice gives the same result (no hidden state)."""
     event = sample_oom()
     assert build_alert(event) == build_alert(event)
+
+
+def test_oom_and_synflood_answers_follow_the_same_rules() -> None:
+    from kernbot.bot import render_answers
+    from kernbot.bot.ports import OomHostAnswer, SynHostAnswer
+    from kernbot.core.context import ProcInfo, Psi
+    from kernbot.core.events import SynFloodEvent
+
+    panic = OomKillEvent(host="h", panic=True, global_oom=True, time="2024-01-01T00:00:00Z")
+    partial = events_of(CORPUS / "oom-rhel6-2.6.32-573-killed-process-UID-variant-line.txt")[0]
+    answer = OomHostAnswer(
+        host="node_exporter-1",
+        agent_reachable=True,
+        events=[sample_oom(), panic, partial],
+        top=[ProcInfo(pid=7, comm="node_exporter")],
+        meminfo={"MemTotal": 2048},
+        psi=Psi.model_validate({"some": {"avg10": 1.0}}),
+    )
+    message = render_answers.render_oom_host(answer)
+    body = "\n".join(
+        [b.get("text", {}).get("text", "") for b in message.blocks]
+        + [e["text"] for b in message.blocks for e in b.get("elements", []) if "text" in e]
+    )
+    assert "None" not in body and "?" not in body.replace("Who is next", "")
+    assert "no process was killed: the kernel panicked" in body
+    assert "`node_exporter-1`" in body and "node_exporter" in body  # intact identifiers
+    assert "on the memory cgroup's scale" in body and "PSI memory some 1.00 %" in body
+    assert "MemAvailable" not in body  # not known: not shown
+    syn = SynHostAnswer(host="h", agent_reachable=True, events=[SynFloodEvent(port=80)])
+    text = "\n".join(
+        b.get("text", {}).get("text", "") for b in render_answers.render_syn_host(syn).blocks
+    )
+    assert "None" not in text and "?" not in text and "`port 80` SYN cookies" in text
+
+
+def test_no_command_with_a_placeholder_when_the_port_is_not_known() -> None:
+    from kernbot.core.advice import advise
+    from kernbot.core.context import SynContext
+    from kernbot.core.events import SynFloodEvent
+
+    event = SynFloodEvent(host="h", context=SynContext(source="counters", verdict="attack"))
+    event.advice = advise(event)
+    assert event.advice and all(
+        "None" not in c and "<" not in c for a in event.advice for c in a.commands
+    )
+    assert_same_facts(event)
+
+
+def test_a_kind_without_a_builder_still_renders_what_every_event_carries() -> None:
+    """A newer agent's kind (here `oom_risk`, built unvalidated) gets a plain document."""
+    event = OomKillEvent.model_construct(kind="oom_risk", host="db-1", time="2024-05-01T10:00Z")
+    doc = build_alert(event)
+    assert doc.title == "oom risk on db-1"
+    assert [f.label for f in doc.facts] == ["Host", "When"]
+    message = render.to_message(doc)
+    assert validate_blocks(message.blocks) == [] and "oom_risk" in render_document(doc)
+
+
+def test_diagnosis_is_shown_first_and_inert() -> None:
+    from kernbot.core.events import Finding
+
+    event = sample_oom()
+    event.diagnosis = [
+        Finding(cause="memcg_limit", summary="the cgroup *x* <!channel> used 31 of 32 GiB"),
+        Finding(cause="one_process", summary="java held 1.9 GiB anon"),
+    ]
+    message, text = both(event)
+    assert "  Likely cause\n    the cgroup *x* <!channel> used 31 of 32 GiB" in text
+    section = next(b for b in message.blocks if "Likely cause" in b.get("text", {}).get("text", ""))
+    assert "&lt;!channel&gt;" in section["text"]["text"] and "*x*" not in section["text"]["text"]
+    assert_same_facts(event)

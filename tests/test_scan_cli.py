@@ -205,3 +205,20 @@ def test_reader_leaving_early_is_not_a_traceback() -> None:
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize("command", ["scan", "agent", "bot", "up", "doctor"])
+def test_help_says_what_the_command_does_its_settings_and_exit_codes(command: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernbot", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = proc.stdout
+    assert "exit codes: 0 " in out
+    if command in ("agent", "bot", "up"):
+        assert "settings (environment" in out and "KERNBOT_TOKEN" in out
+        assert "KERNBOT_LISTEN (default" in out
+    if command in ("bot", "up"):
+        assert "SLACK_BOT_TOKEN" in out

@@ -98,11 +98,12 @@ async def test_agent_and_bot_processes_post_a_real_oom_kill_and_answer_oom_host(
     # the fields the issue names
     assert f"OOM kill on {host}: &lt;!channel&gt; (pid {oom.victim_pid})" == alert["text"]
     assert f"*Host*\n{host}" in text or host in text
-    assert f"`&lt;!channel&gt;` pid {oom.victim_pid}" in text
-    score_field = next(f for f in _fields(alert) if f.startswith("*oom_score*"))
+    assert f"`&lt;!channel&gt;` (pid {oom.victim_pid})" in text
+    score_field = next(f for f in _fields(alert) if f.startswith("*Victim oom_score*"))
     assert int(score_field.split("\n")[1].split()[0]) > 1000  # adj 1000 on top of its share
-    assert f"memory cgroup `{oom.cgroup}` hit its limit (64.0 MiB used of 64.0 MiB)" in text
-    assert "*Top memory users in the report*" in text and str(oom.trigger_pid) in text
+    assert "on the memory cgroup's scale" in score_field
+    assert f"memory cgroup `{oom.cgroup}` hit its limit (64.0 MiB used of a 64.0 MiB limit)" in text
+    assert "*Top memory users in the report (" in text and str(oom.trigger_pid) in text
     assert any(f.startswith("*Kills in 24 h*") for f in _fields(alert)), text
     assert "hit its memory limit" in text  # a suggested fix, with commands
     assert "memory.max" in text or "memory.limit_in_bytes" in text

@@ -94,7 +94,7 @@ async def test_up_posts_a_real_syn_flood_then_updates_it_when_it_ends(
         answer = await slash_command(bot_port, recorder, "/synflood", host)
         said = answer["_all_text"]
         print(said)
-        assert f"port {flood.port}" in said, said
+        assert f":{flood.port}`" in said, said
 
         await asyncio.sleep(1.0)
         flood.stop_sending()

@@ -69,7 +69,7 @@ def _victim_comm() -> str:
 
 def _alert_for(oom: OomResult, text: str) -> str | None:
     """The console alert block about this kill (from its header to the next header), if any."""
-    blocks = re.split(r"(?m)^(?=💀 )", text)
+    blocks = re.split(r"(?m)^(?=== )", text)
     return next((b for b in blocks if f"(pid {oom.victim_pid})" in b and "OOM kill" in b), None)
 
 
@@ -92,7 +92,7 @@ async def test_up_prints_a_real_oom_kill_on_stdout_and_stops_on_sigterm(
     assert oom.victim_comm == comm
     assert _alert_for(oom, history_output) is None
     lines = alert.splitlines()
-    assert lines[0].startswith("💀 OOM kill") and comm in lines[0], alert
+    assert lines[0].startswith("== ") and comm in lines[0], alert
     # The diagnosis first (victim and trigger hold about as much: either may be named).
     assert lines[1].startswith("Why: the cgroup hit its 64.0 MiB limit; "), alert
     assert lines[2].startswith("[") and "(of 64.0 MiB limit)" in lines[2], alert
@@ -100,7 +100,7 @@ async def test_up_prints_a_real_oom_kill_on_stdout_and_stops_on_sigterm(
         ln.startswith("  Killed:") and f"{comm} (pid {oom.victim_pid})" in ln for ln in lines
     ), alert
     assert f"memory cgroup {oom.cgroup} hit its limit (64.0 MiB used of a 64.0 MiB limit)" in alert
-    assert any(ln.startswith("  Victim oom_score: ") and "oom_score_adj 1000" in ln for ln in lines)
+    assert any(ln.startswith("  Victim oom_score:") and "oom_score_adj 1000" in ln for ln in lines)
     assert f"pid {oom.trigger_pid}" in alert  # the trigger is named apart from the victim
     assert any(ln.startswith("  Kills in 24 h: ") for ln in lines), alert
     assert "Top memory users in the report" in alert, alert
@@ -173,8 +173,8 @@ async def test_up_on_a_terminal_redraws_a_status_line_that_never_garbles_alerts(
         reader.close()
     text = reader.text.replace("\r\n", "\n")  # the pty's output processing (onlcr)
     # Every alert line starts at column 0: the status line was erased just before it.
-    header = next(ln for ln in text.split("\n") if f"(pid {oom.victim_pid})" in ln and "💀 " in ln)
-    before, _, _ = header.partition("💀 ")
+    header = next(ln for ln in text.split("\n") if f"(pid {oom.victim_pid})" in ln and "==" in ln)
+    before, _, _ = header.partition("== ")
     assert before in ("", ERASE) or before.endswith(ERASE), repr(header)
     alert_lines = text.split(header, 1)[1].split("\n")[1:6]
     for line in alert_lines:

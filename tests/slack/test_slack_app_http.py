@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -171,7 +172,10 @@ async def test_silence_button_confirms_ephemerally(stack: Stack) -> None:
     assert stack.fleet.calls == [("silence", (target, 3600.0, "U0ALICE"))]
     assert post["response_type"] == "ephemeral" and post["replace_original"] is False
     shown = post["text"] + json.dumps(post["blocks"])
-    assert "silenced until" in shown and "<!channel>" not in shown and "*x*" not in shown
+    assert "silenced until" in shown and "<!channel>" not in shown
+    # the target stays intact inside its code span, where Slack formats nothing
+    assert "`pod:payments/&lt;!channel&gt;*x*`" in post["text"]
+    assert "*x*" not in re.sub(r"`[^`]*`", "", shown)
 
 
 async def test_ack_is_fast_even_when_the_answer_is_slow() -> None:
@@ -258,3 +262,22 @@ async def test_socket_mode_when_app_token_is_set() -> None:
         await runner.cleanup()
         await recorder.close()
         await slack.close()
+
+
+def test_bolt_does_not_warn_about_an_unused_token(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SLACK_BOT_TOKEN in the environment (as deployed) and our API base: no Bolt warning."""
+    from kernbot.bot.slack_app import build_app
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env")
+    settings = BotSettings(
+        slack_bot_token="xoxb-env",  # type: ignore[arg-type]
+        slack_signing_secret="s",  # type: ignore[arg-type]
+        slack_api_url="http://127.0.0.1:9/api",
+    )
+    with caplog.at_level("WARNING"):
+        app = build_app(settings, FakeFleet())
+    assert not [r for r in caplog.records if "unused" in r.getMessage()], caplog.text
+    assert app.client.base_url == "http://127.0.0.1:9/api/"
+    assert app.client.token == "xoxb-env"

@@ -29,7 +29,7 @@ HOSTILE = [
 @pytest.mark.parametrize("value", HOSTILE)
 def test_mrkdwn_leaves_no_markup(value: str) -> None:
     out = escape.mrkdwn(value)
-    assert not re.search(r"[<>*_~`\x00-\x1f]", out), out
+    assert not re.search(r"[<>*~`\x00-\x1f]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])", out), out
     assert re.sub(r"&(amp|lt|gt);", "", out).count("&") == 0
     assert escape.unescape(out) == value.replace("\x1b", "\\x1b")
 
@@ -39,6 +39,9 @@ def test_mrkdwn_examples() -> None:
     assert escape.mrkdwn("&amp;") == "&amp;amp;"
     assert escape.mrkdwn("*x*") == "\u2217x\u2217"
     assert escape.mrkdwn("a\nb") == "a b"
+    # inside a word `_` cannot format, so identifiers stay copyable; at an edge it could
+    assert escape.mrkdwn("node_exporter pod94eb36cd_29e1") == "node_exporter pod94eb36cd_29e1"
+    assert escape.mrkdwn("_it_ x_") == "\u02cdit\u02cd x\u02cd"
     assert escape.mrkdwn("a\nb", multiline=True) == "a\nb"
     assert escape.plain("<@U123> *x*") == "&lt;@U123&gt; *x*"
 
@@ -64,5 +67,6 @@ def test_truncate_never_cuts_an_entity(limit: int) -> None:
 def test_truncated_escaped_text_is_still_inert(value: str, limit: int) -> None:
     out = escape.truncate(escape.mrkdwn(value), limit)
     assert len(out) <= limit
-    assert not re.search(r"[<>*_~`\x00-\x08\x0b-\x1f]", out)
+    # no `_` that could open emphasis: one stays only between two letters or digits
+    assert not re.search(r"[<>*~`\x00-\x08\x0b-\x1f]|(?<![0-9A-Za-z])_", out)
     assert not re.search(r"&(?!(amp|lt|gt);)", out.removesuffix(escape.ELLIPSIS))

@@ -20,7 +20,9 @@ from kernbot.render_text import escape_terminal, render_document
 def to_text(message: Message) -> str:
     """A Message as terminal text: its document, else its plain fallback line."""
     if message.document is not None:
-        return "\n" + render_document(message.document)
+        # `== title ==` sets each alert apart from the log lines around it
+        first, _, rest = render_document(message.document).partition("\n")
+        return f"\n== {first} ==" + (f"\n{rest}" if rest else "")
     return escape_terminal(unescape(message.text))
 
 

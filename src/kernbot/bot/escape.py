@@ -46,10 +46,20 @@ def _entities(text: str) -> str:
     return "".join(_ENTITIES.get(c, c) for c in text)
 
 
+_WORD_UNDERSCORE_RE = re.compile(r"(?<=[0-9A-Za-z])_(?=[0-9A-Za-z])")
+_KEPT = "\x00"
+
+
 def mrkdwn(value: object, *, multiline: bool = False) -> str:
-    """`value` as inert mrkdwn: shows literally, cannot format, mention or link."""
+    """`value` as inert mrkdwn: shows literally, cannot format, mention or link.
+
+    An `_` between two letters or digits stays (`node_exporter`, `pod94eb36cd_29e1`): Slack
+    italicises only from a word boundary, and a look-alike there would break copy and search.
+    """
     text = _controls(str(value), keep_newlines=multiline)
-    return "".join(_ENTITIES.get(c) or _LOOKALIKES.get(c) or c for c in text)
+    text = _WORD_UNDERSCORE_RE.sub(_KEPT, text)
+    out = "".join(_ENTITIES.get(c) or _LOOKALIKES.get(c) or c for c in text)
+    return out.replace(_KEPT, "_")
 
 
 def text(value: object) -> str:

@@ -1,7 +1,9 @@
 """Answers to slash commands as Block Kit messages (`/oom`, `/synflood`, `/kernbot ...`).
 
-Same rules as `render`: host text escaped, Slack limits enforced by `blocks`. Each answer says
-where its data came from: the live agent, or the bot's store when the agent did not answer.
+Same rules as the alerts (`render`, kernbot.core.alert): host values in code spans or ```
+blocks, the same words and units, no placeholder for a value not known. Slack limits are enforced
+by `blocks`. Each answer says where its data came from: the live agent, or the bot's store when
+the agent did not answer.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import Block
 
 from kernbot.bot import blocks as bk
-from kernbot.bot.escape import code_block, mrkdwn, plain
+from kernbot.bot.escape import code_block, inline_code, mrkdwn, plain
 from kernbot.bot.ports import (
     AgentInfo,
     DmesgAnswer,
@@ -23,9 +25,10 @@ from kernbot.bot.ports import (
     TopAnswer,
     UnknownHost,
 )
-from kernbot.bot.render import human_kb
+from kernbot.bot.render import human_kb, spans
+from kernbot.core.alert import kill_line, psi_text, syn_line, t, v
 from kernbot.core.context import ProcInfo
-from kernbot.core.oom.why import why_line, with_diagnosis
+from kernbot.core.oom.why import why_parts, with_diagnosis
 
 HELP = """\
 *kernbot* tells you when the kernel OOM-kills a process or sees a SYN flood.
@@ -41,7 +44,7 @@ HELP = """\
 
 def _source_note(answer: HostAnswer) -> str:
     if answer.agent_reachable and not answer.from_store:
-        return f"live from the agent on `{mrkdwn(answer.host)}`"
+        return f"live from the agent on {inline_code(answer.host)}"
     why = f" ({mrkdwn(answer.agent_error)})" if answer.agent_error else ""
     if answer.from_store:
         return f"⚠ the agent did not answer{why}: showing what the bot stored earlier"
@@ -52,10 +55,10 @@ def _procs_table(procs: list[ProcInfo]) -> str:
     rows = [f"{'pid':>8} {'score':>6} {'adj':>5} {'rss':>10}  name / pod"]
     for p in procs:
         where = f"  {p.namespace}/{p.pod}" if p.pod else ""
-        score = "?" if p.oom_score is None else str(p.oom_score)
+        score = "" if p.oom_score is None else str(p.oom_score)
+        adj = "" if p.oom_score_adj is None else str(p.oom_score_adj)
         rows.append(
-            f"{p.pid:>8} {score:>6} {p.oom_score_adj or 0:>5} {human_kb(p.rss_kb):>10}  "
-            f"{p.comm[:32]}{where}"
+            f"{p.pid:>8} {score:>6} {adj:>5} {human_kb(p.rss_kb):>10}  {p.comm[:32]}{where}"
         )
     return "\n".join(rows)
 
@@ -65,43 +68,39 @@ def render_oom_host(a: OomHostAnswer) -> Message:
     if a.events:
         lines = []
         for e in a.events[:10]:  # newest first, as the agent and the store return them
-            v = e.victim
-            where = (e.memcg.oom_path if e.memcg else None) or "system-wide"
-            lines.append(
-                f"• {mrkdwn(e.time or '?')} `{mrkdwn(v.comm or '?')}` pid {v.pid} "
-                f"score {v.oom_score} — {mrkdwn(where)}"
-            )
-            why = why_line(with_diagnosis(e))
-            if why is not None:
-                lines.append(f"    _{mrkdwn(why)}_")
+            lines.append(f"• {spans(kill_line(e))}")
+            # the cause of each kill (diagnosed from its lines when an older agent sent none)
+            why = why_parts(with_diagnosis(e))
+            if why:
+                lines.append("    " + spans([v(x) if host else t(x) for x, host in why]))
         blocks.append(bk.section(f"*Recent kills* ({len(a.events)})\n" + "\n".join(lines)))
     else:
         blocks.append(bk.section("No OOM kills recorded recently."))
     if a.top:
-        head = "*Next in line* (highest oom_score now)\n"
+        head = "*Who is next* (highest oom_score now, on the /proc/PID/oom_score scale)\n"
         blocks.append(bk.section(head + code_block(_procs_table(a.top[:10]), 2900)))
     pressure = []
-    if a.meminfo:
-        total, avail = a.meminfo.get("MemTotal"), a.meminfo.get("MemAvailable")
+    total, avail = a.meminfo.get("MemTotal"), a.meminfo.get("MemAvailable")
+    if total is not None and avail is not None:
         pressure.append(f"MemAvailable {human_kb(avail)} of {human_kb(total)}")
-    for name, line in (("some", a.psi.some), ("full", a.psi.full)):
-        if line is not None and line.avg10 is not None:
-            pressure.append(f"PSI memory {name} avg10 {line.avg10:.2f} %")
+    if psi := psi_text(a.psi):
+        pressure.append(f"PSI memory {psi}")
     if pressure:
-        blocks.append(bk.section("*Memory now*\n" + "\n".join(pressure)))
+        blocks.append(bk.section("*Memory on the host now*\n" + "\n".join(pressure)))
     return bk.message(f"OOM on {mrkdwn(a.host)}: {len(a.events)} recent kills", blocks)
 
 
 def render_oom_fleet(s: FleetSummary) -> Message:
     blocks: list[Block] = [
         bk.header(plain(f"OOM kills across the fleet: {s.total_kills}")),
-        bk.context([f"since {mrkdwn(s.since)}", f"{s.syn_floods} SYN floods"]),
+        bk.context([f"since {inline_code(s.since)}", f"{s.syn_floods} SYN floods"]),
     ]
 
     def row(r: FleetRow) -> str:
-        pod = f" pod {mrkdwn(r.namespace or '?')}/{mrkdwn(r.pod)}" if r.pod else ""
-        victim = f" `{mrkdwn(r.victim)}`" if r.victim else ""
-        return f"• *{mrkdwn(r.host)}*{pod}{victim}: {r.kills}"
+        name = f"{r.namespace}/{r.pod}" if r.namespace else r.pod
+        pod = f" pod {inline_code(name)}" if name else ""
+        victim = f" {inline_code(r.victim)}" if r.victim else ""
+        return f"• {inline_code(r.host)}{pod}{victim}: {r.kills}"
 
     if s.by_host:
         blocks.append(bk.section("*Kills per host/pod*\n" + "\n".join(map(row, s.by_host[:30]))))
@@ -119,8 +118,14 @@ def render_syn_host(a: SynHostAnswer) -> Message:
         rows = [f"{'address':<28} {'accept q':>12} {'syn_recv':>8}  process"]
         for lst in a.listeners[:30]:
             addr = f"[{lst.addr}]:{lst.port}" if ":" in lst.addr else f"{lst.addr}:{lst.port}"
-            queue = f"{lst.accept_queue}/{lst.backlog}"
-            rows.append(f"{addr:<28} {queue:>12} {lst.syn_recv or 0:>8}  {lst.comm} {lst.pid}")
+            queue = (
+                f"{lst.accept_queue}/{lst.backlog}"
+                if lst.accept_queue is not None and lst.backlog is not None
+                else ""
+            )
+            half = "" if lst.syn_recv is None else str(lst.syn_recv)
+            owner = " ".join(str(x) for x in (lst.comm, lst.pid) if x is not None)
+            rows.append(f"{addr:<28} {queue:>12} {half:>8}  {owner}")
         blocks.append(bk.section("*Listeners*\n" + code_block("\n".join(rows), 2900)))
     if a.counter_rates:
         rows = [f"{k:<24} {v:.1f}/s" for k, v in a.counter_rates.items()]
@@ -129,11 +134,7 @@ def render_syn_host(a: SynHostAnswer) -> Message:
         rows = [f"{k:<34} {v}" for k, v in a.sysctls.items()]
         blocks.append(bk.section("*Sysctls*\n" + code_block("\n".join(rows), 2900)))
     if a.events:
-        lines = [
-            f"• {mrkdwn(e.time or '?')} port {e.port} {e.action}"
-            + (f" ({mrkdwn(e.episode)})" if e.episode else "")
-            for e in a.events[:10]  # newest first
-        ]
+        lines = [f"• {spans(syn_line(e))}" for e in a.events[:10]]  # newest first
         blocks.append(bk.section("*Recent floods*\n" + "\n".join(lines)))
     else:
         blocks.append(bk.section("No SYN floods recorded recently."))
@@ -145,12 +146,12 @@ def render_hosts(agents: list[AgentInfo]) -> Message:
     lines = []
     for a in sorted(agents, key=lambda a: (not a.stale, a.host)):
         flag = "🔇 *stale*" if a.stale else "✅"
-        health = "" if a.source_healthy else f", source {mrkdwn(a.source or '?')} unhealthy"
+        source = f" {inline_code(a.source)}" if a.source else ""
+        health = "" if a.source_healthy else f", log source{source} unhealthy"
         lost = f", {a.records_lost} records lost" if a.records_lost else ""
-        lines.append(
-            f"{flag} `{mrkdwn(a.host)}` last seen {mrkdwn(a.last_seen or 'never')}, "
-            f"kernel {mrkdwn(a.kernel or '?')}{health}{lost}"
-        )
+        seen = inline_code(a.last_seen) if a.last_seen else "never"
+        kernel = f", kernel {inline_code(a.kernel)}" if a.kernel else ""
+        lines.append(f"{flag} {inline_code(a.host)} last seen {seen}{kernel}{health}{lost}")
     blocks: list[Block] = [bk.header(plain(f"{len(agents)} agents, {stale} stale"))]
     for i in range(0, len(lines), 40):
         blocks.append(bk.section("\n".join(lines[i : i + 40])))
@@ -193,14 +194,14 @@ def render_dmesg(a: DmesgAnswer, grep: str | None = None) -> Message:
 
 def render_silence(s: Silence) -> Message:
     by = f" by <@{s.by}>" if s.by and s.by.isalnum() else ""
-    text = f"🔕 `{mrkdwn(s.target)}` silenced until {mrkdwn(s.until)}{by}."
+    text = f"🔕 {inline_code(s.target)} silenced until {inline_code(s.until)}{by}."
     return bk.message(text, [bk.section(text)])
 
 
 def render_unknown_host(err: UnknownHost) -> Message:
-    text = f"I don't know a host called `{mrkdwn(err.host)}`."
+    text = f"I don't know a host called {inline_code(err.host)}."
     if err.suggestions:
-        text += " Did you mean " + ", ".join(f"`{mrkdwn(s)}`" for s in err.suggestions[:5]) + "?"
+        text += " Did you mean " + ", ".join(inline_code(s) for s in err.suggestions[:5]) + "?"
     text += " `/kernbot hosts` lists them all."
     return bk.message(text, [bk.section(text)])
 

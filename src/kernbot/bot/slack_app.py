@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from kernbot.bot import commands
 from kernbot.bot.escape import mrkdwn
@@ -48,11 +47,15 @@ def build_app(settings: BotSettings, queries: FleetQueries) -> AsyncApp:
         if settings.slack_api_url.endswith("/")
         else (settings.slack_api_url + "/")
     )
+    # The token goes to Bolt itself: Bolt also reads SLACK_BOT_TOKEN from the environment, and a
+    # `client=` beside it makes Bolt warn at every start that the token "will be unused". Bolt's
+    # own client is then pointed at KERNBOT_SLACK_API_URL (GovSlack, the tests' fake Slack).
     app = AsyncApp(
-        client=AsyncWebClient(token=token, base_url=base_url),
+        token=token,
         signing_secret=_secret(settings.slack_signing_secret) or "",
         process_before_response=False,
     )
+    app.client.base_url = base_url
     _register(app, settings, queries)
     return app
 

@@ -17,8 +17,8 @@ come from the same `scope()`, so they cannot contradict each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -101,7 +101,7 @@ class AlertDocument(BaseModel):
     notes: list[Line] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     fallback: str = ""
-    """One line for notifications (no markup)."""
+    """The title without decoration, for notifications (no markup)."""
 
 
 class BotFacts(BaseModel):
@@ -140,13 +140,17 @@ def scope(ev: OomKillEvent) -> Scope:
     return "panic" if ev.panic else "unknown"
 
 
+def _process(comm: str | None, pid: int | None) -> Line:
+    """`comm (pid N)` with what is known: `comm`, `pid N`, or nothing."""
+    if comm is not None and pid is not None:
+        return [v(comm), t(f" (pid {pid})")]
+    if comm is not None:
+        return [v(comm)]
+    return [t(f"pid {pid}")] if pid is not None else []
+
+
 def _victim_spans(ev: OomKillEvent) -> Line:
-    vic = ev.victim
-    if vic.comm is not None and vic.pid is not None:
-        return [v(vic.comm), t(f" (pid {vic.pid})")]
-    if vic.comm is not None:
-        return [v(vic.comm)]
-    return [t(f"pid {vic.pid}")] if vic.pid is not None else []
+    return _process(ev.victim.comm, ev.victim.pid)
 
 
 def _victim_title(ev: OomKillEvent) -> str:
@@ -427,15 +431,12 @@ def _pressure_section(ev: OomKillEvent) -> Section | None:
 def _corner_lines(ev: OomKillEvent) -> list[Line]:
     out: list[Line] = []
     for x in ev.exiting_victims:
-        who = [v(x.comm)] if x.comm else []
-        pid = [t(f" (pid {x.pid})")] if x.pid is not None else []
-        out.append([t("already exiting, so the kernel waited instead of killing: "), *who, *pid])
+        who = _process(x.comm, x.pid)
+        out.append([t("already exiting, so the kernel waited instead of killing: "), *who])
     p = ev.mm_pinned_by
     if p is not None:
-        who = [v(p.comm)] if p.comm else []
-        pid = [t(f" (pid {p.pid})")] if p.pid is not None else []
-        out.append([t("the victim's memory is shared with "), *who, *pid,
-                    t(", so it could not be freed yet")])  # fmt: skip
+        who = _process(p.comm, p.pid) or [t("another process")]
+        out.append([t("the victim's memory is shared with "), *who, t(", so it is freed later")])
     if ev.sysrq:
         out.append([t("triggered by hand (SysRq f / /proc/sysrq-trigger), not by a shortage")])
     if ev.sysrq_ignored:
@@ -559,6 +560,10 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     ]
     if corner := _corner_lines(ev):
         sections.insert(0, Section(title="Also in the report", lines=corner))
+    if ev.diagnosis:
+        # most likely first; a summary may quote a cgroup or a comm, so it stays inert prose
+        causes = [[Span(text=f.summary, kind="prose")] for f in ev.diagnosis[:5]]
+        sections.insert(0, Section(title="Likely cause", lines=causes))
     notes: list[Line] = []
     if ev.constraint:
         notes.append([t("constraint "), v(ev.constraint)])
@@ -571,7 +576,7 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     if ev.context.pod_source:
         notes.append([t(ev.context.pod_source)])
     notes += _common_notes(ev, bot)
-    fallback = plain_text(_oom_headline(ev, where, host))
+    fallback = _oom_title(ev, host).removeprefix("💀 ")
     return AlertDocument(
         kind=ev.kind,
         title=title,
@@ -626,13 +631,7 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
         )
     ls = ctx.listener
     if ls is not None:
-        if ls.comm or ls.pid is not None:
-            owner = [v(ls.comm)] if ls.comm else []
-            owner += (
-                [t(f"{' (' if ls.comm else ''}pid {ls.pid}{')' if ls.comm else ''}")]
-                if (ls.pid is not None)
-                else []
-            )
+        if owner := _process(ls.comm, ls.pid):
             facts.append(Fact(label="Owner", value=owner))
         queues = []
         if ls.accept_queue is not None and ls.backlog is not None:
@@ -687,15 +686,69 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
         advice=list(ev.advice),
         notes=notes,
         actions=_silence_actions(bot),
-        fallback=plain_text(headline),
+        fallback=title.removeprefix("🌊 ").split(" ×")[0],
     )
+
+
+def kill_line(ev: OomKillEvent) -> Line:
+    """One OOM kill in a list (`/oom HOST`): when, who, why, in the alert's words."""
+    out: Line = [v(ev.time), t(" ")] if ev.time else []
+    who = _victim_spans(ev)
+    where = scope(ev)
+    if ev.missing_from_log:
+        out.append(t("kills counted by /proc/vmstat, not in the kernel log"))
+    elif ev.panic and not who:
+        out.append(t("no process was killed: the kernel panicked"))
+    else:
+        out += who or [t("victim not in the log")]
+    if ev.victim.oom_score is not None:
+        out.append(t(f", oom_score {ev.victim.oom_score} {_score_scale(where)}".rstrip()))
+    cause = _cause(ev, where)
+    if cause:
+        out += [t(" — "), *cause]
+    return out
+
+
+def syn_line(ev: SynFloodEvent) -> Line:
+    """One SYN flood in a list (`/synflood HOST`)."""
+    out: Line = [v(ev.time), t(" ")] if ev.time else []
+    spec = _listen_spec(ev)
+    out += [v(spec), t(" ")] if spec else []
+    out.append(t("SYN cookies" if ev.action == "cookies" else "dropping connection requests"))
+    if ev.episode:
+        out.append(t(f" (episode {ev.episode})"))
+    return out
+
+
+def _generic_document(ev: Event, bot: BotFacts | None) -> AlertDocument:
+    """A kind without its own builder yet (a newer agent's): what every event carries."""
+    on = f" on {ev.host}" if ev.host else ""
+    title = f"{ev.kind.replace('_', ' ')}{on}"
+    return AlertDocument(
+        kind=ev.kind,
+        title=title,
+        headline=[t("A "), v(ev.kind), t(" event"), *_on(ev.host), t(".")],
+        facts=_host_facts(ev),
+        advice=list(ev.advice),
+        notes=_common_notes(ev, bot),
+        actions=_silence_actions(bot),
+        fallback=title,
+    )
+
+
+Builder = Callable[[Any, "BotFacts | None"], AlertDocument]
+
+BUILDERS: dict[str, Builder] = {
+    "oom_kill": _oom_document,
+    "syn_flood": _syn_document,
+}
+"""Event kind -> its document builder; a new kind registers here (and its advice rules in
+kernbot.core.advice.RULES)."""
 
 
 def build_alert(event: Event, bot: BotFacts | None = None) -> AlertDocument:
     """The alert document of one event (`bot`: what the bot adds; None for `kernbot scan`)."""
-    if isinstance(event, OomKillEvent):
-        return _oom_document(event, bot)
-    return _syn_document(event, bot)
+    return BUILDERS.get(event.kind, _generic_document)(event, bot)
 
 
 def facts_of(doc: AlertDocument) -> Iterable[tuple[str, str]]:

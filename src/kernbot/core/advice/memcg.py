@@ -129,12 +129,7 @@ def _k8s_advice(ev: OomKillEvent, usage: str, new_mib: int | None) -> list[Advic
             f"kubectl -n {ns} get pod {pod} -o jsonpath="
             "'{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}'",
         ]
-        raise_cmd = (
-            f"kubectl -n {ns} set resources deployment/<owner>{c or ' -c <container>'} "
-            f"--limits=memory={new_mib}Mi"
-            if new_mib
-            else None
-        )
+        raise_cmd = None  # the owner (usually a Deployment) is named by the command above
         leak = [
             f"kubectl -n {ns} top pod {pod} --containers",
             f"kubectl -n {ns} logs {pod}{c} --previous",
@@ -158,7 +153,15 @@ def _k8s_advice(ev: OomKillEvent, usage: str, new_mib: int | None) -> list[Advic
             title=f"Raise the memory limit of {who}" + (f" to {new_mib}Mi" if new_mib else ""),
             why=f"{victim_name(ev)} was killed by the container's own memory limit{qos}, not "
             f"because the node ran out.{usage} If this is normal peak usage, the limit is too low"
-            + (f"; about 1.5x would be {new_mib}Mi." if new_mib else "."),
+            + (f"; about 1.5x would be {new_mib}Mi." if new_mib else ".")
+            + (
+                " Raise it in the workload that owns the pod (the last command names it): "
+                f"`kubectl -n {q(k8s.namespace)} set resources KIND/NAME"
+                f"{' -c ' + q(k8s.container) if k8s.container else ''}"
+                f" --limits=memory={new_mib}Mi`."
+                if new_mib and k8s.namespace and k8s.pod
+                else ""
+            ),
             commands=find + ([raise_cmd] if raise_cmd else []),
             severity="critical",
         )

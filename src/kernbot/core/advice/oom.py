@@ -144,11 +144,13 @@ def _global_advice(ev: OomKillEvent) -> list[Advice]:
         Advice(
             title="Protect the services that must survive",
             why="The kernel kills the process with the highest oom_score. Lower the score of "
-            "critical daemons (sshd, databases, the kubelet) so a runaway job goes first; a "
-            "process can only raise its own oom_score_adj, root with CAP_SYS_RESOURCE lowers it.",
+            "critical daemons (sshd, databases, the kubelet) so a runaway job goes first: "
+            "OOMScoreAdjust=-500 in the unit's [Service] section (`systemctl edit UNIT`), or "
+            "-500 written to /proc/PID/oom_score_adj; a process can only raise its own "
+            "oom_score_adj, root with CAP_SYS_RESOURCE lowers it. The command lists who would "
+            "go first now.",
             commands=[
-                "systemctl edit <service>   # [Service] OOMScoreAdjust=-500",
-                "echo -500 > /proc/<pid>/oom_score_adj",
+                "ps -eo pid,comm,rss,oom_score,oom_score_adj --sort=-oom_score | head",
             ],
             severity="info",
         )

@@ -25,6 +25,8 @@ def _rate(ctx: SynContext, key: str) -> float | None:
 
 
 def _listen_spec(ev: SynFloodEvent) -> str:
+    if ev.port is None:
+        return "the flooded listener"
     if ev.addr and ev.family == "ipv6":
         return f"[{ev.addr}]:{ev.port}"
     if ev.addr:
@@ -35,7 +37,7 @@ def _listen_spec(ev: SynFloodEvent) -> str:
 def advise_syn(ev: SynFloodEvent) -> list[Advice]:
     """Cookies off first (critical), then by verdict: filter, or raise the backlog."""
     out: list[Advice] = []
-    port = ev.port if ev.port is not None else "<port>"
+    port = ev.port  # None when the counters opened the episode and no listener stood out
     where = _listen_spec(ev)
     if ev.action == "drop":
         out.append(
@@ -71,12 +73,14 @@ def advise_syn(ev: SynFloodEvent) -> list[Advice]:
         commands=[
             "nstat -az TcpExtSyncookiesSent TcpExtSyncookiesRecv TcpExtSyncookiesFailed "
             "TcpExtListenOverflows TcpExtListenDrops",
-            f"ss -ltnp 'sport = :{port}'",
+            f"ss -ltnp 'sport = :{port}'" if port is not None else "ss -ltnp",
         ],
         severity="info",
     )
     firewall = Advice(
-        title=f"Rate-limit SYNs to port {port} upstream",
+        title=f"Rate-limit SYNs to port {port} upstream"
+        if port is not None
+        else "Rate-limit SYNs upstream",
         why=(
             "Most cookies never come back, so the SYNs are spoofed: filter them before they "
             "reach the socket (load balancer, cloud firewall, or SYNPROXY on this host)."
@@ -85,8 +89,11 @@ def advise_syn(ev: SynFloodEvent) -> list[Advice]:
             "before they reach the socket (load balancer, cloud firewall, or SYNPROXY on this "
             "host)."
         )
-        + counters,
-        commands=[
+        + counters
+        + ("" if port is not None else " The kernel did not name the port: find it first."),
+        commands=[]
+        if port is None
+        else [
             f"iptables -I INPUT -p tcp --syn --dport {port} -m hashlimit "
             f"--hashlimit-name syn{port} --hashlimit-mode srcip --hashlimit-above 50/second "
             "--hashlimit-burst 100 -j DROP",

@@ -53,9 +53,26 @@ def _host(value: object) -> Part:
     return (str(value), True)
 
 
+NEEDS: dict[str, tuple[str, ...]] = {
+    "one_process": ("comm", "pid", "kb"),
+    "many_processes": ("count", "program", "kb"),
+    "shmem": ("kb",),
+    "slab": ("kb",),
+    "kernel_other": ("kb",),
+    "page_cache": ("kb",),
+    "hugepages": ("kb", "free_kb"),
+    "fragmentation": ("order",),
+    "adj_forced": ("victim_adj",),
+}
+"""Evidence a cause's short form needs; without it (another producer's finding), the finding's
+own summary is shown instead."""
+
+
 def headline_parts(f: Finding) -> list[Part]:
     """A finding in a few words with its main number, for the Why line."""
     e = f.evidence
+    if any(e.get(k) is None for k in NEEDS.get(f.cause, ())):
+        return [(f.summary.rstrip("."), True)]
     match f.cause:
         case "memcg_limit":
             if "memsw_limit_kb" in e:
