@@ -52,9 +52,10 @@ def slack_facts(message: Message) -> list[tuple[str, str]]:
     return out
 
 
-def terminal_facts(text: str) -> list[tuple[str, str]]:
+def terminal_facts(text: str, skip: int = 0) -> list[tuple[str, str]]:
+    """The facts after the title, the `skip` Why/bar lines and the headline."""
     out = []
-    for line in text.splitlines()[2:]:
+    for line in text.splitlines()[2 + skip :]:
         m = _FACT_LINE.match(line)
         if m is None:
             break
@@ -74,12 +75,17 @@ def assert_same_facts(event: Event) -> None:
     doc = message.document
     assert doc is not None
     expected = [(f.label, escape_terminal(plain_text(f.value))) for f in doc.facts]
-    assert terminal_facts(text) == expected
+    assert terminal_facts(text, len(doc.why)) == expected
     assert [(k, escape_terminal(v)) for k, v in slack_facts(message)] == expected
     header = message.blocks[0]["text"]["text"]
     assert escape_terminal(html.unescape(header)) == text.splitlines()[0]
-    headline = _from_mrkdwn(message.blocks[1]["text"]["text"])
-    assert escape_terminal(headline) == text.splitlines()[1]
+    skip = len(doc.why)
+    if skip:  # the Why line, the bar and the pattern: one section in Slack, lines on a terminal
+        why = _from_mrkdwn(message.blocks[1]["text"]["text"])
+        why_lines = [escape_terminal(line) for line in why.split("\n")]
+        assert why_lines == text.splitlines()[1 : 1 + skip]
+    headline = _from_mrkdwn(message.blocks[1 + bool(skip)]["text"]["text"])
+    assert escape_terminal(headline) == text.splitlines()[1 + skip]
     shown = "\n".join([text.split("  advice")[0], *(v for _, v in slack_facts(message))])
     assert not re.search(r"\bNone\b|\?\)|\(\?|: \?|\?/", shown), shown
     assert "(1 tasks)" not in shown

@@ -50,6 +50,10 @@ def test_global_oom_block() -> None:
     lines = text.splitlines()
     assert lines[0] == "💀 OOM kill: doxygen (pid 473206)"
     assert lines[1] == (
+        "Why: doxygen (pid 473206) alone held 8.8 GiB (57%); kernel memory held 3.1 GiB (20%)."
+    )
+    assert lines[2].startswith("[███████████████░▪▪▪▪] █ anon 72%, ░ slab 5%, ▪ other 21%")
+    assert lines[3] == (
         "The kernel killed doxygen (pid 473206) because the whole host ran out of memory "
         "(system-wide)."
     )
@@ -68,7 +72,9 @@ def test_global_oom_block() -> None:
 def test_memcg_block_with_pod_and_trigger() -> None:
     text = render_event(one("oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.txt"))
     assert text.startswith(
-        "💀 OOM kill: node (pid 22609)\nThe kernel killed node (pid 22609) because"
+        "💀 OOM kill: node (pid 22609)\nWhy: the cgroup hit its 4.0 GiB limit; what filled it is"
+        " not in this part of the log.\n"
+        "The kernel killed node (pid 22609) because"
     )
     assert "4.0 GiB used of 4.0 GiB, failcnt 1273284" in text
     assert "  Asked for memory: Thread-2: order 0, gfp_mask 0xcc0(GFP_KERNEL)" in text
@@ -122,5 +128,20 @@ def test_partial_and_panic_reports_say_what_is_known() -> None:
     assert "the whole host ran out" not in partial and "memory cgroup" not in partial
     panic = render_event(one("oom-panic_on_oom-sles15sp4-5.14.21.txt"))
     assert panic.splitlines()[0].endswith("the kernel panicked, no process killed")
-    assert panic.splitlines()[1].startswith("No process was killed: the kernel panicked")
+    assert panic.splitlines()[1] == (
+        "Why: not judged: not in the report: Mem-Info (free, anon, page cache, shmem, slab)."
+    )
+    assert panic.splitlines()[2].startswith("No process was killed: the kernel panicked")
     assert "Killed:" not in panic and "None" not in panic
+
+
+def test_oom_block_opens_with_why_and_the_accounting_bar() -> None:
+    lines = render_event(one("oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt")).splitlines()
+    assert lines[1] == (
+        "Why: the cgroup hit its memory+swap limit (34.0 GiB); shmem/tmpfs held 26.7 GiB (86%),"
+        " which killing does not free."
+    )
+    assert lines[2].startswith("[██▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒▒·] █ anon 12%, ▒ shmem 83%")
+    assert lines[3].startswith("The kernel killed java (pid 7093) because memory cgroup")
+    advice = lines.index("  advice")
+    assert lines[advice + 1].startswith("   !! Shared memory (tmpfs, /dev/shm) filled the memory")

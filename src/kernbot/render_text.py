@@ -47,6 +47,7 @@ def _table_lines(table: Table) -> list[str]:
 def render_document(doc: AlertDocument) -> str:
     """An alert document as terminal text: the same facts and words as its Slack message."""
     lines = [escape_terminal(doc.title)]
+    lines += [spans_text(line) for line in doc.why]
     if doc.headline:
         lines.append(spans_text(doc.headline))
     width = max((len(f.label) for f in doc.facts), default=0) + 2

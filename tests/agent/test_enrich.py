@@ -155,3 +155,22 @@ def test_pick_listener_prefers_exact_address_then_same_family_wildcard() -> None
     assert pick_listener(both, SynFloodEvent(port=80, family="ipv6", addr="::")) is v6_any
     assert pick_listener([v6_any], SynFloodEvent(port=80, addr="0.0.0.0")) is v6_any
     assert pick_listener(both, SynFloodEvent(port=443)) is None
+
+
+def test_kills_of_one_container_at_its_limit_say_how_often(pods: PodResolver) -> None:
+    """Three kills 20 minutes apart at the same usage: the third says 'every ~20 min' and its
+    first advice is about the pattern; history from before a restart counts too."""
+    now = [NOW + 3600]
+    enricher = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: now[0])
+    stamps = ["2025-06-15T15:06:40+00:00", "2025-06-15T15:26:40+00:00"]
+    enricher.remember([oom(f"k{i}", TASK_PATH, t) for i, t in enumerate(stamps)])
+    third = enricher.enrich(oom("k2", TASK_PATH, "2025-06-15T15:46:40+00:00"))
+    assert isinstance(third, OomKillEvent)
+    again = third.context.recurrence
+    assert again is not None
+    assert again.kills == 3 and again.interval_s == 1200.0
+    assert again.text.startswith("grows to its limit every ~20 min (3 kills at 512.0 MiB)")
+    # advice comes after enrichment (the Advise stage): the pattern leads it
+    assert advise(third)[0].title.startswith("It grows to its limit every ~20 min")
+    other = enricher.enrich(oom("k3", "/kubepods/burstable/podffff/x", None))
+    assert isinstance(other, OomKillEvent) and other.context.recurrence is None

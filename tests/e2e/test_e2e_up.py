@@ -93,6 +93,9 @@ async def test_up_prints_a_real_oom_kill_on_stdout_and_stops_on_sigterm(
     assert _alert_for(oom, history_output) is None
     lines = alert.splitlines()
     assert lines[0].startswith("== ") and comm in lines[0], alert
+    # The diagnosis first (victim and trigger hold about as much: either may be named).
+    assert lines[1].startswith("Why: the cgroup hit its 64.0 MiB limit; "), alert
+    assert lines[2].startswith("[") and "(of 64.0 MiB limit)" in lines[2], alert
     assert any(
         ln.startswith("  Killed:") and f"{comm} (pid {oom.victim_pid})" in ln for ln in lines
     ), alert

@@ -44,6 +44,7 @@ from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, St
 from kernbot.core.detector import Detector
 from kernbot.core.events import OomKillEvent
 from kernbot.core.oom.reconcile import OomReconciler
+from kernbot.core.oom.recurrence import WINDOW_S as RECURRENCE_WINDOW_S
 from kernbot.core.syn.episodes import SynEpisodeTracker
 from kernbot.core.wire import (
     Heartbeat,
@@ -167,6 +168,11 @@ class Agent:
             proc,
             PodResolver(settings.pod_log_dir, kubernetes_api is not None, kubernetes_api),
             clock=clock.wall,
+        )
+        # the last days of kills, for "killed again every ~N min" across restarts
+        since = clock.wall() - RECURRENCE_WINDOW_S
+        self.enricher.remember(
+            [OomKillEvent.model_validate(b) for b in self.history.query("oom_kill", since, 2000)]
         )
         self.syn_episodes = SynEpisodes(self.syn_tracker, proc, clock.wall)
         self.pod_names = ApiPodNames(self.enricher)

@@ -21,11 +21,14 @@ from typing import TypeVar, overload
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
 from kernbot.core.cgroup_identity import identify
-from kernbot.core.context import HostMemory, Listener, ProcInfo
+from kernbot.core.context import HostMemory, Listener, ProcInfo, Recurrence
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, OomRiskEvent, SynFloodEvent
+from kernbot.core.oom.recurrence import Kill, as_kill, recurrence
 from kernbot.core.syn.episodes import COUNTERS
 
 DAY_S = 24 * 3600.0
+MAX_REMEMBERED = 2000
+"""Kills of cgroup/pod limits kept for `recurrence` (oldest forgotten first)."""
 T = TypeVar("T")
 
 
@@ -69,6 +72,16 @@ class Enricher:
         self.clock = clock
         self._kills: deque[tuple[float, str | None, str]] = deque()
         """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
+        self._limits: dict[str, Kill] = {}
+        """Event id -> the kill of a cgroup or pod limit, for `recurrence` (bounded)."""
+
+    def remember(self, events: list[OomKillEvent]) -> None:
+        """Kills from the agent's history (after a restart), so a pattern spans restarts."""
+        for ev in events:
+            at = _event_ts(ev)
+            kill = as_kill(ev, at) if at is not None else None
+            if kill is not None and ev.id:
+                self._limits[ev.id] = kill
 
     @overload
     def enrich(self, event: OomKillEvent) -> OomKillEvent: ...
@@ -119,6 +132,19 @@ class Enricher:
             path = ev.memcg.task_path or ev.memcg.oom_path
             ev.kubernetes = identify(path) if path else None
         ctx.kills_24h = self._count_kill(ev)
+        ctx.recurrence = self._recurrence(ev)
+
+    def _recurrence(self, ev: OomKillEvent) -> Recurrence | None:
+        now = self.clock()
+        at = _event_ts(ev)
+        kill = as_kill(ev, at if at is not None and at <= now else now)
+        if kill is None:
+            return None
+        known = [k for i, k in self._limits.items() if i != ev.id]
+        self._limits[ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"] = kill
+        while len(self._limits) > MAX_REMEMBERED:
+            self._limits.pop(next(iter(self._limits)))
+        return recurrence(kill, known)
 
     def _names_done(self, ev: OomKillEvent) -> None:
         source = describe_source(ev.kubernetes)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from kernbot.bot.ports import AlertView, DeliveryError, Message, Notice, Notifier, PostedRef
+from kernbot.bot.recurrence import store_recurrence
 from kernbot.bot.render import render_alert, render_notice, render_thread_reply
 from kernbot.bot.store import Database, Repository
 from kernbot.bot.store.models import AlertRow, OutboxRow
@@ -265,6 +266,11 @@ class DeliveryWorker:
 
     def _view(self, repo: Repository, alert: AlertRow, event: Event, now: float) -> AlertView:
         host_kills = pod_kills = None
+        if isinstance(event, OomKillEvent) and event.context.recurrence is None:
+            again = store_recurrence(repo, event, now)
+            if again is not None:
+                event = event.model_copy(deep=True)
+                event.context.recurrence = again
         if event.kind == "oom_kill":
             host_kills = repo.count_events("oom_kill", now - DAY_S, host=event.host or "")
             k8s = event.kubernetes

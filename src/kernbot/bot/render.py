@@ -27,11 +27,11 @@ from kernbot.core.alert import (
     Table,
     build_alert,
     plain_text,
-    size,
     t,
     v,
 )
 from kernbot.core.events import Advice, OomKillEvent, OomRiskEvent
+from kernbot.core.units import size
 
 __all__ = ["SILENCE_ACTIONS", "decode_target", "render_alert", "render_notice", "to_message"]
 
@@ -105,6 +105,8 @@ def decode_target(value: str) -> str:
 def to_message(doc: AlertDocument) -> Message:
     """The document as Block Kit, within every Block Kit limit (see `blocks`)."""
     blocks: list[Block] = [bk.header(plain(doc.title))]
+    if doc.why:
+        blocks.append(bk.section("\n".join(spans(line) for line in doc.why)))
     if doc.headline:
         blocks.append(bk.section(spans(doc.headline)))
     blocks += bk.fields([(text(f.label), spans(f.value)) for f in doc.facts])

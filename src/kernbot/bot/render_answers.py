@@ -27,8 +27,9 @@ from kernbot.bot.ports import (
     UnknownHost,
 )
 from kernbot.bot.render import human_kb, spans
-from kernbot.core.alert import kill_line, psi_text, syn_line
+from kernbot.core.alert import kill_line, psi_text, syn_line, t, v
 from kernbot.core.context import ProcInfo
+from kernbot.core.oom.why import why_parts, with_diagnosis
 from kernbot.core.risk.alert import risk_line
 
 HELP = """\
@@ -73,8 +74,13 @@ def _procs_table(procs: list[ProcInfo]) -> str:
 def render_oom_host(a: OomHostAnswer) -> Message:
     blocks: list[Block] = [bk.header(plain(f"OOM on {a.host}")), bk.context([_source_note(a)])]
     if a.events:
-        # newest first, as the agent and the store return them
-        lines = [f"• {spans(kill_line(e))}" for e in a.events[:10]]
+        lines = []
+        for e in a.events[:10]:  # newest first, as the agent and the store return them
+            lines.append(f"• {spans(kill_line(e))}")
+            # the cause of each kill (diagnosed from its lines when an older agent sent none)
+            why = why_parts(with_diagnosis(e))
+            if why:
+                lines.append("    " + spans([v(x) if host else t(x) for x, host in why]))
         blocks.append(bk.section(f"*Recent kills* ({len(a.events)})\n" + "\n".join(lines)))
     else:
         blocks.append(bk.section("No OOM kills recorded recently."))

@@ -24,6 +24,8 @@ from pydantic import BaseModel, Field
 
 from kernbot.core.context import ProcInfo, Psi
 from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
+from kernbot.core.oom.why import accounting_bar, why_parts, with_diagnosis
+from kernbot.core.units import size
 
 SpanKind = Literal["text", "value", "strong", "prose"]
 MAX_TASKS = 8
@@ -89,6 +91,9 @@ class AlertDocument(BaseModel):
     kind: str
     title: str
     """One line, may contain host values (renderers escape it as plain text)."""
+    why: list[Line] = Field(default_factory=list)
+    """What an OOM alert opens with (issue 12): the `Why: …` line, the accounting bar (a
+    value: monospace, so its cells line up), and the across-kills pattern when there is one."""
     headline: Line
     facts: list[Fact] = Field(default_factory=list)
     sections: list[Section] = Field(default_factory=list)
@@ -115,18 +120,6 @@ class BotFacts(BaseModel):
 
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}
-
-
-def size(kb: int | None) -> str:
-    """kB (the kernel's kB are KiB) as one binary unit everywhere: `512 KiB`, `1.5 GiB`."""
-    if kb is None:
-        return ""
-    value, unit = float(kb), "KiB"
-    for next_unit in ("MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, next_unit
-    return f"{value:.0f} {unit}" if unit == "KiB" else f"{value:.1f} {unit}"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -525,6 +518,24 @@ def _silence_actions(bot: BotFacts | None) -> list[Action]:
     ]
 
 
+def _why_lines(ev: OomKillEvent) -> list[Line]:
+    """`Why: …` (host names in it as values), the accounting bar (a value: monospace, so its
+    cells line up), the across-kills pattern."""
+    ev = with_diagnosis(ev)
+    out: list[Line] = []
+    parts = why_parts(ev)
+    if parts:
+        line = [v(text) if host else t(text) for text, host in parts]
+        out.append([b("Why:"), *line[1:]] if parts[0][0] == "Why: " else line)
+        if parts[0][0] == "Why: ":
+            out[-1].insert(1, t(" "))
+    if (bar := accounting_bar(ev)) is not None:
+        out.append([v(bar)])
+    if ev.context.recurrence is not None:
+        out.append([b("Again:"), t(" " + ev.context.recurrence.text + ".")])
+    return out
+
+
 def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     host = ev.host
     where = scope(ev)
@@ -575,6 +586,7 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
     return AlertDocument(
         kind=ev.kind,
         title=title,
+        why=_why_lines(ev),
         headline=_oom_headline(ev, where, host),
         facts=facts,
         sections=sections,

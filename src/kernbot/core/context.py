@@ -90,6 +90,23 @@ class _Context(_Model):
     """`what: error` for each host read that failed; the event went out without it."""
 
 
+class Recurrence(_Model):
+    """The same pod or cgroup killed again and again at the same usage (across kills)."""
+
+    kills: int
+    """Kills at this level within the window, this one included."""
+    interval_s: float
+    """Median time between them."""
+    usage_kb: int | None = None
+    limit_kb: int | None = None
+    since: float
+    """Epoch seconds of the first of them."""
+    key: str
+    """`pod:<uid>` or `cgroup:<path>`."""
+    text: str
+    """`grows to its limit every ~N min (K kills at X MiB): ...`."""
+
+
 class OomContext(_Context):
     """Live host context of an OOM kill."""
 
@@ -108,6 +125,8 @@ class OomContext(_Context):
     vmstat_oom_kill: int | None = None
     before_first_start: bool = False
     """Reconciliation: the missing kills happened before the agent first started."""
+    recurrence: Recurrence | None = None
+    """Across kills (agent history, else the bot's store): the pattern this kill repeats."""
 
 
 class SynContext(_Context):

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from kernbot.core.advice import advise
-from kernbot.core.events import Event
+from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import OTHER_FORMATS
+from kernbot.core.oom.diagnosis import attach_diagnosis
 from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
@@ -158,8 +159,10 @@ class Detector:
         return self._advised(out)
 
     def _advised(self, events: list[Event]) -> list[Event]:
-        if self.advise:
-            for ev in events:
+        for ev in events:
+            if isinstance(ev, OomKillEvent):
+                attach_diagnosis(ev)
+            if self.advise:
                 ev.advice = advise(ev)
         return events
 

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -174,8 +175,29 @@ class Finding(_Model):
     """A code (`memcg_limit`, `one_process`, `slab`...); codes are added, never renamed."""
     summary: str
     """One sentence with the numbers."""
-    evidence: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
-    """The numbers and where in the report they came from."""
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+    """The numbers (kB unless named otherwise) and where in the report they came from:
+    `lines` holds indices into the event's `lines`."""
+
+
+class MemoryAccounting(_Model):
+    """Where the memory went, from the report alone (`kernbot.core.oom.accounting`), in kB."""
+
+    scope: Literal["memcg", "host"]
+    """`memcg`: the total is the cgroup's limit; `host`: the total is RAM."""
+    total_kb: int | None = None
+    usage_kb: int | None = None
+    parts_kb: dict[str, int] = Field(default_factory=dict)
+    """anon, page_cache, shmem, slab_unreclaimable, slab_reclaimable, kernel_stack,
+    page_tables, hugepages, kernel_other, unevictable, free, unaccounted: each kB once."""
+    dirty_writeback_kb: int | None = None
+    hugepages_free_kb: int | None = None
+    swap_used_kb: int | None = None
+    swap_total_kb: int | None = None
+    tasks_rss_kb: int = 0
+    lines: dict[str, list[int]] = Field(default_factory=dict)
+    """Part -> indices into the event's `lines` its number came from."""
+    not_in_report: list[str] = Field(default_factory=list)
 
 
 class _EventBase(_Model):
@@ -249,6 +271,10 @@ class OomKillEvent(_EventBase):
     """The cgroup's owner when it is not a Kubernetes pod."""
     diagnosis: list[Finding] = Field(default_factory=list)
     """Likely causes, most likely first (ARCHITECTURE.md, "Event JSON")."""
+    diagnosis_gaps: list[str] = Field(default_factory=list)
+    """What the diagnosis could not judge, and why (a section missing from the report)."""
+    accounting: MemoryAccounting | None = None
+    """Where the memory went, from the report (`kernbot.core.oom.accounting`)."""
     context: OomContext = Field(default_factory=OomContext)
     """Live host context added by the agent."""
     risk_id: str | None = None

@@ -3,8 +3,10 @@ victim picked for its oom_score_adj rather than its size, and kills that keep co
 
 from __future__ import annotations
 
+from kernbot.core.advice.diagnosis import NOT_THE_LIMIT, diagnosis_advice
 from kernbot.core.advice.memcg import memcg_advice
 from kernbot.core.advice.parts import mib, victim_name
+from kernbot.core.context import Recurrence
 from kernbot.core.events import Advice, OomKillEvent, Task
 
 LEAK_KILLS_24H = 3
@@ -19,17 +21,34 @@ def advise_oom(ev: OomKillEvent) -> list[Advice]:
     memcg_oom = not ev.global_oom and (
         ev.constraint == "CONSTRAINT_MEMCG" or (ev.memcg is not None and bool(ev.memcg.oom_path))
     )
+    causes = diagnosis_advice(ev)
+    first = ev.diagnosis[1 if memcg_oom else 0 :][:1]
+    # Raising a limit frees neither tmpfs files nor a kernel leak, and on a host the cause is
+    # what to fix: the cause's advice leads, except a process that filled its own cgroup,
+    # where the limit advice (raise it or find the leak) comes first.
+    lead = bool(first) and first[0].cause in NOT_THE_LIMIT
+    if not memcg_oom or lead:
+        out.extend(causes)
+        causes = []
+    share = first[0].evidence.get("share") if first else None
+    dominant = lead and isinstance(share, float | int) and share >= 0.5
     if memcg_oom:
-        out.extend(memcg_advice(ev))
+        # When shmem or kernel memory holds most of the limit, more limit only delays the next
+        # kill: the limit advice is left out rather than contradict the cause's.
+        out.extend([] if dominant else memcg_advice(ev))
     elif ev.global_oom or ev.constraint is not None or ev.meminfo is not None:
         out.extend(_global_advice(ev))
     elif not ev.panic:
         out.extend(_fragment_advice(ev))
+    out.extend(causes)
     adj = _adj_advice(ev)
     if adj is not None:
         out.append(adj)
+    again = ev.context.recurrence
     kills = ev.context.kills_24h
-    if kills is not None and kills >= LEAK_KILLS_24H:
+    if again is not None:
+        out.insert(0, _recurrence_advice(ev, again))
+    elif kills is not None and kills >= LEAK_KILLS_24H:
         out.append(_leak_advice(ev, kills))
     return out
 
@@ -107,7 +126,7 @@ def _global_advice(ev: OomKillEvent) -> list[Advice]:
             severity="critical",
         )
     )
-    if mi is not None and mi.total_swap_kb == 0:
+    if mi is not None and mi.total_swap_kb == 0 and not _has(ev, "swap_exhausted"):
         out.append(
             Advice(
                 title="There is no swap",
@@ -174,6 +193,23 @@ def _leak_advice(ev: OomKillEvent, kills: int) -> Advice:
         title=f"{kills} OOM kills in 24 hours: probably a leak",
         why=f"{victim_name(ev)} is one of {kills} kills in a day. A limit that is only "
         "slightly low gives the odd kill; this many means memory grows without bound.",
+        commands=["journalctl -k --since -24h | grep -E 'Killed process|oom-kill:'"],
+        severity="critical",
+    )
+
+
+def _has(ev: OomKillEvent, cause: str) -> bool:
+    return any(f.cause == cause for f in ev.diagnosis)
+
+
+def _recurrence_advice(ev: OomKillEvent, again: Recurrence) -> Advice:
+    """The same cgroup or pod killed at the same usage on a schedule (agent or bot history)."""
+    return Advice(
+        title=f"It {again.text.split(':')[0]}",
+        why=f"{victim_name(ev)} was killed {again.kills} times at the same "
+        "usage: memory climbs back to the limit after each restart. A leak grows without bound "
+        "(more memory only spaces the kills out); a limit below the steady state is hit on "
+        "every peak. Compare memory just after a restart with memory before the kill.",
         commands=["journalctl -k --since -24h | grep -E 'Killed process|oom-kill:'"],
         severity="critical",
     )

@@ -16,12 +16,12 @@ from kernbot.core.alert import (
     Line,
     Section,
     Table,
-    size,
     t,
     v,
 )
 from kernbot.core.events import OomRiskEvent
 from kernbot.core.risk.summary import duration, headline, who
+from kernbot.core.units import size
 
 MAX_TOP = 5
 _STATE = {

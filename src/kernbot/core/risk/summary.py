@@ -15,7 +15,7 @@ MIB = 1024
 
 def _mib(kb: float) -> str:
     """The alert document's one unit style (kernbot.core.alert.size): `512.0 MiB`."""
-    from kernbot.core.alert import size  # the alert document builds on this module
+    from kernbot.core.units import size
 
     return size(int(kb))
 

@@ -1,0 +1,268 @@
+"""Where the memory went, from the report alone: the RAM of the host, or the limit of a cgroup.
+
+The kernel prints several overlapping counters; this adds them up without counting a page
+twice. On the host, shmem pages sit on the anon LRU (they are swap-backed), so process anon is
+the anon LRU minus shmem, and the file LRU is the page cache without shmem. In a cgroup v1 stats
+line `rss` is anon alone and `cache` includes shmem; v2's memory.stat `file` includes shmem too,
+and its `kernel` (5.18+) covers stacks, page tables, per-cpu, vmalloc and slab, so what `kernel`
+holds beyond those is other kernel memory (pipe buffers, BPF maps...). cgroup v1 only prints
+`kmem:` as one number. Whatever the counters do not explain is `unaccounted`.
+
+`gaps` names what the report did not print, so a diagnosis can say what it could not judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
+from kernbot.core.oom.meminfo_report import MemReport, StatsBlock, pages_kb, parse_report
+from kernbot.core.oom.task_table import PAGE_KB
+
+PARTS = (
+    "anon",
+    "page_cache",
+    "shmem",
+    "slab_unreclaimable",
+    "slab_reclaimable",
+    "kernel_stack",
+    "page_tables",
+    "hugepages",
+    "kernel_other",
+    "unevictable",
+    "free",
+    "unaccounted",
+)
+"""Every kB of the total lands in exactly one of these (free: below the limit, or free RAM)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramGroup:
+    """Processes of one name in the task table."""
+
+    name: str
+    count: int
+    rss_kb: int
+    largest_kb: int
+    pids: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class Accounting:
+    scope: str
+    """`memcg` (the total is the cgroup's limit) or `host` (the total is RAM)."""
+    total_kb: int | None = None
+    usage_kb: int | None = None
+    parts: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, list[int]] = field(default_factory=dict)
+    """Part -> indices into `event.lines` its number came from."""
+    dirty_writeback_kb: int | None = None
+    hugepages_free_kb: int | None = None
+    swap_used_kb: int | None = None
+    swap_total_kb: int | None = None
+    tasks_rss_kb: int = 0
+    groups: list[ProgramGroup] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    report: MemReport = field(default_factory=MemReport)
+
+    def to_model(self) -> MemoryAccounting:
+        """The event's `accounting` field."""
+        return MemoryAccounting(
+            scope="memcg" if self.scope == "memcg" else "host",
+            total_kb=self.total_kb,
+            usage_kb=self.usage_kb,
+            parts_kb=dict(self.parts),
+            dirty_writeback_kb=self.dirty_writeback_kb,
+            hugepages_free_kb=self.hugepages_free_kb,
+            swap_used_kb=self.swap_used_kb,
+            swap_total_kb=self.swap_total_kb,
+            tasks_rss_kb=self.tasks_rss_kb,
+            lines={k: v for k, v in self.sources.items() if v},
+            not_in_report=list(self.gaps),
+        )
+
+
+def account(ev: OomKillEvent) -> Accounting:
+    """The accounting of one OOM event, from its lines and task table."""
+    rep = parse_report(ev.lines)
+    memcg = rep.counters.get("memory") is not None or (not ev.global_oom and ev.memcg is not None)
+    acc = Accounting(scope="memcg" if memcg else "host", report=rep)
+    if memcg:
+        _account_memcg(acc, rep, ev)
+    else:
+        _account_host(acc, rep)
+    _account_tasks(acc, ev.tasks)
+    return acc
+
+
+def _set(acc: Accounting, part: str, kb: int | None, *lines: int | None) -> None:
+    if kb is None:
+        return
+    acc.parts[part] = acc.parts.get(part, 0) + max(kb, 0)
+    acc.sources.setdefault(part, []).extend(i for i in lines if i is not None)
+
+
+def _account_host(acc: Accounting, rep: MemReport) -> None:
+    if not rep.has_meminfo:
+        acc.gaps.append("Mem-Info (free, anon, page cache, shmem, slab)")
+    line = rep.pages_line
+    managed = [z.managed_kb for z in rep.zones if z.managed_kb is not None]
+    if managed:
+        acc.total_kb = sum(managed)
+        total_lines = [z.line for z in rep.zones]
+    elif rep.ram_pages is not None:
+        reserved = rep.reserved_pages[0] if rep.reserved_pages else 0
+        acc.total_kb = (rep.ram_pages[0] - reserved) * PAGE_KB
+        total_lines = [rep.ram_pages[1]]
+    else:
+        acc.gaps.append("total RAM")
+        total_lines = []
+    acc.sources["total"] = total_lines
+    if rep.has_meminfo:
+        shmem = pages_kb(rep, "shmem") or 0
+        anon_lru = pages_kb(rep, "active_anon", "inactive_anon", "isolated_anon") or 0
+        _set(acc, "anon", anon_lru - shmem, line)
+        file_lru = pages_kb(rep, "active_file", "inactive_file", "isolated_file")
+        _set(acc, "page_cache", file_lru, line)
+        _set(acc, "shmem", shmem, line)
+        _set(acc, "slab_unreclaimable", pages_kb(rep, "slab_unreclaimable"), line)
+        _set(acc, "slab_reclaimable", pages_kb(rep, "slab_reclaimable"), line)
+        _set(acc, "page_tables", pages_kb(rep, "pagetables", "sec_pagetables"), line)
+        _set(acc, "unevictable", pages_kb(rep, "unevictable"), line)
+        _set(acc, "free", pages_kb(rep, "free", "free_pcp"), line)
+        acc.dirty_writeback_kb = pages_kb(rep, "dirty", "writeback")
+        _kernel_stack(acc, rep)
+    if rep.huge:
+        reserved = sum(h.total * h.size_kb for h in rep.huge)
+        _set(acc, "hugepages", reserved, *(h.line for h in rep.huge))
+        acc.hugepages_free_kb = sum(h.free * h.size_kb for h in rep.huge)
+    if rep.swap_total_kb is not None:
+        acc.swap_total_kb = rep.swap_total_kb[0]
+        if rep.swap_free_kb is not None:
+            acc.swap_used_kb = rep.swap_total_kb[0] - rep.swap_free_kb[0]
+        acc.sources["swap"] = [rep.swap_total_kb[1]]
+    if acc.total_kb is not None and rep.has_meminfo:
+        acc.usage_kb = acc.total_kb - acc.parts.get("free", 0)
+        known = sum(acc.parts.values())
+        _set(acc, "unaccounted", acc.total_kb - known, *total_lines)
+
+
+def _kernel_stack(acc: Accounting, rep: MemReport) -> None:
+    node_stacks = [(v["kernel_stack"], i) for v, i in rep.nodes.values() if "kernel_stack" in v]
+    if node_stacks:
+        _set(acc, "kernel_stack", sum(k for k, _ in node_stacks), *(i for _, i in node_stacks))
+        return
+    zone_stacks = [
+        (z.values_kb["kernel_stack"], z.line) for z in rep.zones if "kernel_stack" in z.values_kb
+    ]
+    if zone_stacks:
+        _set(acc, "kernel_stack", sum(k for k, _ in zone_stacks), *(i for _, i in zone_stacks))
+
+
+def _v1_values(blocks: list[StatsBlock]) -> dict[str, int]:
+    """Hierarchical values: the `total_` keys when printed, else the blocks' local values summed."""
+    first = blocks[0].values_kb
+    if any(k.startswith("total_") for k in first):
+        return {k[len("total_") :]: v for k, v in first.items() if k.startswith("total_")}
+    out: dict[str, int] = {}
+    for b in blocks:
+        for k, v in b.values_kb.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
+    mem = rep.counters.get("memory")
+    memsw = rep.counters.get("memory+swap")
+    swap = rep.counters.get("swap")
+    if mem is None:
+        acc.gaps.append("the cgroup's usage and limit")
+        if ev.memcg is not None and ev.memcg.usage_kb is not None:
+            acc.usage_kb = ev.memcg.usage_kb
+            acc.total_kb = ev.memcg.limit_kb
+    else:
+        acc.usage_kb = mem.usage_kb
+        acc.total_kb = mem.limit_kb
+        acc.sources["total"] = [mem.line]
+        if mem.limit_kb is None and memsw is not None and memsw.limit_kb is not None:
+            acc.total_kb = memsw.limit_kb
+            acc.sources["total"].append(memsw.line)
+    if swap is not None:
+        acc.swap_used_kb, acc.swap_total_kb = swap.usage_kb, swap.limit_kb
+        acc.sources["swap"] = [swap.line]
+    elif memsw is not None and mem is not None:
+        # memory+swap limits the sum; only an equal limit says how much swap is allowed (none).
+        acc.swap_used_kb = max(memsw.usage_kb - mem.usage_kb, 0)
+        if memsw.limit_kb is not None and memsw.limit_kb == mem.limit_kb:
+            acc.swap_total_kb = 0
+        acc.sources["swap"] = [memsw.line]
+    blocks = [b for b in rep.stats if b.values_kb]
+    if not blocks:
+        acc.gaps.append("memory.stat (what filled the cgroup)")
+    elif blocks[0].v2 and "rss" not in blocks[0].values_kb:
+        # 6.x prints cgroup v1 stats as memory.stat lines too (`rss N` in bytes): keys decide.
+        _account_v2(acc, blocks[0])
+    else:
+        _account_v1(acc, rep, blocks)
+    if acc.total_kb is not None and acc.usage_kb is not None:
+        _set(acc, "free", acc.total_kb - acc.usage_kb, mem.line if mem else None)
+    if acc.usage_kb is not None and blocks:
+        known = sum(v for k, v in acc.parts.items() if k != "free")
+        _set(acc, "unaccounted", acc.usage_kb - known, mem.line if mem else None)
+
+
+def _account_v1(acc: Accounting, rep: MemReport, blocks: list[StatsBlock]) -> None:
+    vals = _v1_values(blocks)
+    lines = [b.line for b in blocks]
+    shmem = vals.get("shmem", 0)
+    _set(acc, "anon", vals.get("rss"), *lines)
+    if "cache" in vals:
+        _set(acc, "page_cache", vals["cache"] - shmem, *lines)
+    _set(acc, "shmem", vals.get("shmem"), *lines)
+    if "dirty" in vals or "writeback" in vals:
+        acc.dirty_writeback_kb = vals.get("dirty", 0) + vals.get("writeback", 0)
+    kmem = rep.counters.get("kmem")
+    if kmem is not None:
+        _set(acc, "kernel_other", kmem.usage_kb, kmem.line)
+    else:
+        acc.gaps.append("kernel memory (no kmem: line)")
+
+
+def _account_v2(acc: Accounting, block: StatsBlock) -> None:
+    v = block.values_kb
+    line = block.line
+    shmem = v.get("shmem", 0)
+    _set(acc, "anon", v.get("anon"), line)
+    if "file" in v:
+        _set(acc, "page_cache", v["file"] - shmem, line)
+    _set(acc, "shmem", v.get("shmem"), line)
+    _set(acc, "slab_unreclaimable", v.get("slab_unreclaimable"), line)
+    _set(acc, "slab_reclaimable", v.get("slab_reclaimable"), line)
+    _set(acc, "kernel_stack", v.get("kernel_stack"), line)
+    pt = [v[k] for k in ("pagetables", "sec_pagetables") if k in v]
+    _set(acc, "page_tables", sum(pt) if pt else None, line)
+    acc.dirty_writeback_kb = v.get("file_dirty", 0) + v.get("file_writeback", 0)
+    named = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "vmalloc")
+    slab = v.get("slab", v.get("slab_reclaimable", 0) + v.get("slab_unreclaimable", 0))
+    other = v.get("sock", 0) + v.get("percpu", 0) + v.get("vmalloc", 0)
+    if "kernel" in v:
+        other += max(v["kernel"] - slab - sum(v.get(k, 0) for k in named), 0)
+    _set(acc, "kernel_other", other, line)
+
+
+def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
+    if not tasks:
+        acc.gaps.append("the task table")
+        return
+    groups: dict[str, list[int]] = {}
+    pids: dict[str, list[int]] = {}
+    for t in tasks:
+        rss = t.rss_kb or 0
+        acc.tasks_rss_kb += rss
+        groups.setdefault(t.name, []).append(rss)
+        pids.setdefault(t.name, []).append(t.pid)
+    acc.groups = sorted(
+        (ProgramGroup(n, len(r), sum(r), max(r), tuple(pids[n])) for n, r in groups.items()),
+        key=lambda g: g.rss_kb,
+        reverse=True,
+    )

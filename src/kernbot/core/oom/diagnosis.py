@@ -1,0 +1,406 @@
+"""Why memory ran out: findings read from the report's own numbers, most likely first.
+
+Each finding is a cause code of the contract (ARCHITECTURE.md, "Event JSON": `memcg_limit`,
+`one_process`, `many_processes`, `slab`, `shmem`, `hugepages`, `fragmentation`, `page_cache`,
+`swap_exhausted`, `no_swap`, `adj_forced`, `cpuset_or_mempolicy`, `kernel_other`), a sentence
+with the numbers, and the evidence: the numbers (kB) and the indices into `event.lines` they came
+from. A cause is claimed only when its own numbers carry it (a share of the limit or of RAM, a
+free list without a block of the order asked for), never from words in the log; when the report
+lacks a section, `gaps` says what could not be judged instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernbot.core.events import Finding, OomKillEvent, Task
+from kernbot.core.oom.accounting import Accounting, account
+from kernbot.core.oom.task_table import PAGE_KB
+from kernbot.core.units import size
+
+MOST = 0.5
+"""`one_process` / `many_processes`: the process (or program) holds at least half the memory."""
+LARGE_SHARE = 0.2
+"""shmem, slab, hugepages, other kernel memory: a fifth of the memory is more than any healthy
+host or container keeps there, and enough to be why the rest ran out."""
+DIRTY_SHARE = 0.1
+"""`page_cache`: dirty + writeback above vm.dirty_background_ratio's default (10%) means
+writeback was not keeping up, so those pages could not be reclaimed in time."""
+MANY = 3
+"""`many_processes`: at least this many processes of one program."""
+SWAP_FULL = 0.99
+"""`swap_exhausted`: at least this share of swap in use."""
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    findings: list[Finding] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    """What could not be judged, and why (a section the report did not carry)."""
+    accounting: Accounting | None = None
+
+
+def _mib(kb: int) -> str:
+    return size(kb)
+
+
+def _pct(share: float) -> str:
+    """A share for prose; RSS sums can pass 100% (shared pages count once per process)."""
+    if share > 1:
+        return "more than 100% (RSS counts shared pages in every process that maps them)"
+    return f"{share * 100:.0f}%"
+
+
+def _lines(*groups: list[int] | None) -> list[int]:
+    out: set[int] = set()
+    for g in groups:
+        out.update(g or [])
+    return sorted(out)
+
+
+def diagnose(ev: OomKillEvent) -> Diagnosis:
+    """The findings for one OOM kill event."""
+    acc = account(ev)
+    d = Diagnosis(accounting=acc)
+    d.gaps.extend(f"not in the report: {g}" for g in acc.gaps)
+    if ev.sysrq or ev.trigger.order == -1:
+        d.gaps.append("a manual OOM (SysRq-f): no allocation failed, nothing ran out")
+    elif acc.scope == "memcg":
+        _memcg_findings(d, ev, acc)
+    else:
+        _host_findings(d, ev, acc)
+    adj = _adj_forced(ev)
+    if adj is not None:
+        d.findings.append(adj)
+    d.findings.extend(_swap(acc))
+    return d
+
+
+def _memcg_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
+    d.findings.append(_memcg_limit(ev, acc))
+    base = acc.usage_kb or acc.total_kb
+    if base is None:
+        d.gaps.append("what filled the cgroup: neither usage nor limit was printed")
+        return
+    fillers = _fillers(acc, base, "of the cgroup's usage")
+    fillers += _outweighing(fillers, _process_findings(ev, acc, base, "of the cgroup's usage"))
+    if not fillers and acc.groups:
+        d.gaps.append(_spread(acc, base))
+    d.findings.extend(sorted(fillers, key=_by_size))
+
+
+def _by_size(f: Finding) -> int:
+    """Biggest first."""
+    kb = f.evidence.get("kb")
+    return -kb if isinstance(kb, int) else 0
+
+
+def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
+    rep = acc.report
+    mem, memsw = rep.counters.get("memory"), rep.counters.get("memory+swap")
+    path = (ev.memcg.oom_path if ev.memcg else None) or "the cgroup"
+    ev_lines = acc.sources.get("total", [])
+    evidence: dict[str, Any] = {"usage_kb": acc.usage_kb, "limit_kb": acc.total_kb}
+    if mem is not None:
+        evidence["failcnt"] = mem.failcnt
+    if (
+        memsw is not None
+        and memsw.limit_kb is not None
+        and mem is not None
+        and memsw.usage_kb >= memsw.limit_kb
+        and (mem.limit_kb is None or mem.usage_kb < mem.limit_kb)
+    ):
+        evidence.update(memsw_usage_kb=memsw.usage_kb, memsw_limit_kb=memsw.limit_kb)
+        evidence["lines"] = _lines(ev_lines, [memsw.line])
+        summary = (
+            f"{path} hit its memory+swap limit of {_mib(memsw.limit_kb)} "
+            f"({_mib(mem.usage_kb)} in RAM, {_mib(memsw.usage_kb - mem.usage_kb)} in swap)."
+        )
+        return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+    evidence["lines"] = _lines(ev_lines)
+    if acc.total_kb is not None and acc.usage_kb is not None:
+        summary = (
+            f"{path} hit its own memory limit: {_mib(acc.usage_kb)} used "
+            f"of {_mib(acc.total_kb)}" + (f" (failcnt {mem.failcnt})." if mem is not None else ".")
+        )
+    else:
+        summary = f"{path} hit its own memory limit (usage and limit not in the report)."
+    return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+
+
+def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
+    """shmem, slab, other kernel memory, dirty page cache, hugepages: each when large."""
+    out: list[Finding] = []
+    parts = acc.parts
+    src = acc.sources
+
+    def share(kb: int) -> float:
+        return kb / base if base else 0.0
+
+    shmem = parts.get("shmem")
+    if shmem is not None and share(shmem) >= LARGE_SHARE:
+        out.append(
+            Finding(
+                cause="shmem",
+                summary=f"shmem (tmpfs, /dev/shm, SysV shared memory) held {_mib(shmem)}, "
+                f"{_pct(share(shmem))} {of}; killing a process does not free it.",
+                evidence={"kb": shmem, "share": round(share(shmem), 3), "base_kb": base}
+                | {"lines": _lines(src.get("shmem"))},
+            )
+        )
+    slab = parts.get("slab_unreclaimable")
+    # The kernel's own test (dump_unreclaimable_slab, 4.15+): more unreclaimable slab than all
+    # user (LRU) memory; it is what made the kernel print the cache table.
+    lru = parts.get("anon", 0) + parts.get("page_cache", 0) + parts.get("shmem", 0)
+    kernel_says = acc.scope == "host" and slab is not None and slab > lru and share(slab) >= 0.05
+    if slab is not None and (share(slab) >= LARGE_SHARE or kernel_says):
+        caches = sorted(acc.report.slab_caches, key=lambda c: -c.used_kb)[:3]
+        named = ", ".join(f"{c.name} {_mib(c.used_kb)}" for c in caches)
+        out.append(
+            Finding(
+                cause="slab",
+                summary=f"unreclaimable kernel slab held {_mib(slab)}, {_pct(share(slab))} {of}"
+                + (f"; biggest caches: {named}." if named else "."),
+                evidence={
+                    "kb": slab,
+                    "share": round(share(slab), 3),
+                    "base_kb": base,
+                    "top_caches": [{"name": c.name, "used_kb": c.used_kb} for c in caches],
+                    "lines": _lines(src.get("slab_unreclaimable"), [c.line for c in caches]),
+                },
+            )
+        )
+    other = parts.get("kernel_other", 0) + (
+        parts.get("unaccounted", 0) if acc.scope == "host" else 0
+    )
+    if other and share(other) >= LARGE_SHARE:
+        what = (
+            "kernel memory charged to the cgroup (kmem: slab, stacks, pipe and socket buffers;"
+            " cgroup v1 does not split it)"
+            if acc.report.counters.get("kmem") is not None
+            else "kernel memory outside slab, stacks and page tables (sockets, vmalloc, per-cpu,"
+            " pipe buffers, zram, drivers, BPF maps)"
+        )
+        out.append(
+            Finding(
+                cause="kernel_other",
+                summary=f"{what} held {_mib(other)}, {_pct(share(other))} {of}.",
+                evidence={"kb": other, "share": round(share(other), 3), "base_kb": base}
+                | {"lines": _lines(src.get("kernel_other"), src.get("unaccounted"))},
+            )
+        )
+    dirty = acc.dirty_writeback_kb
+    if dirty and share(dirty) >= DIRTY_SHARE:
+        cache = parts.get("page_cache", 0)
+        out.append(
+            Finding(
+                cause="page_cache",
+                summary=f"{_mib(dirty)} of page cache was dirty or under writeback "
+                f"({_pct(share(dirty))} {of}, page cache {_mib(cache)}): writeback could not "
+                "keep up, so those pages could not be reclaimed in time.",
+                evidence={"kb": dirty, "page_cache_kb": cache, "share": round(share(dirty), 3)}
+                | {"base_kb": base, "lines": _lines(src.get("page_cache"))},
+            )
+        )
+    huge = parts.get("hugepages")
+    if huge and share(huge) >= LARGE_SHARE:
+        free = acc.hugepages_free_kb or 0
+        out.append(
+            Finding(
+                cause="hugepages",
+                summary=f"{_mib(huge)} ({_pct(share(huge))} {of}) is reserved as hugepages, "
+                f"{_mib(free)} of it unused, and no ordinary process can use it.",
+                evidence={"kb": huge, "free_kb": free, "share": round(share(huge), 3)}
+                | {"base_kb": base, "lines": _lines(src.get("hugepages"))},
+            )
+        )
+    return out
+
+
+def _task_kb(t: Task, ev: OomKillEvent) -> int:
+    """A task's resident memory as the table printed it (anon + file + shmem pages mapped), the
+    same measure for every task so the comparison is fair; file pages shared with others count
+    in each, so a sum can pass the total."""
+    return t.rss_kb or 0
+
+
+def _outweighing(fillers: list[Finding], procs: list[Finding]) -> list[Finding]:
+    """Process findings that hold more than any non-process filler. RSS counts mapped file
+    pages (shared libraries, charged to whoever read them first), so a process beside 40 MiB of
+    tmpfs can show half a 64 MiB limit in RSS; the bigger filler is the cause then."""
+    biggest = max((-_by_size(f) for f in fillers), default=0)
+    return [p for p in procs if -_by_size(p) >= biggest]
+
+
+def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
+    """Indices of the task-table rows (and kill line) of `pids` among the kept lines."""
+    heads = tuple(f"[{p}]" for p in pids if p is not None)
+    out = []
+    for i, line in enumerate(ev.lines):
+        text = line.replace(" ", "")
+        if text.startswith(heads) or (
+            ev.victim.pid in pids and f"process {ev.victim.pid} (" in line and "kB" in line
+        ):
+            out.append(i)
+    return out
+
+
+def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> list[Finding]:
+    top = max(ev.tasks, key=lambda t: _task_kb(t, ev), default=None)
+    if top is None or not base:
+        return []
+    kb = _task_kb(top, ev)
+    top_share = kb / base
+    if top_share >= MOST:
+        return [
+            Finding(
+                cause="one_process",
+                summary=f"{top.name} (pid {top.pid}) alone held {_mib(kb)}, "
+                f"{_pct(top_share)} {of}: a leak or a heap sized beyond the limit.",
+                evidence={"kb": kb, "share": round(top_share, 3), "base_kb": base}
+                | {"pid": top.pid, "comm": top.name, "tasks_rss_kb": acc.tasks_rss_kb}
+                | {"lines": _row_lines(ev, top.pid)},
+            )
+        ]
+    for g in acc.groups[:1]:
+        if g.count >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
+            return [
+                Finding(
+                    cause="many_processes",
+                    summary=f"{g.count} processes of {g.name} added up to {_mib(g.rss_kb)}, "
+                    f"{_pct(g.rss_kb / base)} {of}; the largest held {_mib(g.largest_kb)}: too "
+                    "many workers, none large alone.",
+                    evidence={"kb": g.rss_kb, "count": g.count, "program": g.name}
+                    | {"largest_kb": g.largest_kb, "share": round(g.rss_kb / base, 3)}
+                    | {"base_kb": base, "lines": _lines(_row_lines(ev, *g.pids))},
+                )
+            ]
+    return []
+
+
+def _spread(acc: Accounting, base: int) -> str:
+    anon = acc.parts.get("anon", acc.tasks_rss_kb)
+    n = sum(g.count for g in acc.groups)
+    return (
+        f"no single cause: anon memory {_mib(anon)} ({_pct(anon / base)}) is spread over "
+        f"{n} processes of {len(acc.groups)} programs, none holding half"
+    )
+
+
+def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
+    if ev.constraint in ("CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY"):
+        d.findings.append(
+            Finding(
+                cause="cpuset_or_mempolicy",
+                summary=f"the allocation was confined ({ev.constraint}): its cpuset or NUMA "
+                "memory policy ran out while other nodes may still have had memory.",
+                evidence={"constraint": ev.constraint},
+            )
+        )
+    frag = _fragmentation(ev, acc)
+    if frag is not None:
+        d.findings.append(frag)
+    base = acc.total_kb
+    if base is None:
+        d.gaps.append("shares of RAM: total RAM was not printed")
+        return
+    usable = base - acc.parts.get("hugepages", 0)
+    fillers = _fillers(acc, base, "of RAM")
+    fillers += _outweighing(fillers, _process_findings(ev, acc, usable, "of usable RAM"))
+    if not fillers and acc.groups and not d.findings:
+        d.gaps.append(_spread(acc, usable))
+    d.findings.extend(sorted(fillers, key=_by_size))
+
+
+def _fragmentation(ev: OomKillEvent, acc: Accounting) -> Finding | None:
+    order = ev.trigger.order
+    rep = acc.report
+    if order is None or order < 2:
+        return None
+    if not rep.free_lists or not rep.zones:
+        return None
+    need_kb = PAGE_KB << order
+    usable = [z for z in rep.zones if z.name != "DMA" and z.min_kb is not None]
+    lists = [f for f in rep.free_lists if f.zone != "DMA"]
+    above = [z for z in usable if z.min_kb is not None and z.free_kb > z.min_kb]
+    if not above or any(f.largest_order_kb() >= need_kb for f in lists):
+        return None
+    z = max(above, key=lambda z: z.free_kb)
+    largest = max((f.largest_order_kb() for f in lists), default=0)
+    return Finding(
+        cause="fragmentation",
+        summary=f"an order-{order} allocation ({need_kb} kB contiguous) failed while zone "
+        f"{z.name} had {_mib(z.free_kb)} free, above its {_mib(z.min_kb or 0)} min watermark, "
+        f"but no free block larger than {largest} kB: memory was fragmented.",
+        evidence={"order": order, "need_kb": need_kb, "zone": z.name, "free_kb": z.free_kb}
+        | {"min_kb": z.min_kb, "largest_block_kb": largest}
+        | {"lines": _lines([z.line], [f.line for f in lists])},
+    )
+
+
+def _adj_forced(ev: OomKillEvent) -> Finding | None:
+    """The victim was smaller than another candidate; only its oom_score_adj put it first."""
+    v = ev.victim
+    adj = v.oom_score_adj
+    if adj is None or v.pid is None or not ev.tasks:
+        return None
+
+    def size(t: Task) -> int:
+        return (t.rss_kb or 0) + (t.swapents_kb or 0) + (t.pgtables_kb or 0)
+
+    row = next((t for t in ev.tasks if t.pid == v.pid), None)
+    if row is None:
+        return None
+    others = [
+        t
+        for t in ev.tasks
+        if t.pid != v.pid and (t.oom_score_adj or 0) > -1000 and (t.oom_score_adj or 0) < adj
+    ]
+    bigger = max(others, key=size, default=None)
+    if bigger is None or size(bigger) <= size(row):
+        return None
+    return Finding(
+        cause="adj_forced",
+        summary=f"oom_score_adj {adj}, not size, chose {v.comm} (pid {v.pid}, "
+        f"{_mib(size(row))}): {bigger.name} (pid {bigger.pid}, adj {bigger.oom_score_adj or 0}) "
+        f"held more, {_mib(size(bigger))}.",
+        evidence={"victim_kb": size(row), "victim_adj": adj, "bigger_pid": bigger.pid}
+        | {"bigger_comm": bigger.name, "bigger_kb": size(bigger)}
+        | {"bigger_adj": bigger.oom_score_adj or 0, "lines": _row_lines(ev, v.pid, bigger.pid)},
+    )
+
+
+def _swap(acc: Accounting) -> list[Finding]:
+    total, used = acc.swap_total_kb, acc.swap_used_kb
+    lines = acc.sources.get("swap", [])
+    if total is None:
+        return []
+    if total == 0:
+        where = "the cgroup may not use swap" if acc.scope == "memcg" else "no swap is configured"
+        return [
+            Finding(
+                cause="no_swap",
+                summary=f"{where}, so every anonymous page had to stay in RAM.",
+                evidence={"swap_total_kb": 0, "lines": lines},
+            )
+        ]
+    if used is not None and used >= total * SWAP_FULL:
+        return [
+            Finding(
+                cause="swap_exhausted",
+                summary=f"swap was full: {_mib(used)} of {_mib(total)} in use.",
+                evidence={"swap_used_kb": used, "swap_total_kb": total, "lines": lines},
+            )
+        ]
+    return []
+
+
+def attach_diagnosis(ev: OomKillEvent) -> Diagnosis:
+    """Set `diagnosis` on the event, with `accounting` and `diagnosis_gaps` beside it."""
+    d = diagnose(ev)
+    ev.diagnosis = d.findings
+    if d.accounting is not None:
+        ev.accounting = d.accounting.to_model()
+    ev.diagnosis_gaps = d.gaps
+    return d

@@ -1,0 +1,271 @@
+"""The memory numbers of an OOM report, read back from its raw lines (`event.lines`).
+
+`show_free_areas()` (mm/show_mem.c; lib/show_mem.c before 6.1; mm/page_alloc.c before that)
+prints a page-count block after `Mem-Info:` (`active_anon:… shmem:… slab_unreclaimable:…
+pagetables:… free:…`; syslog may join it into one line with `#012`), per-node kB lines (4.8+:
+`Node 0 active_anon:…kB … kernel_stack:…kB`), per-zone lines with the watermarks (`Node 0
+Normal free:…kB min:…kB low:…kB high:…kB … managed:…kB`; kernel_stack and slab sat here before
+4.8; ARM without NUMA drops the `Node 0 ` prefix), the buddy free lists (`Node 0 Normal:
+12*4kB (UME) … = 123kB`), `hugetlb_show_meminfo()`'s per-node `hugepages_total=…`, then
+`show_swap_cache_info()` and `show_mem()` (`Free swap`, `Total swap`, `N pages RAM`, `N pages
+reserved` / `N reserved pages`). `dump_unreclaimable_slab()` (4.15+) adds a `Name Used Total`
+table when unreclaimable slab outgrows user memory. A memory cgroup OOM prints instead the page
+counters (`memory: usage …kB, limit …kB, failcnt …`, `memory+swap:`, `swap:`, `kmem:`) and
+`Memory cgroup stats for PATH:` — cgroup v1 as ` key:NKB` tokens on the same line, once per
+cgroup of the subtree (local values) or with `total_` keys; cgroup v2 as memory.stat's `key N`
+lines in bytes. Every number keeps the index of the line it came from, so a finding can cite it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kernbot.core.oom.task_table import PAGE_KB
+
+UNLIMITED_KB = 1 << 50
+"""A limit this large is PAGE_COUNTER_MAX (`9007199254740988kB`): no limit at all."""
+
+_MEMINFO_KEYS = frozenset(
+    {"active_anon", "inactive_anon", "active_file", "inactive_file", "slab_reclaimable"}
+)
+_PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
+_KB_TOKEN = re.compile(r"([a-z_()]+):(\d+)kB", re.IGNORECASE)
+_ZONE = re.compile(
+    r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device)"
+    r" free:(?P<free>\d+)kB"
+)
+_NODE = re.compile(r"^Node (?P<node>\d+) active_anon:\d+kB")
+_FREE_LIST = re.compile(
+    r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device): "
+    r"(?P<blocks>(?:\d+\*\d+kB.*?)+)= (?P<total>\d+)kB"
+)
+_BLOCK = re.compile(r"(\d+)\*(\d+)kB")
+_HUGE = re.compile(
+    r"^Node (?P<node>\d+) hugepages_total=(?P<total>\d+) hugepages_free=(?P<free>\d+)"
+    r" hugepages_surp=\d+ hugepages_size=(?P<size>\d+)kB"
+)
+_SWAP = re.compile(r"^(?P<which>Free|Total) swap\s*=\s*(?P<kb>\d+)kB")
+_RAM = re.compile(r"^(?P<n>\d+) pages (?:of )?RAM$")
+_RESERVED = re.compile(r"^(?P<n>\d+) (?:pages reserved|reserved pages)$")
+_PAGECACHE = re.compile(r"^(?P<n>\d+) total pagecache pages")
+_COUNTER = re.compile(
+    r"^(?P<name>memory|memory\+swap|swap|kmem|kmem\.tcp): usage (?P<usage>\d+)kB, "
+    r"limit (?P<limit>\d+)kB, failcnt (?P<failcnt>\d+)"
+)
+_STATS = re.compile(r"^Memory cgroup stats for (?P<path>\S*?):(?P<rest>.*)$")
+_V1_TOKEN = re.compile(r"([a-z_]+):(\d+)KB")
+_V2_LINE = re.compile(r"^\s*(?P<key>[a-z_]+) (?P<value>\d+)\s*$")
+_SLAB_ROW = re.compile(r"^\s*(?P<name>\S+)\s+(?P<used>\d+)KB\s+(?P<total>\d+)KB\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    node: int
+    name: str
+    free_kb: int
+    min_kb: int | None
+    low_kb: int | None
+    high_kb: int | None
+    managed_kb: int | None
+    values_kb: dict[str, int]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class FreeList:
+    node: int
+    zone: str
+    blocks: dict[int, int]
+    """Block size in kB -> how many free blocks of that size."""
+    total_kb: int
+    line: int
+
+    def largest_order_kb(self) -> int:
+        sizes = [size for size, count in self.blocks.items() if count > 0]
+        return max(sizes) if sizes else 0
+
+
+@dataclass(frozen=True, slots=True)
+class HugePool:
+    node: int
+    total: int
+    free: int
+    size_kb: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageCounter:
+    usage_kb: int
+    limit_kb: int | None
+    failcnt: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatsBlock:
+    path: str
+    values_kb: dict[str, int]
+    line: int
+    v2: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SlabCache:
+    name: str
+    used_kb: int
+    total_kb: int
+    line: int
+
+
+@dataclass(slots=True)
+class MemReport:
+    """What the report printed about memory; absent sections stay empty or None."""
+
+    pages: dict[str, int] = field(default_factory=dict)
+    """The Mem-Info page-count block (`shmem`, `free`, `slab_unreclaimable`...), in pages."""
+    pages_line: int | None = None
+    pages_last: int | None = None
+    nodes: dict[int, tuple[dict[str, int], int]] = field(default_factory=dict)
+    """Per-node kB values (4.8+) and their line."""
+    zones: list[Zone] = field(default_factory=list)
+    free_lists: list[FreeList] = field(default_factory=list)
+    huge: list[HugePool] = field(default_factory=list)
+    swap_free_kb: tuple[int, int] | None = None
+    swap_total_kb: tuple[int, int] | None = None
+    ram_pages: tuple[int, int] | None = None
+    reserved_pages: tuple[int, int] | None = None
+    pagecache_pages: tuple[int, int] | None = None
+    counters: dict[str, PageCounter] = field(default_factory=dict)
+    stats: list[StatsBlock] = field(default_factory=list)
+    slab_caches: list[SlabCache] = field(default_factory=list)
+
+    @property
+    def has_meminfo(self) -> bool:
+        return bool(self.pages)
+
+
+def _clean(text: str) -> str:
+    return text.replace("#012", " ").replace("#011", " ").rstrip()
+
+
+def parse_report(lines: list[str]) -> MemReport:
+    """Every memory number in `lines`; unknown lines are skipped, nothing raises."""
+    rep = MemReport()
+    v2_block: StatsBlock | None = None
+    in_slab = False
+    for i, raw in enumerate(lines):
+        text = _clean(raw)
+        stripped = text.strip()
+        if v2_block is not None:
+            m = _V2_LINE.match(text)
+            if m:
+                v2_block.values_kb[m.group("key")] = int(m.group("value")) // 1024
+                continue
+            v2_block = None
+        if in_slab:
+            m = _SLAB_ROW.match(text)
+            if m:
+                used, total = int(m.group("used")), int(m.group("total"))
+                rep.slab_caches.append(SlabCache(m.group("name"), used, total, i))
+                continue
+            if stripped.startswith("Name") and "Used" in stripped:
+                continue
+            in_slab = False
+        if stripped.startswith("Unreclaimable slab info"):
+            in_slab = True
+            continue
+        if _parse_memcg(rep, stripped, i):
+            if rep.stats and rep.stats[-1].line == i and rep.stats[-1].v2:
+                v2_block = rep.stats[-1]
+            continue
+        _parse_global(rep, stripped, i)
+    return rep
+
+
+def _parse_memcg(rep: MemReport, text: str, i: int) -> bool:
+    m = _COUNTER.match(text)
+    if m:
+        limit = int(m.group("limit"))
+        rep.counters.setdefault(
+            m.group("name"),
+            PageCounter(
+                int(m.group("usage")),
+                None if limit >= UNLIMITED_KB else limit,
+                int(m.group("failcnt")),
+                i,
+            ),
+        )
+        return True
+    m = _STATS.match(text)
+    if m:
+        rest = m.group("rest")
+        tokens = {k: int(v) for k, v in _V1_TOKEN.findall(rest)}
+        rep.stats.append(StatsBlock(m.group("path"), tokens, i, v2=not rest.strip()))
+        return True
+    return False
+
+
+def _parse_global(rep: MemReport, text: str, i: int) -> None:
+    if (m := _ZONE.match(text)) is not None:
+        vals = {k.lower(): int(v) for k, v in _KB_TOKEN.findall(text)}
+        rep.zones.append(
+            Zone(
+                node=int(m.group("node") or 0),
+                name=m.group("zone"),
+                free_kb=int(m.group("free")),
+                min_kb=vals.get("min"),
+                low_kb=vals.get("low"),
+                high_kb=vals.get("high"),
+                managed_kb=vals.get("managed"),
+                values_kb=vals,
+                line=i,
+            )
+        )
+    elif (m := _NODE.match(text)) is not None:
+        vals = {k.lower(): int(v) for k, v in _KB_TOKEN.findall(text)}
+        rep.nodes[int(m.group("node"))] = (vals, i)
+    elif (m := _FREE_LIST.match(text)) is not None:
+        blocks: dict[int, int] = {}
+        for count, size in _BLOCK.findall(m.group("blocks")):
+            blocks[int(size)] = blocks.get(int(size), 0) + int(count)
+        node = int(m.group("node") or 0)
+        rep.free_lists.append(FreeList(node, m.group("zone"), blocks, int(m.group("total")), i))
+    elif (m := _HUGE.match(text)) is not None:
+        rep.huge.append(
+            HugePool(
+                int(m.group("node")),
+                int(m.group("total")),
+                int(m.group("free")),
+                int(m.group("size")),
+                i,
+            )
+        )
+    elif (m := _SWAP.match(text)) is not None:
+        value = (int(m.group("kb")), i)
+        if m.group("which") == "Free":
+            rep.swap_free_kb = value
+        else:
+            rep.swap_total_kb = value
+    elif (m := _RAM.match(text)) is not None:
+        rep.ram_pages = (int(m.group("n")), i)
+    elif (m := _RESERVED.match(text)) is not None:
+        rep.reserved_pages = (int(m.group("n")), i)
+    elif (m := _PAGECACHE.match(text)) is not None:
+        rep.pagecache_pages = (int(m.group("n")), i)
+    elif "kB" not in text and "CPU" not in text:
+        tokens = dict(_PAGES_TOKEN.findall(text))
+        following = rep.pages_last is not None and i == rep.pages_last + 1
+        if tokens and (following or (not rep.pages and _MEMINFO_KEYS & tokens.keys())):
+            if rep.pages_line is None:
+                rep.pages_line = i
+            rep.pages_last = i
+            for k, v in tokens.items():
+                rep.pages.setdefault(k, int(v))
+
+
+def pages_kb(rep: MemReport, *keys: str) -> int | None:
+    """The sum of Mem-Info page counts `keys` in kB; None when none of them was printed."""
+    found = [rep.pages[k] for k in keys if k in rep.pages]
+    return sum(found) * PAGE_KB if found else None

@@ -1,0 +1,104 @@
+"""Across kills: a cgroup or pod killed again and again at the same usage grows to its limit
+on a schedule — a leak, or a limit too low for the steady state.
+
+Pure: the caller (the agent's history, the bot's store) hands in the kills it knows with their
+times; this groups them by what owned the limit and measures the interval. A Kubernetes
+container's cgroup path changes with every restart (the container id is in it), so pods are
+keyed by pod UID, other cgroups by the limit's path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from statistics import median
+
+from kernbot.core.cgroup_identity import identify
+from kernbot.core.context import Recurrence
+from kernbot.core.events import OomKillEvent
+from kernbot.core.units import size
+
+MIN_KILLS = 3
+"""Two kills can be chance; the third at the same level is a pattern."""
+SAME_LEVEL = 0.05
+"""Usages within 5% of each other count as 'the same usage' (each kill stops at the limit)."""
+WINDOW_S = 7 * 86400.0
+"""How far back the pattern is looked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    at: float
+    """Epoch seconds."""
+    key: str
+    usage_kb: int | None
+    limit_kb: int | None
+
+
+def kill_key(ev: OomKillEvent) -> str | None:
+    """What owned the limit: `pod:<uid>`, `cgroup:<path>`, None (a global OOM)."""
+    m = ev.memcg
+    k8s = ev.kubernetes
+    if k8s is None and m is not None and (m.task_path or m.oom_path):
+        k8s = identify(m.task_path or m.oom_path or "")
+    if k8s is not None and k8s.pod_uid:
+        # The container name is not known yet when the agent first sees a kill; the usage level
+        # keeps two containers of one pod apart.
+        return f"pod:{k8s.pod_uid}"
+    if m is not None and not ev.global_oom and (m.oom_path or m.task_path):
+        return f"cgroup:{m.oom_path or m.task_path}"
+    return None
+
+
+def as_kill(ev: OomKillEvent, at: float) -> Kill | None:
+    key = kill_key(ev)
+    if key is None:
+        return None
+    m = ev.memcg
+    return Kill(at, key, m.usage_kb if m else None, m.limit_kb if m else None)
+
+
+def _same_level(a: Kill, b: Kill) -> bool:
+    if a.usage_kb is None or b.usage_kb is None:
+        return a.limit_kb is not None and a.limit_kb == b.limit_kb
+    high = max(a.usage_kb, b.usage_kb)
+    return high == 0 or abs(a.usage_kb - b.usage_kb) <= high * SAME_LEVEL
+
+
+def _every(seconds: float) -> str:
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def recurrence(current: Kill, known: list[Kill]) -> Recurrence | None:
+    """The pattern `current` repeats, or None."""
+    same = sorted(
+        {
+            k.at: k
+            for k in [*known, current]
+            if k.key == current.key
+            and current.at - WINDOW_S <= k.at <= current.at
+            and _same_level(k, current)
+        }.values(),
+        key=lambda k: k.at,
+    )
+    if len(same) < MIN_KILLS:
+        return None
+    gaps = [b.at - a.at for a, b in itertools.pairwise(same) if b.at > a.at]
+    if not gaps:
+        return None
+    interval = median(gaps)
+    level = f" at {size(current.usage_kb)}" if current.usage_kb else ""
+    return Recurrence(
+        kills=len(same),
+        interval_s=round(interval, 1),
+        usage_kb=current.usage_kb,
+        limit_kb=current.limit_kb,
+        since=same[0].at,
+        key=current.key,
+        text=f"grows to its limit every {_every(interval)} ({len(same)} kills{level}): "
+        "a leak, or a limit too low for its steady state",
+    )
