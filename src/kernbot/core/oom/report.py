@@ -185,13 +185,14 @@ class OomAssembler:
         return self._emit_if_changed(r)
 
     def _emit_if_changed(self, r: ReportState) -> list[OomKillEvent]:
+        """A new revision when the report says more than its last one (built once, not copied:
+        each revision is a fresh object, so callers may change what they are handed)."""
+        fingerprint = r.fingerprint()
+        if r.last_event is not None and fingerprint == r.last_fingerprint:
+            return []
         event = build_event(r, host=self._host, boot_id=self._boot_id)
         if r.last_event is not None:
-            same = event.model_dump(exclude={"lines", "revision"}) == r.last_event.model_dump(
-                exclude={"lines", "revision"}
-            )
-            if same:
-                return []
             event.revision = r.last_event.revision + 1
         r.last_event = event
-        return [event.model_copy(deep=True)]
+        r.last_fingerprint = fingerprint
+        return [event]
