@@ -40,6 +40,10 @@ class Detector:
         """
         return self._syn_head is not None or self._oom.pending or self._oom.absorbing
 
+    def live_ids(self) -> set[str]:
+        """Ids of events that a later record may still revise (the open and recent reports)."""
+        return self._oom.live_ids()
+
     def feed(self, rec: Record) -> list[Event]:
         if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
             return []

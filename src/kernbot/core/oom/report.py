@@ -78,6 +78,15 @@ class OomAssembler:
         """
         return self._open is not None and self._open.killed is None
 
+    def live_ids(self) -> set[str]:
+        """Ids of the emitted events a later record may still revise: open and recent reports."""
+        ids = {r.last_event.id for r in self._recent if r.last_event is not None}
+        op = self._open
+        if op is not None and op.last_event is not None:
+            ids.add(op.last_event.id)
+        ids.discard(None)
+        return ids  # type: ignore[return-value]
+
     def feed(self, rec: Record) -> list[OomKillEvent]:
         parsed = ol.parse_line(rec.text)
         out: list[OomKillEvent] = []
