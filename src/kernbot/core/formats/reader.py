@@ -162,8 +162,15 @@ class LineReader:
 
     def _parse_indented(self, line: str, after_kmsg: bool) -> Head | None:
         cont = self._cont
-        if cont is not None and line.startswith(self._indent):
-            return cont._replace(text=line[cont.width :])
+        if cont is not None and (
+            line.startswith(self._indent)
+            or (cont.fmt == "dmesg-x" and line.startswith(self._indent[1:]))
+        ):
+            # dmesg indents a record's embedded lines to its prefix width, except `dmesg -x`
+            # with `[ts]`: one column short (util-linux quirk). Blanks past the indent are text
+            # (show_mem's ` active_file:…`).
+            width = cont.width if line.startswith(self._indent) else cont.width - 1
+            return cont._replace(text=line[width:])
         if after_kmsg and DICT_LINE.match(line):
             self._after_kmsg = True
             self._fragment, self._held = self._held, None  # still open for `+` pieces
