@@ -153,6 +153,13 @@ class OomKillEvent(_EventBase):
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
+    killed: bool = True
+    """False when the report shows no kill (a header without a kill line: truncated, panic, or
+    the victim was already exiting): not counted as a kill."""
+    report_suppressed: bool = False
+    """Only the kill line was printed: past 10 reports in 5 s the kernel prints `oom_kill_process:
+    N callbacks suppressed` and, for each further kill, just this line (or the log lost the
+    rest). The fields are what that line proves."""
 
 
 class SynFloodEvent(_EventBase):

@@ -121,6 +121,8 @@ class ReportState:
         pids = {k.pid for k in self.group_victims}
         if self.killed:
             pids.add(self.killed.pid)
+        elif self.reaper is not None:
+            pids.add(self.reaper.pid)  # a stray reaper line's report takes that pid's repeats
         return pids
 
     def absorb(self, rec: Record, parsed: ol.Parsed | None) -> None:
