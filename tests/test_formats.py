@@ -552,7 +552,11 @@ def test_dmesg_x_indents_embedded_lines_one_column_short() -> None:
     second = "Please enable it if your BIOS has the CPPC option."
     after = "amd_pstate: the _CPC object is not present in SBIOS or ACPI disabled"
     for lines in (
-        [f"kern  :warn  : [    0.428767] {first}", " " * 30 + second, f"kern  :warn  : [    0.428769] {after}"],
+        [
+            f"kern  :warn  : [    0.428767] {first}",
+            " " * 30 + second,
+            f"kern  :warn  : [    0.428769] {after}",
+        ],
         [f"[    0.428767] {first}", " " * 15 + second, f"[    0.428769] {after}"],
         [f"<4>[    0.428767] {first}", " " * 18 + second, f"<4>[    0.428769] {after}"],
     ):

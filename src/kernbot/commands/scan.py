@@ -89,10 +89,11 @@ def _inflate(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
     inflater = zlib.decompressobj(wbits=31)
     started = False  # bytes of the current member were fed
     try:
-        for data in chunks:
-            if not data:
-                yield data
+        for chunk in chunks:
+            if not chunk:
+                yield chunk
                 continue
+            data = chunk
             while data:
                 started = True
                 out = inflater.decompress(data, READ_CHUNK)
@@ -254,9 +255,9 @@ class Output:
         if ev.kind == "oom_kill":
             if not getattr(ev, "killed", True):
                 return  # a report without a kill line is not a kill
-            key: tuple[str, str | int | None] = ("oom_kill", ev.victim.comm)  # type: ignore[union-attr]
+            key: tuple[str, str | int | None] = ("oom_kill", ev.victim.comm)
         else:
-            key = ("syn_flood", ev.port)  # type: ignore[union-attr]
+            key = ("syn_flood", ev.port)
         if key not in self._tally and len(self._tally) >= 10_000:
             key = (key[0], None)
         self._tally[key] = self._tally.get(key, 0) + 1
@@ -269,7 +270,8 @@ class Output:
         stand_ins: list[Event] = []
         for (kind, what), n in self._tally.items():
             if kind == "oom_kill":
-                one: Event = OomKillEvent(victim=Victim(comm=what if isinstance(what, str) else None))
+                comm = what if isinstance(what, str) else None
+                one: Event = OomKillEvent(victim=Victim(comm=comm))
             else:
                 one = SynFloodEvent(port=what if isinstance(what, int) else None)
             stand_ins.extend([one] * n)

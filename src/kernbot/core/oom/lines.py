@@ -371,9 +371,9 @@ def parse_line(text: str) -> Parsed | None:
     if t.startswith("oom-kill:"):
         return _parse_oom_kill(t[len("oom-kill:") :].rstrip())
     if "ill process " in t or "illed process " in t:
-        found = _parse_kill(t)
-        if found is not None:
-            return found
+        kill = _parse_kill(t)
+        if kill is not None:
+            return kill
     if t.startswith("oom_reaper: "):
         if m := _REAPED.match(t):
             return ReaperLine(
@@ -391,9 +391,9 @@ def parse_line(text: str) -> Parsed | None:
     if t.startswith("Kernel panic - not syncing: ") and _PANIC.match(t):
         return Panic(text=t.strip())
     if "OOM" in t or "oom killer " in t:
-        found = _parse_rare(t)
-        if found is not None:
-            return found
+        rare = _parse_rare(t)
+        if rare is not None:
+            return rare
     if "kB, limit " in t and (m := _COUNTER.match(t)):
         return Counter(
             name=m.group("name"),
@@ -401,9 +401,9 @@ def parse_line(text: str) -> Parsed | None:
             limit_kb=_limit(int(m.group("limit"))),
             failcnt=int(m.group("failcnt")),
         )
-    found = _parse_task_in(t)
-    if found is not None:
-        return found
+    task_in = _parse_task_in(t)
+    if task_in is not None:
+        return task_in
     if t.startswith("Memory cgroup stats for ") and (m := _STATS.match(t)):
         return MemcgStats(path=m.group("path"))
     if t.startswith("Tasks state (memory values in pages):"):
@@ -434,18 +434,18 @@ def parse_line(text: str) -> Parsed | None:
 def _parse_plain(t: str) -> Parsed | None:
     """A line with neither `:` nor `=`: only these kinds can print one."""
     if "ill process " in t or "illed process " in t:
-        found = _parse_kill(t)
-        if found is not None:
-            return found
+        kill = _parse_kill(t)
+        if kill is not None:
+            return kill
     if "are going to be killed" in t and (m := _GROUP.match(t)):
         return OomGroup(path=m.group("path"))
     if "OOM" in t or "oom killer " in t:
-        found = _parse_rare(t)
-        if found is not None:
-            return found
-    found = _parse_task_in(t)
-    if found is not None:
-        return found
+        rare = _parse_rare(t)
+        if rare is not None:
+            return rare
+    task_in = _parse_task_in(t)
+    if task_in is not None:
+        return task_in
     if t[0] == "[" and "pid" in t and (m := _TABLE_HEADER.match(t)):
         return TableHeader(columns=tuple(m.group("cols").split()))
     if "RAM" in t and (m := _PAGES_RAM.match(t)):
