@@ -105,6 +105,10 @@ class OomAssembler:
             if target is not None:
                 target.absorb(rec, parsed)
                 return out + self._emit_if_changed(target)
+            if r is not None and r.killed is None and r.reaper is not None:
+                # A fragment already reaped another pid: this is another lost kill.
+                out += self._close()
+                return out + self._start(rec, parsed)
         if r is None:
             if isinstance(parsed, _STARTERS):
                 return out + self._start(rec, parsed)
@@ -159,7 +163,7 @@ class OomAssembler:
         for r in reversed(self._recent):
             if pid in r.victim_pids():
                 return r
-        if op is not None and op.killed is None:
+        if op is not None and op.killed is None and op.reaper is None:
             return op
         return None
 
