@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from kernbot.core.events import Event
     from kernbot.core.prefilter import ByteScanner
 
+from kernbot.core.formats.reader import FORCED_FORMATS
+
 GZIP_MAGIC = b"\x1f\x8b"
 KMSG_PATH = "/dev/kmsg"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -60,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per event per line")
     parser.add_argument("--host", metavar="NAME", help="host name to put on events")
+    parser.add_argument(
+        "--format",
+        metavar="NAME",
+        default="auto",
+        choices=FORCED_FORMATS,
+        help="force the input format when detection is wrong: " + ", ".join(FORCED_FORMATS),
+    )
 
 
 def _say(message: str) -> None:
@@ -124,6 +133,29 @@ def input_chunks(fd: int, name: str, *, idle_s: float | None = None) -> Iterator
         yield from _inflate(_prepend(first, raw), name)
     else:
         yield from _prepend(first, raw)
+
+
+def reversed_chunks(fd: int, name: str) -> Iterator[bytes]:
+    """A regular file's lines last to first, a chunk at a time (a newest-first export read in
+    log order); memory stays one chunk and one line."""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        carry = b""
+        while end > 0:
+            start = max(0, end - READ_CHUNK)
+            block = os.pread(fd, end - start, start) + carry
+            end = start
+            if end > 0:
+                cut = block.find(b"\n")
+                if cut < 0 and len(block) < 1 << 20:
+                    carry = block
+                    continue
+                carry, block = block[: cut + 1], block[cut + 1 :]
+            lines = block.rstrip(b"\n").split(b"\n")
+            lines.reverse()
+            yield b"\n".join(lines) + b"\n"
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -282,13 +314,20 @@ def scan_input(
     name: str, out: Output, host: str | None, stdin: BinaryIO | None = None, fmt: str | None = None
 ) -> None:
     """Stream one input through the scanner, printing events as they become final."""
-    from kernbot.core.prefilter import ByteScanner
+    from kernbot.core.prefilter import ByteScanner, newest_first
 
     fd, shown, year, pipe = open_input(name, stdin)
-    scanner: ByteScanner = ByteScanner(host=host, year=year, cap=HELD_EVENTS, fmt=fmt)
+    forced = None if fmt in (None, "auto") else fmt
+    scanner: ByteScanner = ByteScanner(host=host, year=year, cap=HELD_EVENTS, fmt=forced)
     error: InputError | None = None
+    chunks = input_chunks(fd, shown, idle_s=IDLE_S if pipe else None)
+    if not pipe:
+        head = os.pread(fd, READ_CHUNK, 0)
+        if not head.startswith(GZIP_MAGIC) and newest_first(head, year=year, fmt=forced):
+            _say(f"{shown}: newest entries first (a sorted export): reading it from its end")
+            chunks = reversed_chunks(fd, shown)
     try:
-        for chunk in input_chunks(fd, shown, idle_s=IDLE_S if pipe else None):
+        for chunk in chunks:
             out.events(scanner.feed(chunk) if chunk else scanner.idle())
     except InputError as exc:
         error = exc  # what was read so far is still scanned and printed

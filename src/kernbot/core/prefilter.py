@@ -161,9 +161,14 @@ class _Feeder:
     """One LineReader and one Detector, fed line by line; holds revisions until final."""
 
     def __init__(
-        self, host: str | None, boot_id: str | None, year: int | None, cap: int | None
+        self,
+        host: str | None,
+        boot_id: str | None,
+        year: int | None,
+        cap: int | None,
+        fmt: str | None = None,
     ) -> None:
-        self.reader = LineReader(host=host, boot_id=boot_id, year=year)
+        self.reader = LineReader(host=host, boot_id=boot_id, year=year, fmt=fmt)
         self.detector = Detector(host=host, boot_id=boot_id)
         self.held = Releaser(cap)
 
@@ -228,8 +233,7 @@ class ByteScanner:
         cap: int | None = None,
         fmt: str | None = None,
     ) -> None:
-        self._feeder = _Feeder(host, boot_id, year, cap)
-        self.fmt = fmt
+        self._feeder = _Feeder(host, boot_id, year, cap, fmt)
         self.max_line = MAX_LINE
         self._every_line = not fast
         self._buf = b""
@@ -349,3 +353,35 @@ def detect_bytes(
     """
     scanner = ByteScanner(host=host, boot_id=boot_id, year=year, fast=fast)
     return scanner.feed(data) + scanner.finish()
+
+
+SNIFF_LINES = 5000
+
+
+def newest_first(data: bytes, *, year: int | None = None, fmt: str | None = None) -> bool:
+    """Whether the lines of `data` (the start of a log) run newest first, as table exports
+    sorted by time descending do (Kibana Discover, `gcloud logging read`): their records' times
+    go down more often than up. A report read backwards has its kill line before its header, so
+    such a file is read from its end (`kernbot scan` does, for regular files)."""
+    reader = LineReader(year=year, fmt=fmt)
+    last: float | None = None
+    down = up = 0
+    for lineno, line in enumerate(iter_lines(data[: 4 << 20]), 1):
+        if lineno > SNIFF_LINES:
+            break
+        for rec in reader.feed(line, lineno):
+            if rec.mono_usec is not None:
+                now: float | None = rec.mono_usec / 1e6
+            elif rec.wall is not None:
+                now = rec.wall.timestamp()
+            else:
+                now = None
+            if now is None:
+                continue
+            if last is not None:
+                if now < last:
+                    down += 1
+                elif now > last:
+                    up += 1
+            last = now
+    return down >= 3 and down > 2 * up
