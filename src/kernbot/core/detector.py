@@ -62,8 +62,10 @@ class Detector:
                 out.append(syn)
             elif is_wrapped_head(rec.text):
                 self._syn_head = rec
-        out.extend(self._oom.feed(rec))
-        return self._advised(out)
+        found = self._oom.feed(rec)
+        if found:
+            out.extend(found)
+        return self._advised(out) if out else out
 
     def flush(self) -> list[Event]:
         """Emit what is still pending (a truncated OOM report); a lone wrapped head is dropped."""

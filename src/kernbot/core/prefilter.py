@@ -316,15 +316,22 @@ class ByteScanner:
         """Feed lines from `pos` while a report is pending (or up to `cand_end`), then a few."""
         feeder = self._feeder
         detector = feeder.detector
+        read = feeder.reader.feed
+        detect = detector.feed
+        held = feeder.held
         after = self._after
         every = self._every_line
         lineno = self._lineno
+        find = data.find
         while pos < size:
-            end = data.find(b"\n", pos, size)
+            end = find(b"\n", pos, size)
             if end < 0:
                 end = size
             lineno += 1
-            feeder.line(data[pos:end].decode("utf-8", "replace"), lineno)
+            for rec in read(data[pos:end].decode("utf-8", "replace"), lineno):
+                found = detect(rec)
+                if found:
+                    held.add(found)
             pos = end + 1
             if every:
                 continue

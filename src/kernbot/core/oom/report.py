@@ -95,6 +95,12 @@ class OomAssembler:
         if r is not None and r.killed is None and self._stale(r, rec):
             out += self._close()
             r = None
+        if parsed is None:  # most lines of a report (stack, stats, table rows), and all others
+            if r is not None and r.killed is None:
+                r.absorb(rec, None)
+                if r.unrecognised_run >= MAX_UNRECOGNISED_RUN:
+                    out += self._close()
+            return out
         if isinstance(parsed, ol.SysrqOom):
             self._manual = None if parsed.ignored else (rec, self._fed)
         if isinstance(parsed, ol.Header):
