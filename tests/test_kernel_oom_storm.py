@@ -1,4 +1,4 @@
-"""A real memcg OOM storm: the kernel rate-limits its reports, `kernbot scan` still counts every kill.
+"""A real memcg OOM storm: the kernel rate-limits its reports; `kernbot scan` counts every kill.
 
 mm/oom_kill.c prints the report (`dump_header`) only while `__ratelimit(&oom_rs)` allows it: 10
 reports per 5 s (DEFAULT_RATELIMIT_BURST / _INTERVAL). Past that each further kill prints only
@@ -30,10 +30,11 @@ STORM = 24
 KILLED = re.compile(r"Killed process (\d+) \(")
 
 
-def _storm(procs_file: str) -> list[subprocess.Popen[str]]:
+def _hogs(procs_file: str, count: int) -> list[subprocess.Popen[str]]:
+    """Processes that each outgrow the cgroup's limit alone, so each is OOM-killed."""
     hog = helper_path("_memhog.py")
     argv = [PYTHON, "-S", hog, "--cgroup-procs", procs_file, "--comm", "kb-storm", "--mb", "96"]
-    return [spawn(argv) for _ in range(STORM)]
+    return [spawn(argv) for _ in range(count)]
 
 
 def test_a_storm_of_memcg_kills_is_every_kill_with_what_its_line_proves(
@@ -47,11 +48,11 @@ def test_a_storm_of_memcg_kills_is_every_kill_with_what_its_line_proves(
     seq = last_seq()
     procs: list[subprocess.Popen[str]] = []
     try:
-        procs = _storm(procs_file)
+        procs = _hogs(procs_file, STORM)
         for p in procs:
-            p.wait(timeout=60)  # each one outgrows the limit alone and is killed
+            p.wait(timeout=60)
         time.sleep(5.5)  # the window reopens: the next report says how many were suppressed
-        procs.append(_storm(procs_file)[0])
+        procs += _hogs(procs_file, 1)
         procs[-1].wait(timeout=60)
         time.sleep(0.5)
     finally:
