@@ -7,12 +7,19 @@ TcpExt counters and the net sysctls. Then the core's advice is computed over all
 
 Best effort by design: a /proc read that fails is noted in `context["enrich_errors"]` and the
 event goes out anyway. The event passed in is never modified; a copy is returned.
+
+Cost (issue 11): the detector hands out a new revision of a report as lines arrive, several per
+OOM event, and a node in an OOM loop prints a hundred reports a second. The /proc snapshot is
+therefore read once per event (its first revision, the one closest to the kill) and reused for
+the event's later revisions, and the whole-process `top_oom_score` scan is shared by the events
+of one `TOP_TTL_S` window; reading all of /proc per revision cost most of a core.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +33,10 @@ from kernbot.core.syn.episodes import COUNTERS
 from kernbot.core.wire import Listener, ProcInfo
 
 DAY_S = 24 * 3600.0
+TOP_TTL_S = 1.0
+"""Events within this many seconds share one scan of every process's oom_score."""
+SNAPSHOTS_KEPT = 256
+"""Per-event /proc snapshots kept for later revisions (far more than are open at once)."""
 
 
 def _event_ts(event: OomKillEvent) -> float | None:
@@ -68,6 +79,12 @@ class Enricher:
         self.clock = clock
         self._kills: deque[tuple[float, str | None, str]] = deque()
         """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
+        self._kill_keys: set[str] = set()
+        self._per_cgroup: Counter[str | None] = Counter()
+        """Indexes of `_kills`: a revision is counted in O(1), not by a walk over a day of kills."""
+        self._snapshots: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Event id -> the /proc context read for its first revision."""
+        self._top_cache: tuple[float, list[dict[str, Any]]] | None = None
 
     def enrich(self, event: Event) -> Event:
         """A copy of `event` with live context, pod names (from pod logs) and advice."""
@@ -122,15 +139,37 @@ class Enricher:
 
     def _oom_context(self, ev: OomKillEvent) -> None:
         ctx = ev.context
-        self._guard(ctx, "meminfo", self.proc.meminfo)
-        self._guard(ctx, "psi", self.proc.psi_memory)
-        self._guard(ctx, "top_oom_score", self._top)
-        self._guard(ctx, "oom_kill_total", self.proc.vmstat_oom_kill)
-        self._guard(ctx, "sysctls", self.proc.vm_sysctls)
+        ctx.update(copy.deepcopy(self._snapshot(ev.id)))
         if ev.kubernetes is None and ev.memcg is not None:
             path = ev.memcg.task_path or ev.memcg.oom_path
             ev.kubernetes = identify(path) if path else None
         ctx["kills_24h"] = self._count_kill(ev)
+
+    def _snapshot(self, event_id: str | None) -> dict[str, Any]:
+        """The live /proc context of this event: read for its first revision, then reused."""
+        if event_id is not None and event_id in self._snapshots:
+            self._snapshots.move_to_end(event_id)
+            return self._snapshots[event_id]
+        snap: dict[str, Any] = {}
+        self._guard(snap, "meminfo", self.proc.meminfo)
+        self._guard(snap, "psi", self.proc.psi_memory)
+        self._guard(snap, "top_oom_score", self._top_shared)
+        self._guard(snap, "oom_kill_total", self.proc.vmstat_oom_kill)
+        self._guard(snap, "sysctls", self.proc.vm_sysctls)
+        if event_id is not None:
+            self._snapshots[event_id] = snap
+            while len(self._snapshots) > SNAPSHOTS_KEPT:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def _top_shared(self) -> list[dict[str, Any]]:
+        """`_top`, scanned at most once per `TOP_TTL_S` (monotonic) for all events."""
+        now = time.monotonic()
+        if self._top_cache is not None and now - self._top_cache[0] < TOP_TTL_S:
+            return self._top_cache[1]
+        top = self._top()
+        self._top_cache = (now, top)
+        return top
 
     def _names_done(self, ev: OomKillEvent) -> None:
         source = describe_source(ev.kubernetes)
@@ -160,16 +199,20 @@ class Enricher:
         """Kills in the last 24 h in the same memcg (all kills when the memcg is unknown)."""
         now = self.clock()
         while self._kills and self._kills[0][0] < now - DAY_S:
-            self._kills.popleft()
+            _, gone_cgroup, gone_key = self._kills.popleft()
+            self._kill_keys.discard(gone_key)
+            self._per_cgroup[gone_cgroup] -= 1
         cgroup = ev.memcg.task_path or ev.memcg.oom_path if ev.memcg is not None else None
         key = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
-        if all(k[2] != key for k in self._kills):
+        if key not in self._kill_keys:
             at = _event_ts(ev)
             if at is None or at > now:
                 at = now
             if at >= now - DAY_S:
                 self._kills.append((at, cgroup, key))
-        return sum(1 for k in self._kills if cgroup is None or k[1] == cgroup)
+                self._kill_keys.add(key)
+                self._per_cgroup[cgroup] += 1
+        return len(self._kills) if cgroup is None else self._per_cgroup[cgroup]
 
     def _syn_context(self, ev: SynFloodEvent) -> None:
         ctx = ev.context
