@@ -84,20 +84,34 @@ async def idle(bot: FakeBot, tmp: Path, seconds: float, spec: str = "kmsg") -> N
     agent.terminate()
 
 
-async def loaded(bot: FakeBot, tmp: Path, seconds: float, rate: int) -> None:
-    log = tmp / "kern.log"
+def report_lines(count: int) -> list[str]:
+    """`count` lines of back-to-back memcg OOM reports (scan_bench's OOM-loop log)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scan_bench import write_oom_loop
+
+    with tempfile.TemporaryDirectory(prefix="kernbot-bench-") as d:
+        path = Path(d) / "loop.log"
+        write_oom_loop(path, count)
+        return path.read_text().splitlines(keepends=True)
+
+
+async def loaded(bot: FakeBot, tmp: Path, seconds: float, rate: int, kind: str) -> None:
+    log = tmp / f"kern-{kind}.log"
     log.write_text("")
-    agent = await started(bot, tmp / "load", {"KERNBOT_SOURCE": f"file:{log}"})
+    agent = await started(bot, tmp / f"load-{kind}", {"KERNBOT_SOURCE": f"file:{log}"})
     assert agent.proc is not None
     pid = agent.proc.pid
-    line = "[ 1234.567890] eth0: link is busy, nothing to see here (bench filler line)\n"
+    filler = "[ 1234.567890] eth0: link is busy, nothing to see here (bench filler line)\n"
+    total = int(seconds * rate) + rate
+    lines = report_lines(total) if kind == "reports" else [filler] * total
+    events0 = len(bot.events)
     c0, t0 = cpu_s(pid), time.monotonic()
     written = 0
     with open(log, "a") as f:  # noqa: ASYNC230 - the writer is the load, not the agent
         while (elapsed := time.monotonic() - t0) < seconds:
-            due = int(elapsed * rate) - written
+            due = min(int(elapsed * rate), total) - written
             if due > 0:
-                f.write(line * due)
+                f.write("".join(lines[written : written + due]))
                 f.flush()
                 written += due
             await asyncio.sleep(0.01)
@@ -105,9 +119,11 @@ async def loaded(bot: FakeBot, tmp: Path, seconds: float, rate: int) -> None:
     took = time.monotonic() - t0
     cpu = (cpu_s(pid) - c0) / took * 100
     status = await agent.get("/v1/status")
+    shipped = len(bot.events) - events0
     print(
-        f"loaded ({rate}/s for {seconds:.0f} s, file source): CPU {cpu:.1f} % of a core, "
-        f"{rss_text(pid)}, records read {status['records_read']} of {written}"
+        f"loaded with {kind} ({rate}/s for {seconds:.0f} s, file source): CPU {cpu:.1f} % of a "
+        f"core, {rss_text(pid)}, records read {status['records_read']} of {written}, "
+        f"{shipped} events at the bot"
     )
     agent.terminate()
 
@@ -230,6 +246,7 @@ async def main() -> None:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--risk-s", type=float, default=60.0)
     ap.add_argument("--cgroups", type=int, default=500)
+    ap.add_argument("--load", choices=("filler", "reports", "both"), default="both")
     args = ap.parse_args()
     bot = await FakeBot().start()
     try:
@@ -239,7 +256,9 @@ async def main() -> None:
                 await idle(bot, tmp, args.idle_s)
                 await idle(bot, tmp, args.idle_s, "file (quiet)")
             if args.load_s > 0:
-                await loaded(bot, tmp, args.load_s, args.rate)
+                for kind in ("filler", "reports"):
+                    if args.load in (kind, "both"):
+                        await loaded(bot, tmp, args.load_s, args.rate, kind)
             if args.kills > 0:
                 await latency(bot, tmp, args.kills)
             if args.risk_s > 0:

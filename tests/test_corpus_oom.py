@@ -181,7 +181,9 @@ EXPECTED: dict[str, tuple[int, dict[str, Any]]] = {
             "trigger.pid": 12788,
             "victim.pid": 12788,
             "victim.comm": "runc:[2:INIT]",
-            "victim.printed_score": 997,
+            # `Kill process 12800 … score 997 or sacrifice child`, then `Killed process 12788`:
+            # 997 is the score of 12800, the task chosen, not of the child that died.
+            "victim.printed_score": None,
             "victim.oom_score_adj": 997,
             "memcg.limit_kb": 3145728,
             "tasks#": 3,

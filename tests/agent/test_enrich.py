@@ -174,3 +174,39 @@ def test_kills_of_one_container_at_its_limit_say_how_often(pods: PodResolver) ->
     assert advise(third)[0].title.startswith("It grows to its limit every ~20 min")
     other = enricher.enrich(oom("k3", "/kubepods/burstable/podffff/x", None))
     assert isinstance(other, OomKillEvent) and other.context.recurrence is None
+
+
+class CountingProc(ProcReader):
+    """The real reader over the captured proc root, counting the reads enrichment makes."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.calls: dict[str, int] = {"top": 0, "meminfo": 0}
+
+    def top_by_oom_score(self, n: int = 10) -> list[ProcInfo]:
+        self.calls["top"] += 1
+        return super().top_by_oom_score(n)
+
+    def meminfo(self) -> dict[str, int]:
+        self.calls["meminfo"] += 1
+        return super().meminfo()
+
+
+def test_proc_is_read_once_per_event_not_per_revision(pods: PodResolver) -> None:
+    # Issue 11: a node in an OOM loop makes ~100 events/s, each revised as its lines arrive;
+    # reading all of /proc per revision cost most of a core.
+    proc = CountingProc(SNAPSHOT)
+    enricher = Enricher(proc, pods, top_n=3, clock=lambda: NOW)
+    first = enricher.enrich(oom("b:1", TASK_PATH))
+    again = enricher.enrich(oom("b:1", TASK_PATH).model_copy(update={"revision": 1}))
+    assert proc.calls == {"top": 1, "meminfo": 1}
+    assert again.context.meminfo == first.context.meminfo
+    assert again.context.top_oom_score == first.context.top_oom_score
+    assert again.context.kills_24h == first.context.kills_24h == 1
+    assert first.context.top_oom_score is not None
+    first.context.top_oom_score.clear()  # each event gets its own copy of the snapshot
+    assert again.context.top_oom_score
+    other = enricher.enrich(oom("b:2", TASK_PATH))
+    assert proc.calls == {"top": 1, "meminfo": 2}  # a new event: fresh reads, shared top scan
+    assert other.context.top_oom_score == again.context.top_oom_score
+    assert other.context.kills_24h == 2

@@ -8,20 +8,27 @@ the net sysctls. Advice is the pipeline's next stage, computed once over all of 
 
 Best effort by design: a /proc read that fails is noted in `context.enrich_errors` and the
 event goes out anyway. The event passed in is never modified; a copy is returned.
+
+Cost (issue 11): the detector hands out a new revision of a report as lines arrive, several per
+OOM event, and a node in an OOM loop prints a hundred reports a second. The /proc snapshot is
+therefore read once per event (its first revision, the one closest to the kill) and reused for
+the event's later revisions, and the whole-process `top_oom_score` scan is shared by the events
+of one `TOP_TTL_S` window; reading all of /proc per revision cost most of a core.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar, overload
 
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
 from kernbot.core.cgroup_identity import identify
-from kernbot.core.context import HostMemory, Listener, ProcInfo, Recurrence
+from kernbot.core.context import HostMemory, Listener, ProcInfo, Psi, Recurrence
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.oom.recurrence import Kill, as_kill, recurrence
 from kernbot.core.syn.episodes import COUNTERS
@@ -30,6 +37,10 @@ DAY_S = 24 * 3600.0
 MAX_REMEMBERED = 2000
 """Kills of cgroup/pod limits kept for `recurrence` (oldest forgotten first)."""
 T = TypeVar("T")
+TOP_TTL_S = 1.0
+"""Events within this many seconds share one scan of every process's oom_score."""
+SNAPSHOTS_KEPT = 256
+"""Per-event /proc snapshots kept for later revisions (far more than are open at once)."""
 
 
 def _event_ts(event: OomKillEvent) -> float | None:
@@ -57,6 +68,18 @@ def pick_listener(listeners: list[Listener], ev: SynFloodEvent) -> Listener | No
     return min(on_port, key=rank, default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What /proc said for one event's first revision; later revisions get copies of it."""
+
+    meminfo: HostMemory | None
+    psi: Psi | None
+    top: list[ProcInfo] | None
+    oom_kill_total: int | None
+    sysctls: dict[str, int]
+    errors: list[str] = field(default_factory=list)
+
+
 class Enricher:
     def __init__(
         self,
@@ -74,6 +97,12 @@ class Enricher:
         """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
         self._limits: dict[str, Kill] = {}
         """Event id -> the kill of a cgroup or pod limit, for `recurrence` (bounded)."""
+        self._kill_keys: set[str] = set()
+        self._per_cgroup: Counter[str | None] = Counter()
+        """Indexes of `_kills`: a revision is counted in O(1), not by a walk over a day of kills."""
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        """Event id -> the /proc context read for its first revision."""
+        self._top_cache: tuple[float, list[ProcInfo]] | None = None
 
     def remember(self, events: list[OomKillEvent]) -> None:
         """Kills from the agent's history (after a restart), so a pattern spans restarts."""
@@ -122,12 +151,13 @@ class Enricher:
 
     def _oom_context(self, ev: OomKillEvent) -> None:
         ctx, errors = ev.context, ev.context.enrich_errors
-        meminfo = self._guard(errors, "meminfo", self.proc.meminfo)
-        ctx.meminfo = HostMemory.model_validate(meminfo) if meminfo is not None else None
-        ctx.psi = self._guard(errors, "psi", self.proc.psi_memory)
-        ctx.top_oom_score = self._guard(errors, "top_oom_score", self._top)
-        ctx.oom_kill_total = self._guard(errors, "oom_kill_total", self.proc.vmstat_oom_kill)
-        ctx.sysctls = self._guard(errors, "sysctls", self.proc.vm_sysctls) or {}
+        snap = self._snapshot(ev.id)
+        ctx.meminfo = snap.meminfo.model_copy() if snap.meminfo is not None else None
+        ctx.psi = snap.psi.model_copy() if snap.psi is not None else None
+        ctx.top_oom_score = [p.model_copy() for p in snap.top] if snap.top is not None else None
+        ctx.oom_kill_total = snap.oom_kill_total
+        ctx.sysctls = dict(snap.sysctls)
+        errors.extend(snap.errors)
         if ev.kubernetes is None and ev.memcg is not None:
             path = ev.memcg.task_path or ev.memcg.oom_path
             ev.kubernetes = identify(path) if path else None
@@ -145,6 +175,36 @@ class Enricher:
         while len(self._limits) > MAX_REMEMBERED:
             self._limits.pop(next(iter(self._limits)))
         return recurrence(kill, known)
+
+    def _snapshot(self, event_id: str | None) -> _Snapshot:
+        """The live /proc context of this event: read for its first revision, then reused."""
+        if event_id is not None and event_id in self._snapshots:
+            self._snapshots.move_to_end(event_id)
+            return self._snapshots[event_id]
+        errors: list[str] = []
+        meminfo = self._guard(errors, "meminfo", self.proc.meminfo)
+        snap = _Snapshot(
+            meminfo=HostMemory.model_validate(meminfo) if meminfo is not None else None,
+            psi=self._guard(errors, "psi", self.proc.psi_memory),
+            top=self._guard(errors, "top_oom_score", self._top_shared),
+            oom_kill_total=self._guard(errors, "oom_kill_total", self.proc.vmstat_oom_kill),
+            sysctls=self._guard(errors, "sysctls", self.proc.vm_sysctls) or {},
+            errors=errors,
+        )
+        if event_id is not None:
+            self._snapshots[event_id] = snap
+            while len(self._snapshots) > SNAPSHOTS_KEPT:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def _top_shared(self) -> list[ProcInfo]:
+        """`_top`, scanned at most once per `TOP_TTL_S` (monotonic) for all events."""
+        now = time.monotonic()
+        if self._top_cache is not None and now - self._top_cache[0] < TOP_TTL_S:
+            return self._top_cache[1]
+        top = self._top()
+        self._top_cache = (now, top)
+        return top
 
     def _names_done(self, ev: OomKillEvent) -> None:
         source = describe_source(ev.kubernetes)
@@ -174,16 +234,20 @@ class Enricher:
         """Kills in the last 24 h in the same memcg (all kills when the memcg is unknown)."""
         now = self.clock()
         while self._kills and self._kills[0][0] < now - DAY_S:
-            self._kills.popleft()
+            _, gone_cgroup, gone_key = self._kills.popleft()
+            self._kill_keys.discard(gone_key)
+            self._per_cgroup[gone_cgroup] -= 1
         cgroup = ev.memcg.task_path or ev.memcg.oom_path if ev.memcg is not None else None
         key = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
-        if all(k[2] != key for k in self._kills):
+        if key not in self._kill_keys:
             at = _event_ts(ev)
             if at is None or at > now:
                 at = now
             if at >= now - DAY_S:
                 self._kills.append((at, cgroup, key))
-        return sum(1 for k in self._kills if cgroup is None or k[1] == cgroup)
+                self._kill_keys.add(key)
+                self._per_cgroup[cgroup] += 1
+        return len(self._kills) if cgroup is None else self._per_cgroup[cgroup]
 
     def _syn_context(self, ev: SynFloodEvent) -> None:
         ctx, errors = ev.context, ev.context.enrich_errors

@@ -33,6 +33,9 @@ class RecordDetector(Protocol):
 
     def feed(self, rec: Record) -> list[Event]: ...
     def flush(self) -> list[Event]: ...
+    def live_ids(self) -> set[str]:
+        """Ids of the events a later record may still revise."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,9 @@ class _SynLines:
         self._head = None  # a lone wrapped head is dropped
         return []
 
+    def live_ids(self) -> set[str]:
+        return set()  # a SYN flood line is an event at once, never revised
+
 
 class _OomReports:
     """The OOM report assembler. Besides its own `pending`, a report that was emitted early but
@@ -97,6 +103,9 @@ class _OomReports:
 
     def flush(self) -> list[Event]:
         return list(self._asm.flush())
+
+    def live_ids(self) -> set[str]:
+        return self._asm.live_ids()
 
 
 OOM_KEYWORDS: tuple[bytes, ...] = (
@@ -143,13 +152,22 @@ class Detector:
         """True while a report or a wrapped line is half read: every next line may matter."""
         return any(d.pending for d in self._detectors)
 
+    def live_ids(self) -> set[str]:
+        """Ids of events that a later record may still revise (the open and recent reports)."""
+        ids: set[str] = set()
+        for d in self._detectors:
+            ids |= d.live_ids()
+        return ids
+
     def feed(self, rec: Record) -> list[Event]:
         if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
             return []
         out: list[Event] = []
         for det in self._detectors:
-            out.extend(det.feed(rec))
-        return self._advised(out)
+            found = det.feed(rec)
+            if found:
+                out.extend(found)
+        return self._advised(out) if out else out
 
     def flush(self) -> list[Event]:
         """Emit what is still pending (a truncated OOM report)."""

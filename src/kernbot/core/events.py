@@ -281,6 +281,13 @@ class OomKillEvent(_EventBase):
     """The `oom_risk` episode that warned about this cgroup before the kill, when there was one."""
     risk_started: str | None = None
     """ISO time that episode started (the warning came this long before the kill)."""
+    killed: bool = True
+    """False when the report shows no kill (a header without a kill line: truncated, panic, or
+    the victim was already exiting): not counted as a kill."""
+    report_suppressed: bool = False
+    """Only the kill line was printed: past 10 reports in 5 s the kernel prints `oom_kill_process:
+    N callbacks suppressed` and, for each further kill, just this line (or the log lost the
+    rest). The fields are what that line proves."""
 
 
 class SynFloodEvent(_EventBase):

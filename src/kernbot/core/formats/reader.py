@@ -24,6 +24,7 @@ from kernbot.core.formats.dmesg import (
     parse_netconsole,
     parse_raw_prio,
 )
+from kernbot.core.formats.embedded import embedded_message, json_noise, split_glued
 from kernbot.core.formats.head import Head, to_records
 from kernbot.core.formats.journal import dmesg_json_head, is_kernel_entry, journal_head, json_member
 from kernbot.core.formats.kmsg import DICT_LINE, parse_kmsg_line
@@ -47,6 +48,12 @@ __all__ = [
 
 OTHER_FORMATS = frozenset({"syslog-other", "journal-other"})
 """Formats of records that did not come from the kernel."""
+FORCED_FORMATS = ("auto", "dmesg", "dmesg-r", "dmesg-x", "kmsg", "syslog", "json", "csv", "plain")
+"""What `kernbot scan --format NAME` accepts: `auto` detects per line (the default); a name
+parses every line with that format's parser only (`json`/`csv`: a log platform's export; `plain`:
+bare kernel messages, no prefix at all)."""
+_RECOVERABLE = frozenset({"plain", "dmesg-iso"})
+"""Formats whose text may still wrap a kernel line (exports, `aws logs tail`, Loki)."""
 
 _MONTH_INITIALS = frozenset("JFMASOND")
 _JSON_STRUCTURE = frozenset({"{", "},{", "}", "},", "]", "],", "}]", "]}"})
@@ -67,8 +74,16 @@ class LineReader:
     """
 
     def __init__(
-        self, *, host: str | None = None, boot_id: str | None = None, year: int | None = None
+        self,
+        *,
+        host: str | None = None,
+        boot_id: str | None = None,
+        year: int | None = None,
+        fmt: str | None = None,
     ) -> None:
+        if fmt not in (None, *FORCED_FORMATS):
+            raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORCED_FORMATS)}")
+        self.forced = None if fmt == "auto" else fmt
         self.host = host
         self.boot_id = boot_id
         self.year = year
@@ -96,8 +111,18 @@ class LineReader:
             self._cont = None
             self._after_kmsg = False
             return self._take_held()
+        if line[0] == "[" and len(line) > 40 and (cut := split_glued(line)):
+            # Two records pasted onto one line: read them as the two lines they were.
+            first = self.feed(line[:cut].rstrip(), lineno)
+            return first + self.feed(line[cut:], lineno)
         try:
-            head = self._parse(line)
+            head = self._parse(line) if self.forced is None else self._parse_forced(line)
+            if head is not None and head.fmt in _RECOVERABLE and self.forced in (None, "json"):
+                recovered = self._recover(head)
+                if recovered is not None:
+                    head = recovered
+                elif head.fmt == "plain" and line[:1] in ' \t{}[]"' and json_noise(line):
+                    head = None  # an export's JSON around the messages: no record
         except (ValueError, OverflowError, IndexError, KeyError, TypeError, RecursionError):
             head = Head(line, "plain")
         out = self._take_held() if self._held is not None else []
@@ -128,6 +153,59 @@ class LineReader:
             return []
         self._held = None
         return to_records(held[0], lineno=held[1], host=self.host, boot_id=self.boot_id)
+
+    def _recover(self, head: Head, depth: int = 0) -> Head | None:
+        """The kernel line inside an export's line (`kernbot.core.formats.embedded`)."""
+        inner = embedded_message(head.text)
+        if inner is None or not inner.strip() or depth > 2:
+            return None
+        found = self._parse_message(inner)
+        if found.fmt in _RECOVERABLE:
+            deeper = self._recover(found, depth + 1)
+            if deeper is not None:
+                return deeper
+            if found.fmt == "plain":
+                found = found._replace(fmt="export")
+        return found._replace(width=0, wall=found.wall or head.wall)
+
+    def _parse_message(self, text: str) -> Head:
+        """One line found inside another, through the stateless prefix parsers."""
+        for line in text.split("\n")[:1]:
+            first = line[:1]
+            found: Head | None = None
+            if first == "[":
+                found = parse_bracket(line, self.year)
+            elif first == "<":
+                found = parse_raw_prio(line, self.year)
+            elif first in _MONTH_INITIALS:
+                found = parse_traditional(line, self.year)
+            elif first.isdigit():
+                found = parse_iso(line) if line[4:5] == "-" else None
+            elif "a" <= first <= "z":
+                found = parse_fac_level(line, self.year)
+            if found is not None:
+                return found
+        return Head(text, "plain")
+
+    def _parse_forced(self, line: str) -> Head | None:
+        """`--format NAME`: that one parser for every line; what it does not claim is kept."""
+        forced = self.forced
+        if forced in ("dmesg", "dmesg-r", "dmesg-x", "syslog", "kmsg"):
+            if line[:1] in " \t":
+                return self._parse_indented(line, after_kmsg=forced == "kmsg")
+            if forced == "dmesg":
+                return parse_bracket(line, self.year) or Head(line, "plain")
+            if forced == "dmesg-r":
+                return parse_raw_prio(line, self.year) or Head(line, "plain")
+            if forced == "dmesg-x":
+                return parse_fac_level(line, self.year) or Head(line, "plain")
+            if forced == "kmsg":
+                return self._parse_digit(line)
+            return parse_traditional(line, self.year) or parse_iso(line) or Head(line, "plain")
+        if forced in ("json", "csv"):
+            wrapped = Head(line, "plain")
+            return self._recover(wrapped) or wrapped
+        return Head(line, "plain")
 
     def _parse(self, line: str) -> Head | None:
         after_kmsg, self._after_kmsg = self._after_kmsg, False
@@ -162,8 +240,15 @@ class LineReader:
 
     def _parse_indented(self, line: str, after_kmsg: bool) -> Head | None:
         cont = self._cont
-        if cont is not None and line.startswith(self._indent):
-            return cont._replace(text=line[cont.width :])
+        if cont is not None and (
+            line.startswith(self._indent)
+            or (cont.fmt == "dmesg-x" and line.startswith(self._indent[1:]))
+        ):
+            # dmesg indents a record's embedded lines to its prefix width, except `dmesg -x`
+            # with `[ts]`: one column short (util-linux quirk). Blanks past the indent are text
+            # (show_mem's ` active_file:…`).
+            width = cont.width if line.startswith(self._indent) else cont.width - 1
+            return cont._replace(text=line[width:])
         if after_kmsg and DICT_LINE.match(line):
             self._after_kmsg = True
             self._fragment, self._held = self._held, None  # still open for `+` pieces
@@ -241,9 +326,10 @@ def read_lines(
     host: str | None = None,
     boot_id: str | None = None,
     year: int | None = None,
+    fmt: str | None = None,
 ) -> Iterator[Record]:
     """Records for an iterable of lines (trailing newlines are fine); numbers lines from 1."""
-    reader = LineReader(host=host, boot_id=boot_id, year=year)
+    reader = LineReader(host=host, boot_id=boot_id, year=year, fmt=fmt)
     for lineno, line in enumerate(lines, start=1):
         yield from reader.feed(line, lineno)
     yield from reader.flush()

@@ -35,7 +35,13 @@ def unescape_octal(text: str) -> str:
     return text.replace("#012", "\n").replace("#011", "\t")
 
 
-def _after_tag(line: str, pos: int, wall: datetime | None, host: str, fmt: str) -> Head:
+_FAC_PRIO = re.compile(
+    r"[a-z]{2,8}[0-7]?\.(?:emerg|alert|crit|err|warn|warning|notice|info|debug) "
+)
+"""busybox syslogd's `facility.priority` between host and tag (sysklogd/syslogd.c)."""
+
+
+def _after_tag(line: str, pos: int, wall: datetime | None, host: str | None, fmt: str) -> Head:
     """`tag[pid]: msg` at `pos`; the kernel's `[ts] ` is kept as mono time when present."""
     tag = _TAG.match(line, pos)
     if tag is None:
@@ -57,7 +63,13 @@ def parse_traditional(line: str, year: int | None) -> Head | None:
         return None
     month = EN_MONTHS.get(match[1].lower())
     wall = make_wall(year, month, match[2], match.group(3, 4, 5), usec=frac_to_usec(match[6]))
-    return _after_tag(line, match.end(), wall, match[7], "syslog")
+    if match[7] == "kernel:":  # busybox `syslogd -S` (and routers): no host name at all
+        return _after_tag(line, match.start(7), wall, None, "syslog")
+    pos = match.end()
+    fac = _FAC_PRIO.match(line, pos)  # busybox syslogd: `host kern.warn kernel: msg`
+    if fac is not None:
+        pos = fac.end()
+    return _after_tag(line, pos, wall, match[7], "syslog")
 
 
 def parse_iso(line: str) -> Head | None:

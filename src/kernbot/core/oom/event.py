@@ -168,6 +168,23 @@ def _add_corner_cases(event: OomKillEvent, r: ReportState) -> None:
     event.sysrq_ignored = r.sysrq_ignored
 
 
+def _kill_line_only(r: ReportState) -> bool:
+    """Nothing of the report but its kill line (and follow-ups): the report was not printed."""
+    return (
+        r.header is None
+        and r.stack is None
+        and r.oom_kill is None
+        and r.kill_process is None
+        and not r.counters
+        and not r.tasks
+        and r.layout is None
+        and r.task_path is None
+        and r.oom_path is None
+        and not r.meminfo
+        and not r.managed_kb
+    )
+
+
 def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
     """The event for a report as far as it has been read."""
     first = r.first
@@ -211,6 +228,8 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         group_kill=r.group_path is not None,
         group_victims=[killed_victim(k) for k in r.group_victims],
         complete=r.killed is not None,
+        killed=r.killed is not None or bool(r.group_victims) or r.reaper is not None,
+        report_suppressed=r.killed is not None and _kill_line_only(r),
         totalpages=totalpages,
         kernel_era=era,
     )

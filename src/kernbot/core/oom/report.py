@@ -78,6 +78,15 @@ class OomAssembler:
         """
         return self._open is not None and self._open.killed is None
 
+    def live_ids(self) -> set[str]:
+        """Ids of the emitted events a later record may still revise: open and recent reports."""
+        ids = {r.last_event.id for r in self._recent if r.last_event is not None}
+        op = self._open
+        if op is not None and op.last_event is not None:
+            ids.add(op.last_event.id)
+        ids.discard(None)
+        return ids  # type: ignore[return-value]
+
     def feed(self, rec: Record) -> list[OomKillEvent]:
         parsed = ol.parse_line(rec.text)
         out: list[OomKillEvent] = []
@@ -86,6 +95,12 @@ class OomAssembler:
         if r is not None and r.killed is None and self._stale(r, rec):
             out += self._close()
             r = None
+        if parsed is None:  # most lines of a report (stack, stats, table rows), and all others
+            if r is not None and r.killed is None:
+                r.absorb(rec, None)
+                if r.unrecognised_run >= MAX_UNRECOGNISED_RUN:
+                    out += self._close()
+            return out
         if isinstance(parsed, ol.SysrqOom):
             self._manual = None if parsed.ignored else (rec, self._fed)
         if isinstance(parsed, ol.Header):
@@ -96,6 +111,10 @@ class OomAssembler:
             if target is not None:
                 target.absorb(rec, parsed)
                 return out + self._emit_if_changed(target)
+            if r is not None and r.killed is None and r.reaper is not None:
+                # A fragment already reaped another pid: this is another lost kill.
+                out += self._close()
+                return out + self._start(rec, parsed)
         if r is None:
             if isinstance(parsed, _STARTERS):
                 return out + self._start(rec, parsed)
@@ -150,7 +169,7 @@ class OomAssembler:
         for r in reversed(self._recent):
             if pid in r.victim_pids():
                 return r
-        if op is not None and op.killed is None:
+        if op is not None and op.killed is None and op.reaper is None:
             return op
         return None
 
@@ -185,13 +204,14 @@ class OomAssembler:
         return self._emit_if_changed(r)
 
     def _emit_if_changed(self, r: ReportState) -> list[OomKillEvent]:
+        """A new revision when the report says more than its last one (built once, not copied:
+        each revision is a fresh object, so callers may change what they are handed)."""
+        fingerprint = r.fingerprint()
+        if r.last_event is not None and fingerprint == r.last_fingerprint:
+            return []
         event = build_event(r, host=self._host, boot_id=self._boot_id)
         if r.last_event is not None:
-            same = event.model_dump(exclude={"lines", "revision"}) == r.last_event.model_dump(
-                exclude={"lines", "revision"}
-            )
-            if same:
-                return []
             event.revision = r.last_event.revision + 1
         r.last_event = event
-        return [event.model_copy(deep=True)]
+        r.last_fingerprint = fingerprint
+        return [event]

@@ -70,6 +70,40 @@ class ReportState:
     unrecognised_run: int = 0
     last_mono: int | None = None
     last_event: OomKillEvent | None = None
+    """The last event emitted for this report (handed out as is: nothing here reads it)."""
+    last_fingerprint: tuple[object, ...] | None = None
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything `build_event` reads except `lines`: equal fingerprints, equal events.
+
+        Comparing this tuple (frozen parsed lines, counts of append-only lists) replaces dumping
+        and comparing two whole events, and lets the emitted event be handed out without a deep
+        copy: the assembler never reads an emitted event again.
+        """
+        return (
+            self.header,
+            self.stack,
+            self.cpuset,
+            self.managed_kb,
+            tuple(self.meminfo.items()),
+            frozenset(self.meminfo_flags),
+            self.task_path,
+            self.oom_path,
+            tuple(self.counters.items()),
+            len(self.tasks),
+            self.oom_kill,
+            self.kill_process,
+            self.killed,
+            self.group_path,
+            len(self.group_victims),
+            self.reaper,
+            self.panic,
+            len(self.exiting),
+            self.mm_pinned,
+            self.manual,
+            self.sysrq_ignored,
+            self.lines_omitted,
+        )
 
     def keep_line(self, text: str, parsed: ol.Parsed | None) -> None:
         if len(self.lines) < _HEAD_LINES or (
@@ -87,6 +121,8 @@ class ReportState:
         pids = {k.pid for k in self.group_victims}
         if self.killed:
             pids.add(self.killed.pid)
+        elif self.reaper is not None:
+            pids.add(self.reaper.pid)  # a stray reaper line's report takes that pid's repeats
         return pids
 
     def absorb(self, rec: Record, parsed: ol.Parsed | None) -> None:

@@ -54,7 +54,8 @@ def victim(
         v.pid, v.comm = ok.pid, ok.task
     if ok is not None and ok.pid == v.pid and v.uid is None:
         v.uid = ok.uid
-    if kp is not None and kp.score is not None:
+    if kp is not None and kp.score is not None and kp.pid == v.pid:
+        # `Kill process P … score N or sacrifice child` then `Killed process C`: N is P's score.
         v.printed_score = kp.score
     row = rows.get(v.pid) if v.pid is not None else None
     if row is not None:
