@@ -139,12 +139,20 @@ class Detector:
     """Routes records to every registered detector; attaches advice to each event."""
 
     def __init__(
-        self, host: str | None = None, boot_id: str | None = None, *, advise: bool = True
+        self,
+        host: str | None = None,
+        boot_id: str | None = None,
+        *,
+        advise: bool = True,
+        diagnose: bool = True,
     ) -> None:
         self.host = host
         self.boot_id = boot_id
         self.advise = advise
         """False in the agent, whose pipeline advises once, after enrichment."""
+        self.diagnose = diagnose
+        """False where the caller finishes each event once it is final (`finish_event`): a
+        report is emitted several times as its lines arrive, and the diagnosis reads them all."""
         self._detectors = [d.make(host, boot_id) for d in DETECTORS]
 
     @property
@@ -178,11 +186,19 @@ class Detector:
 
     def _advised(self, events: list[Event]) -> list[Event]:
         for ev in events:
-            if isinstance(ev, OomKillEvent):
+            if self.diagnose and isinstance(ev, OomKillEvent):
                 attach_diagnosis(ev)
             if self.advise:
                 ev.advice = advise(ev)
         return events
+
+
+def finish_event(ev: Event) -> Event:
+    """Diagnosis and advice for an event no later record will revise (`kernbot scan`)."""
+    if isinstance(ev, OomKillEvent):
+        attach_diagnosis(ev)
+    ev.advice = advise(ev)
+    return ev
 
 
 class FinalRevisions:

@@ -15,7 +15,7 @@ import ctypes
 from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 
-from kernbot.core.detector import DETECTORS, Detector
+from kernbot.core.detector import DETECTORS, Detector, finish_event
 from kernbot.core.events import Event
 from kernbot.core.formats.reader import LineReader
 from kernbot.core.record import Record
@@ -151,7 +151,7 @@ class _Feeder:
         fmt: str | None = None,
     ) -> None:
         self.reader = LineReader(host=host, boot_id=boot_id, year=year, fmt=fmt)
-        self.detector = Detector(host=host, boot_id=boot_id)
+        self.detector = Detector(host=host, boot_id=boot_id, advise=False, diagnose=False)
         self.held = Releaser(cap)
 
     def line(self, text: str, lineno: int) -> None:
@@ -166,13 +166,14 @@ class _Feeder:
     def release(self, *, everything: bool = False) -> list[Event]:
         if not len(self.held):
             return []
-        return self.held.release(self.detector.live_ids(), everything=everything)
+        out = self.held.release(self.detector.live_ids(), everything=everything)
+        return [finish_event(ev) for ev in out]
 
     def finish(self) -> list[Event]:
         for rec in self.reader.flush():
             self._records(rec)
         self.held.add(self.detector.flush())
-        return self.held.release(set(), everything=True)
+        return [finish_event(ev) for ev in self.held.release(set(), everything=True)]
 
 
 def iter_lines(data: bytes) -> Iterator[str]:
