@@ -295,7 +295,9 @@ def test_healthcheck_follows_a_port_set_in_the_yaml_config(pm: Podman, tmp_path:
     """No KERNBOT_LISTEN: the agent's port comes from `--config`, and so must the probe's."""
     port = _free_port()
     cfg = tmp_path / "agent.yaml"
-    cfg.write_text(f"listen: 127.0.0.1:{port}\nsource: stdin\nstate_dir: /tmp/state\n")
+    cfg.write_text(
+        f"listen: 127.0.0.1:{port}\nsource: stdin\nstate_dir: /tmp/state\ntoken: {TOKEN}\n"
+    )
     cfg.chmod(0o644)
     name = pm.run(
         "agent-config",
