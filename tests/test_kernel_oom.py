@@ -16,7 +16,7 @@ import pytest
 
 from lab.kmsg import kmsg_raw_since
 from lab.memcg import OomResult, memcg_oom
-from lab.scan import ScanRun, oom_events_for, run_scan
+from lab.scan import ScanRun, run_scan
 from lab.waiting import poll_until
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 def assert_is_our_oom(run: ScanRun, oom: OomResult) -> dict[str, Any]:
     """Exactly one oom_kill event for our victim, naming our trigger, cgroup and limit."""
     assert run.returncode == 0, run.explain()
-    ours = oom_events_for(run, oom.victim_pid)
+    ours = run.select(oom.is_its_kill)  # pid and cgroup: the log may hold a reused pid's kill
     assert len(ours) == 1, f"{len(ours)} events for victim {oom.victim_pid}\n{run.explain()}"
     event = ours[0]
     victim, trigger, memcg = event["victim"], event["trigger"], event["memcg"]

@@ -18,9 +18,7 @@ pytestmark = pytest.mark.root
 
 
 def _is_kill(r: OomResult) -> Any:
-    return lambda e: (
-        e.get("kind") == "oom_kill" and (e.get("victim") or {}).get("pid") == r.victim_pid
-    )
+    return r.is_its_kill
 
 
 async def _start(agent: AgentProcess) -> None:

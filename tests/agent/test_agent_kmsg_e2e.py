@@ -22,11 +22,7 @@ pytestmark = pytest.mark.root
 
 def _is_kill(r: OomResult) -> Any:
     def pred(e: dict[str, Any]) -> bool:
-        return (
-            e.get("kind") == "oom_kill"
-            and (e.get("victim") or {}).get("pid") == r.victim_pid
-            and (e.get("seq") or 0) > r.seq_before
-        )
+        return r.is_its_kill(e) and (e.get("seq") or 0) > r.seq_before
 
     return pred
 

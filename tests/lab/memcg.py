@@ -16,7 +16,9 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lab._procs import PYTHON, helper_path, spawn, stop, wait_line
 from lab.kmsg import KmsgRecord, KmsgTail, last_seq
@@ -70,6 +72,20 @@ class OomResult:
     """The kernel's `... Killed process <victim_pid> (...) ...` message."""
     records: list[KmsgRecord] = field(default_factory=list)
     """All /dev/kmsg records seen from start to the kill line (may include other tests' noise)."""
+
+    def is_its_kill(self, event: Mapping[str, Any]) -> bool:
+        """Whether `event` (event JSON) is this kill: its victim pid *and* its cgroup.
+
+        A pid alone is not enough: pids are reused, and the journal, kern.log or /dev/kmsg
+        still hold kills of earlier runs (a CI machine's journal, an earlier test) whose
+        victim had the same pid.
+        """
+        memcg = event.get("memcg") or {}
+        return bool(
+            event.get("kind") == "oom_kill"
+            and (event.get("victim") or {}).get("pid") == self.victim_pid
+            and memcg.get("oom_path") == self.cgroup
+        )
 
 
 def _write(path: str, value: str) -> None:
