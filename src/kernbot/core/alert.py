@@ -504,7 +504,8 @@ def _common_notes(ev: Event, bot: BotFacts | None) -> list[Line]:
     return notes
 
 
-def _silence_actions(bot: BotFacts | None) -> list[Action]:
+def silence_actions(bot: BotFacts | None) -> list[Action]:
+    """The Silence 1h / 24h buttons, when the bot knows what the alert would silence."""
     if bot is None or not bot.silence_target:
         return []
     return [
@@ -592,7 +593,7 @@ def _oom_document(ev: OomKillEvent, bot: BotFacts | None) -> AlertDocument:
         sections=sections,
         advice=list(ev.advice),
         notes=notes,
-        actions=_silence_actions(bot),
+        actions=silence_actions(bot),
         fallback=fallback,
     )
 
@@ -691,7 +692,7 @@ def _syn_document(ev: SynFloodEvent, bot: BotFacts | None) -> AlertDocument:
         sections=sections,
         advice=list(ev.advice),
         notes=notes,
-        actions=_silence_actions(bot),
+        actions=silence_actions(bot),
         fallback=title.removeprefix("🌊 ").split(" ×")[0],
     )
 
@@ -754,7 +755,7 @@ def _generic_document(ev: Event, bot: BotFacts | None) -> AlertDocument:
         facts=_host_facts(ev),
         advice=list(ev.advice),
         notes=_common_notes(ev, bot),
-        actions=_silence_actions(bot),
+        actions=silence_actions(bot),
         fallback=title,
     )
 

@@ -71,9 +71,9 @@ class EventBatchResult(_Wire):
     duplicates: int
 
 
-class Heartbeat(_Wire):
-    host: HostName
-    advertise_url: Url | None = None
+class _AgentState(_Wire):
+    """What an agent says about itself, in its heartbeat to the bot and on its /v1/status."""
+
     agent_version: str
     kernel: str | None = None
     boot_id: str | None = None
@@ -84,23 +84,18 @@ class Heartbeat(_Wire):
     records_read: int = 0
     records_lost: int = 0
     outbox_depth: int = 0
+
+
+class Heartbeat(_AgentState):
+    host: HostName
+    advertise_url: Url | None = None
     time: str | None = None
 
 
-class AgentStatus(_Wire):
+class AgentStatus(_AgentState):
     host: str
-    agent_version: str
-    kernel: str | None = None
-    boot_id: str | None = None
-    uptime_s: float | None = None
-    source: str
-    source_healthy: bool = True
-    source_error: str | None = None
-    records_read: int = 0
-    records_lost: int = 0
     records_garbled: int = 0
     events: dict[str, int] = Field(default_factory=dict)
-    outbox_depth: int = 0
     meminfo: dict[str, int] = Field(default_factory=dict)
     psi: Psi = Field(default_factory=Psi)
     risk_cgroups: int | None = None

@@ -9,13 +9,13 @@ shows them literally and inert. `risk_line` is the one-line form for lists (`/oo
 from __future__ import annotations
 
 from kernbot.core.alert import (
-    Action,
     AlertDocument,
     BotFacts,
     Fact,
     Line,
     Section,
     Table,
+    silence_actions,
     t,
     v,
 )
@@ -154,17 +154,7 @@ def risk_document(ev: OomRiskEvent, bot: BotFacts | None) -> AlertDocument:
         notes.append([t("silenced until "), v(bot.silenced_until)])
     if ev.id:
         notes.append([t("id "), v(ev.id), t(f", revision {ev.revision}")])
-    actions: list[Action] = []
-    if _live(ev) and bot is not None and bot.silence_target:
-        actions = [
-            Action(label="Silence 1h", action_id="kernbot_silence_1h", value=bot.silence_target),
-            Action(
-                label="Silence 24h",
-                action_id="kernbot_silence_24h",
-                value=bot.silence_target,
-                style="danger",
-            ),
-        ]
+    actions = silence_actions(bot) if _live(ev) else []
     top = _top_section(ev)
     return AlertDocument(
         kind=ev.kind,
