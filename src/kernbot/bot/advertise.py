@@ -18,6 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
+from kernbot.errors import KernbotError
 from kernbot.logsafe import logsafe
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -25,7 +26,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str], Awaitable[list[str]]]
 
 
-class AdvertiseRefused(Exception):
+class AdvertiseRefused(KernbotError):
     """The advertised URL may not receive the token; the message says why."""
 
 

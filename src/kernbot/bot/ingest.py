@@ -24,12 +24,13 @@ from kernbot.bot.alerts import AlertDecider, Outcome, column_text
 from kernbot.bot.ports import Notice
 from kernbot.bot.store import Database, Repository
 from kernbot.core.wire import EventBatch, EventBatchResult, Heartbeat
+from kernbot.errors import KernbotError
 from kernbot.logsafe import logsafe
 
 log = logging.getLogger(__name__)
 
 
-class HeartbeatRefused(Exception):
+class HeartbeatRefused(KernbotError):
     """A heartbeat the bot will not record: `status` is the HTTP answer, the message why."""
 
     def __init__(self, status: int, reason: str) -> None:
