@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kernbot.errors import KernbotError
+from kernbot.logsafe import logsafe
 
 if TYPE_CHECKING:
     from kernbot.core.events import Event
@@ -173,16 +174,17 @@ def open_input(name: str, stdin: BinaryIO | None = None) -> tuple[int, str, int,
         stream = stdin if stdin is not None else sys.stdin.buffer
         fd, shown = stream.fileno(), "<stdin>"
     else:
+        shown = logsafe(name, 300)  # a file name may hold a newline or a terminal escape
         try:
-            fd, shown = os.open(name, os.O_RDONLY), name
+            fd = os.open(name, os.O_RDONLY)
         except OSError as exc:
-            raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+            raise InputError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     st = os.fstat(fd)
     regular = st.st_mode & 0o170000 == 0o100000
     year = datetime.fromtimestamp(st.st_mtime).year if regular else datetime.now().year
     if os.path.isdir(name) and name != "-":
         os.close(fd)
-        raise InputError(f"{name}: cannot read: Is a directory")
+        raise InputError(f"{shown}: cannot read: Is a directory")
     return fd, shown, year, not regular
 
 
