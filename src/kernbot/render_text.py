@@ -31,7 +31,10 @@ def escape_terminal(text: object) -> str:
 
 def spans_text(line: Sequence[Span]) -> str:
     """A document line for a terminal: every character escaped, no markup."""
-    return "".join(escape_terminal(s.text) for s in line)
+    return "".join(
+        escape_terminal(f"{s.text} ({s.url})" if s.kind == "link" and s.url else s.text)
+        for s in line
+    )
 
 
 def _table_lines(table: Table) -> list[str]:

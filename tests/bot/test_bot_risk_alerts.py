@@ -6,7 +6,9 @@ from __future__ import annotations
 from bot_harness import FakeClock, Pipeline, RecordingNotifier, make_pipeline
 
 from fakes.fake_fleet import sample_oom, sample_risk
+from fakes.fake_slack import PERMALINK_BASE, FakeSlack
 from kernbot.bot.alerts import parse_routes
+from kernbot.bot.slack_notifier import SlackNotifier
 from kernbot.bot.store import Database
 from kernbot.core.events import OomRiskEvent
 from kernbot.core.wire import EventBatch
@@ -42,6 +44,30 @@ async def test_one_message_per_episode_updated_to_killed(pipeline: Pipeline) -> 
     assert "see the kill alert `b00t:4711` (posted in `C0ALERTS` at `" in str(last.blocks)
     assert "4 min earlier" in str(top[1][1].blocks) and "kernbot warned" in str(top[1][1].blocks)
     assert "(posted in `C0ALERTS` at `" in str(top[1][1].blocks)
+
+
+async def test_warning_and_kill_alert_link_to_each_other_in_slack(
+    db: Database, clock: FakeClock, slack: FakeSlack
+) -> None:
+    """Through the real SlackNotifier and the fake Slack: each message carries a link to the
+    other, made from the permalink Slack gave for it (chat.getPermalink)."""
+    notifier = SlackNotifier(slack.bot_token, base_url=slack.base_url, default_channel="C0ALERTS")
+    p = make_pipeline(db, notifier, clock)  # type: ignore[arg-type]
+    start = sample_risk()
+    await send(p, start)
+    await p.drain()
+    killed = step(step(start, state="ongoing", percent=97.0), state="killed", kill_id="b00t:4711")
+    kill = sample_oom(id="b00t:4711", time="2021-12-20T09:15:00+00:00")
+    kill.risk_id, kill.risk_started = start.id, start.started
+    await send(p, killed, kill)
+    await p.drain()
+    warning, alert = [m for m in slack.messages if not m["thread_ts"]]
+    to_warning = f"<{PERMALINK_BASE}C0ALERTS/p{warning['ts'].replace('.', '')}|open it>"
+    to_alert = f"<{PERMALINK_BASE}C0ALERTS/p{alert['ts'].replace('.', '')}|open it>"
+    assert "kernbot warned" in str(alert["blocks"]) and to_warning in str(alert["blocks"])
+    assert "OOM-killed after this warning" in str(warning["blocks"]), warning
+    assert to_alert in str(warning["blocks"])
+    assert len(slack.posted("chat.getPermalink")) == 2  # one per alert, none per update
 
 
 async def test_silenced_pod_and_routed_kind(db: Database, clock: FakeClock) -> None:

@@ -24,7 +24,7 @@ def test_migrations_create_exactly_the_models(db: Database) -> None:
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(ctx, Base.metadata) == []
-        assert ctx.get_current_revision() == "0002"
+        assert ctx.get_current_revision() == "0003"
 
 
 async def test_retried_batch_is_stored_once_and_alerted_once(pipeline: Pipeline) -> None:

@@ -4,6 +4,7 @@ What it implements (only what kernbot calls):
 - `POST /api/<method>`, JSON or form-encoded bodies; token from `Authorization: Bearer` (or a
   `token` form field). Missing -> `not_authed`, wrong -> `invalid_auth`, `ok:false` envelopes.
 - auth.test, chat.postMessage (channel by ID or `#name`, thread_ts), chat.update,
+  chat.getPermalink (GET, as slack_sdk sends it),
   chat.postEphemeral, apps.connections.open (needs an `xapp-` token) and the websocket it
   hands out: `hello`, then envelopes sent with `socket_send()`, acks kept in `socket_acks`.
 - Block Kit limit checks (50 blocks, header 150, section 3000, 10 fields of 2000, button text 75,
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+PERMALINK_BASE = "https://kernbot-test.slack.com/archives/"
+"""chat.getPermalink answers `PERMALINK_BASE + channel + "/p" + ts without its dot`."""
 
 
 @dataclass
@@ -60,6 +64,7 @@ class FakeSlack:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/api/{method}", self._handle)  # chat.getPermalink is a GET
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -135,6 +140,8 @@ class FakeSlack:
     # --- request handling -------------------------------------------------------------
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         if request.content_type == "application/json":
             data = await request.json()
             return dict(data) if isinstance(data, dict) else {}
@@ -267,6 +274,27 @@ class FakeSlack:
         return web.json_response(
             {"ok": True, "channel": channel, "ts": msg["ts"], "text": msg["text"]}
         )
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> web.Response:
+        """Slack's documented answer: the archive URL of a message, `p` + its ts without the
+        dot (a reply adds `?thread_ts=…&cid=…`); `message_not_found` for no such message."""
+        channel = self._channel(params.get("channel"))
+        if channel is None:
+            return self._error("channel_not_found")
+        msg = next(
+            (
+                m
+                for m in self.messages
+                if m["channel"] == channel and m["ts"] == params.get("message_ts")
+            ),
+            None,
+        )
+        if msg is None:
+            return self._error("message_not_found")
+        link = f"{PERMALINK_BASE}{channel}/p{msg['ts'].replace('.', '')}"
+        if msg["thread_ts"]:
+            link += f"?thread_ts={msg['thread_ts']}&cid={channel}"
+        return web.json_response({"ok": True, "channel": channel, "permalink": link})
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> web.Response:
         channel = self._channel(params.get("channel"))

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from fakes.fake_fleet import sample_oom
-from fakes.fake_slack import FakeSlack
+from fakes.fake_slack import PERMALINK_BASE, FakeSlack
 from kernbot.bot import render
 from kernbot.bot.ports import AlertView, DeliveryError, Message, PostedRef
 from kernbot.bot.slack_notifier import SlackNotifier
@@ -36,6 +36,28 @@ async def test_post_thread_reply_and_update(slack: FakeSlack) -> None:
     assert sent["unfurl_links"] is False and sent["blocks"] == alert.blocks
     await n.post_ephemeral("C0ALERTS", "U0ALICE", Message(text="only you"))
     assert slack.ephemerals[0]["user"] == "U0ALICE"
+
+
+async def test_an_alert_gets_its_permalink_and_a_reply_does_not_ask(slack: FakeSlack) -> None:
+    n = notifier(slack)
+    ref = await n.post(None, Message(text="alert"))
+    assert ref.permalink == f"{PERMALINK_BASE}C0ALERTS/p{ref.ts.replace('.', '')}"
+    asked = slack.posted("chat.getPermalink")
+    assert asked == [{"channel": "C0ALERTS", "message_ts": ref.ts}]
+    reply = await n.post(None, Message(text="again"), thread=ref)
+    assert reply.permalink is None and len(slack.posted("chat.getPermalink")) == 1
+
+
+async def test_no_permalink_does_not_fail_the_post(slack: FakeSlack) -> None:
+    """The message is in Slack: a refused chat.getPermalink must not make the bot post again."""
+    n = notifier(slack)
+    slack.fail("chat.getPermalink", error="message_not_found")
+    ref = await n.post(None, Message(text="alert"))
+    assert ref.ts and ref.permalink is None
+    slack.fail("chat.getPermalink", status=500)
+    ref2 = await n.post(None, Message(text="alert 2"))
+    assert ref2.ts and ref2.permalink is None
+    assert len(slack.messages) == 2
 
 
 async def test_channel_by_name(slack: FakeSlack) -> None:

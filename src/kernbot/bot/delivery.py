@@ -70,7 +70,7 @@ class _Skip:
 
 def _ref(alert: AlertRow) -> PostedRef | None:
     if alert.ref_ts and alert.ref_channel:
-        return PostedRef(channel=alert.ref_channel, ts=alert.ref_ts)
+        return PostedRef(channel=alert.ref_channel, ts=alert.ref_ts, permalink=alert.ref_permalink)
     return None
 
 
@@ -368,6 +368,7 @@ class DeliveryWorker:
             alert = repo.get_alert(job.alert_id)
             if alert is not None:
                 alert.ref_channel, alert.ref_ts = ref.channel, ref.ts
+                alert.ref_permalink = (ref.permalink or "")[:1000] or None
 
     def _mark_failed(self, session: Session, row_id: int, code: str) -> None:
         row = Repository(session).get_outbox(row_id)

@@ -22,6 +22,8 @@ class PostedRef(BaseModel):
 
     channel: str
     ts: str
+    permalink: str | None = None
+    """The message's Slack permalink (chat.getPermalink), for alerts that point at it."""
 
 
 class Message(BaseModel):

@@ -53,6 +53,8 @@ def spans(line: Line) -> str:
             out.append(f"*{mrkdwn(s.text)}*")
         elif s.kind == "prose":
             out.append(mrkdwn(s.text))
+        elif s.kind == "link" and s.url:
+            out.append(f"<{s.url}|{text(s.text)}>")
         else:
             out.append(text(s.text))
     return "".join(out)
@@ -144,6 +146,7 @@ def bot_facts(view: AlertView) -> BotFacts:
         silence_target=silence_target(view),
         related_channel=view.related.channel if view.related is not None else None,
         related_at=posted_at(view.related.ts) if view.related is not None else None,
+        related_link=view.related.permalink if view.related is not None else None,
     )
 
 

@@ -9,6 +9,7 @@ unknown channel). The SDK's own retry handlers are off so that the delivery loop
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
@@ -17,6 +18,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from kernbot.bot.ports import DeliveryError, Message, PostedRef
+
+log = logging.getLogger(__name__)
 
 PERMANENT_ERRORS = frozenset(
     {
@@ -121,7 +124,23 @@ class SlackNotifier:
                 unfurl_media=False,
             )
         )
-        return PostedRef(channel=str(resp["channel"]), ts=str(resp["ts"]))
+        ref = PostedRef(channel=str(resp["channel"]), ts=str(resp["ts"]))
+        if thread is None:  # an alert: others (a warning and its kill) link to it
+            ref.permalink = await self._permalink(ref)
+        return ref
+
+    async def _permalink(self, ref: PostedRef) -> str | None:
+        """The message's permalink (chat.getPermalink); None when Slack does not give one: the
+        alert was posted, and the link is a convenience that must not make it be posted again."""
+        try:
+            resp = await self._call(
+                self._client.chat_getPermalink(channel=ref.channel, message_ts=ref.ts)
+            )
+        except DeliveryError as exc:
+            log.info("chat.getPermalink for %s/%s: %s", ref.channel, ref.ts, exc)
+            return None
+        link = resp.get("permalink")
+        return link if isinstance(link, str) and link.startswith("https://") else None
 
     async def update(self, ref: PostedRef, message: Message) -> None:
         await self._call(

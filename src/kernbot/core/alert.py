@@ -17,6 +17,7 @@ come from the same `scope()`, so they cannot contradict each other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
 from kernbot.core.oom.why import accounting_bar, why_parts, with_diagnosis
 from kernbot.core.units import size
 
-SpanKind = Literal["text", "value", "strong", "prose"]
+SpanKind = Literal["text", "value", "strong", "prose", "link"]
 MAX_TASKS = 8
 MAX_NEXT = 5
 
@@ -35,6 +36,8 @@ MAX_NEXT = 5
 class Span(BaseModel):
     text: str
     kind: SpanKind = "text"
+    url: str | None = None
+    """`link` only: where our words point (a Slack permalink; see `link`)."""
 
 
 Line = list[Span]
@@ -48,6 +51,17 @@ def t(text: str) -> Span:
 def v(value: object) -> Span:
     """A host value: shown literally, copyable."""
     return Span(text=str(value), kind="value")
+
+
+_SAFE_URL = re.compile(r"https://[^\s<>|\x00-\x1f\x7f]+")
+
+
+def link(text: str, url: str | None) -> Span:
+    """Our words pointing at `url`; plain words when the URL is not a plain https URL (only
+    links the bot got from Slack itself are made, but nothing odd reaches the markup)."""
+    if url is None or not _SAFE_URL.fullmatch(url):
+        return t(text)
+    return Span(text=text, kind="link", url=url)
 
 
 def b(text: str) -> Span:
@@ -117,6 +131,8 @@ class BotFacts(BaseModel):
     """Where the other alert of an OOM-risk warning and its kill was posted (each names the
     other), and when (`related_at`, UTC)."""
     related_at: str | None = None
+    related_link: str | None = None
+    """The other alert's Slack permalink (chat.getPermalink), when Slack gave one."""
 
 
 SILENCE_ACTIONS = {"kernbot_silence_1h": 3600.0, "kernbot_silence_24h": 86400.0}

@@ -88,6 +88,8 @@ class AlertRow(Base):
     last_at: Mapped[float] = mapped_column(Float)
     ref_channel: Mapped[str | None] = mapped_column(String(255), nullable=True)
     ref_ts: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ref_permalink: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    """The posted message's Slack permalink, when Slack gave one."""
 
     __table_args__ = (
         Index("ix_kernbot_alerts_group_last", "group_key", "last_at"),

@@ -15,6 +15,7 @@ from kernbot.core.alert import (
     Line,
     Section,
     Table,
+    link,
     silence_actions,
     t,
     v,
@@ -51,12 +52,15 @@ def _trend(ev: OomRiskEvent) -> str:
 
 
 def related_line(bot: BotFacts | None) -> Line:
-    """` (posted in C0123 at 09:15:03 UTC)`: where the other alert of a warning/kill pair is."""
+    """` (posted in C0123 at 09:15:03 UTC, open it)`: where the other alert of a warning/kill
+    pair is, with a link to it when Slack gave its permalink."""
     if bot is None or not bot.related_channel:
         return []
     out: Line = [t(" (posted in "), v(bot.related_channel)]
     if bot.related_at:
         out += [t(" at "), v(bot.related_at)]
+    if bot.related_link:
+        out += [t(", "), link("open it", bot.related_link)]
     return [*out, t(")")]
 
 
