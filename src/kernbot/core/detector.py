@@ -14,7 +14,7 @@ agent search for before parsing anything). See ARCHITECTURE.md, "Adding an event
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from kernbot.core.advice import advise
@@ -64,7 +64,7 @@ class _SynLines:
         head = self._head
         if head is not None:
             self._head = None
-            joined = replace(head, text=head.text.rstrip() + " " + rec.text.strip())
+            joined = head._replace(text=head.text.rstrip() + " " + rec.text.strip())
             ev = parse_syn_flood(joined, host=self.host, boot_id=self.boot_id)
             if ev is not None:
                 ev.lines = [head.text, rec.text]
