@@ -185,8 +185,17 @@ def _kill_line_only(r: ReportState) -> bool:
     )
 
 
-def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
-    """The event for a report as far as it has been read."""
+def report_event_id(r: ReportState, host: str | None, boot_id: str | None) -> str:
+    """The id `build_event` gives the report's event (the same for every revision)."""
+    first = r.first
+    return stable_event_id(first, host or first.host, boot_id or first.boot_id)
+
+
+def build_event(
+    r: ReportState, *, host: str | None, boot_id: str | None, lines: int | None = None
+) -> OomKillEvent:
+    """The event for a report as far as it has been read (its first `lines` lines kept, when
+    given: a revision built after more lines were absorbed)."""
     first = r.first
     boot = boot_id or first.boot_id
     era = kernel_era(r)
@@ -208,13 +217,13 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         if path and (kube := identify(path)):
             break
     event = OomKillEvent(
-        id=stable_event_id(first, host or first.host, boot),
+        id=report_event_id(r, host, boot_id),
         time=first.wall.isoformat() if first.wall else None,
         mono_usec=first.mono_usec,
         host=host or first.host,
         boot_id=boot,
         seq=first.seq,
-        lines=list(r.lines),
+        lines=r.lines[:lines] if lines is not None else list(r.lines),
         constraint=constraint,
         global_oom=global_oom,
         trigger=_trigger(r),

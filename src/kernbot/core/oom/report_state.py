@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernbot.core.events import MAX_LINES, OomKillEvent, Task
+from kernbot.core.events import MAX_LINES, Task
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.task_table import TableLayout, parse_row
 from kernbot.core.record import Record
@@ -69,8 +69,10 @@ class ReportState:
     evidence: bool = False
     unrecognised_run: int = 0
     last_mono: int | None = None
-    last_event: OomKillEvent | None = None
-    """The last event emitted for this report (handed out as is: nothing here reads it)."""
+    emitted: bool = False
+    """An event (or a deferred one) was emitted for this report."""
+    last_id: str | None = None
+    last_revision: int = -1
     last_fingerprint: tuple[object, ...] | None = None
 
     def fingerprint(self) -> tuple[object, ...]:
