@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernbot.core.events import MAX_LINES, Task
+from kernbot.core.events import MAX_LINES
 from kernbot.core.oom import lines as ol
-from kernbot.core.oom.task_table import TableLayout, parse_row
+from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row
 from kernbot.core.record import Record
 
 EVIDENCE = ol.REPORT_STARTERS
@@ -53,7 +53,7 @@ class ReportState:
     wrapped_task_in: bool = False
     counters: dict[str, ol.Counter] = field(default_factory=dict)
     layout: TableLayout | None = None
-    tasks: list[Task] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
     oom_kill: ol.OomKillLine | None = None
     kill_process: ol.KillProcess | None = None
     killed: ol.Killed | None = None
