@@ -108,8 +108,7 @@ class _OomReports:
         return self._asm.holding
 
     def feed(self, rec: Record) -> list[Event]:
-        found = self._asm.feed(rec)
-        return list(found) if found else []
+        return self._asm.feed(rec)  # type: ignore[return-value]  # a fresh list, never mutated
 
     def flush(self) -> list[Event]:
         return list(self._asm.flush())
@@ -173,6 +172,7 @@ class Detector:
             # builds each once it is final (diagnosis and advice are then its job too).
             for det in self._detectors:
                 det.defer_to(defer)
+        self._feeds = tuple(det.feed for det in self._detectors)
 
     @property
     def pending(self) -> bool:
@@ -192,12 +192,17 @@ class Detector:
     def feed(self, rec: Record) -> list[Event]:
         if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
             return []
-        out: list[Event] = []
-        for det in self._detectors:
-            found = det.feed(rec)
+        out: list[Event] | None = None
+        for feed in self._feeds:
+            found = feed(rec)
             if found:
-                out.extend(found)
-        return self._advised(out) if out else out
+                if out is None:
+                    out = list(found)
+                else:
+                    out.extend(found)
+        if out is None:
+            return []
+        return self._advised(out) if self.advise or self.diagnose else out
 
     def flush(self) -> list[Event]:
         """Emit what is still pending (a truncated OOM report)."""

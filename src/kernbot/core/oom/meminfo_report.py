@@ -156,19 +156,21 @@ def parse_report(lines: list[str]) -> MemReport:
     """Every memory number in `lines`; unknown lines are skipped, nothing raises.
 
     Each pattern is tried only when the line holds a fixed piece of text that pattern needs
-    (`" free:"`, `"*"`, `": usage "`...): most lines of a report (stack frames, registers, task
-    rows) then cost a few substring tests instead of a dozen regex matches.
+    (`" free:"`, `"*"`, `": usage "`...), and a line with no `:`, no `=` and no leading digit
+    (stack frames, task rows) holds no memory number at all: most lines of a report then cost
+    a few substring tests instead of a dozen regex matches.
     """
     rep = MemReport()
     v2_block: StatsBlock | None = None
     in_slab = False
     for i, raw in enumerate(lines):
-        text = _clean(raw)
+        text = raw.rstrip() if "#01" not in raw else _clean(raw)
         stripped = text.strip()
         if v2_block is not None:
             m = _V2_LINE.match(text)
             if m:
-                v2_block.values_kb[m.group("key")] = int(m.group("value")) // 1024
+                key, value = m.groups()
+                v2_block.values_kb[key] = int(value) // 1024
                 continue
             v2_block = None
         if in_slab:
@@ -183,6 +185,8 @@ def parse_report(lines: list[str]) -> MemReport:
         if stripped.startswith("Unreclaimable slab info"):
             in_slab = True
             continue
+        if ":" not in stripped and "=" not in stripped and not stripped[:1].isdecimal():
+            continue  # every pattern below needs one (`^\\d+ pages RAM` the digit)
         if _parse_memcg(rep, stripped, i):
             if rep.stats and rep.stats[-1].line == i and rep.stats[-1].v2:
                 v2_block = rep.stats[-1]

@@ -135,9 +135,11 @@ class OomAssembler:
         out: list[OomKillEvent] = []
         self._fed += 1
         r = self._open
-        if r is not None and r.killed is None and self._stale(r, rec):
-            out += self._close()
-            r = None
+        if r is not None and r.killed is None:
+            mono, last = rec.mono_usec, r.last_mono
+            if mono is not None and last is not None and mono - last > GAP_USEC:  # a gap: stale
+                out += self._close()
+                r = None
         if parsed is None:  # most lines of a report (stack, stats, table rows), and all others
             if r is not None and r.killed is None:
                 r.absorb(rec, None)
@@ -188,9 +190,6 @@ class OomAssembler:
 
     def flush(self) -> list[OomKillEvent]:
         return self._close()
-
-    def _stale(self, r: ReportState, rec: Record) -> bool:
-        return self._stale_after(r.last_mono, rec)
 
     @staticmethod
     def _stale_after(last_mono: int | None, rec: Record) -> bool:

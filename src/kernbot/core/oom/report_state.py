@@ -128,11 +128,15 @@ class ReportState:
         return pids
 
     def absorb(self, rec: Record, parsed: ol.Parsed | None) -> None:
-        self.keep_line(rec.text, parsed)
+        text = rec.text
+        if len(self.lines) < _HEAD_LINES:  # `keep_line`'s common case
+            self.lines.append(text)
+        else:
+            self.keep_line(text, parsed)
         if rec.mono_usec is not None:
             self.last_mono = rec.mono_usec
         if parsed is None:
-            if self.layout is not None and (task := parse_row(self.layout, rec.text)):
+            if self.layout is not None and (task := parse_row(self.layout, text)):
                 self.tasks.append(task)
                 self.unrecognised_run = 0
                 return
