@@ -168,7 +168,7 @@ class LineReader:
             if (
                 line.startswith("[", end)
                 or line.find(" kernel: ", end, end + 260) >= 0
-                or (len(line) > 40 and split_glued(line))
+                or (len(line) > 40 and line.find("[", 14) >= 0 and split_glued(line))
             ):
                 return None
             secs, frac = m.group(1, 2)
