@@ -20,8 +20,6 @@ events keep their shape):
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
@@ -261,6 +259,12 @@ def build_event(
     if kube is None:
         for path in (task_path, oom_path):
             if path and (owner := identify_container(path)):
-                event.container = ContainerOwner(**asdict(owner))
+                event.container = ContainerOwner(
+                    kind=owner.kind,
+                    runtime=owner.runtime,
+                    container_id=owner.container_id,
+                    lxc_id=owner.lxc_id,
+                    unit=owner.unit,
+                )
                 break
     return event
