@@ -95,5 +95,5 @@ def test_the_first_character_test_only_skips_lines_no_parser_takes(line: str, le
 
 def test_the_first_character_test_on_every_corpus_line() -> None:
     for line in CORPUS_LINES:
-        for text in (line, line.lstrip(), " " + line, "x" + line):
+        for text in (line, line.lstrip(), " " + line, "x" + line, "[" + line, "[ 1] " + line):
             assert parse_line(text) == (parse_any(text) if text else None), text

@@ -60,6 +60,9 @@ _MONTH_INITIALS = frozenset("JFMASOND")
 _JSON_STRUCTURE = frozenset({"{", "},{", "}", "},", "]", "],", "}]", "]}"})
 """Lines of pretty-printed `dmesg --json` that carry no record."""
 _NOT_JSON = Head("", "not-json")
+_tuple_new = tuple.__new__
+_NO_META = (None,) * 6
+"""A `Head`'s wall, host, caller, seq, boot_id and cursor when its prefix carries none."""
 _PLAIN_STAMP = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{6})\] ?")
 """`dmesg`'s own stamp with microseconds: what `parse_bracket` reads the same way."""
 
@@ -175,11 +178,16 @@ class LineReader:
             mono = int(secs) * 1_000_000 + int(frac)
             text = line[end:]
             self._after_kmsg = False
-            self._cont = Head(text, "dmesg", end, None, mono)
+            # tuple.__new__: the NamedTuples' own constructors cost more than the rest here
+            self._cont = _tuple_new(Head, (text, "dmesg", end, None, mono, *_NO_META))
             if len(self._indent) != end:
                 self._indent = " " * end
             host, boot = self.host, self.boot_id
-            return [Record(text, None, None, mono, None, host, None, boot, None, "dmesg", lineno)]
+            return [
+                _tuple_new(
+                    Record, (text, None, None, mono, None, host, None, boot, None, "dmesg", lineno)
+                )
+            ]
         if first == " ":
             cont = self._cont
             if cont is None or not line.startswith(self._indent) or "\n" in line:
@@ -192,7 +200,7 @@ class LineReader:
                 meta = (cont, self._shared(cont))
                 self._cont_meta = meta
             self._after_kmsg = False
-            return [Record._make((text, *meta[1], lineno))]
+            return [_tuple_new(Record, (text, *meta[1], lineno))]
         return None
 
     def _shared(self, head: Head) -> tuple[object, ...]:

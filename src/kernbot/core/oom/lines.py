@@ -379,6 +379,12 @@ def parse_line(text: str) -> Parsed | None:
     first = t[0]
     if first not in _MAY_START and not first.isdecimal() and not _anywhere(t):
         return None  # a stack frame, a register dump, a memory.stat line...
+    if first == "[" and " invoked oom-killer: " not in t and " cpuset=" not in t:
+        # A task table row: of the anchored kinds only the table header starts with `[`.
+        if "pid" in t and (m := _TABLE_HEADER.match(t)):
+            return TableHeader(columns=tuple(m.group("cols").split()))
+        if "unstable:" not in t:
+            return None
     return parse_any(t)
 
 
