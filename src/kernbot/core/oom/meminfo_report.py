@@ -30,6 +30,9 @@ _MEMINFO_KEYS = frozenset(
     {"active_anon", "inactive_anon", "active_file", "inactive_file", "slab_reclaimable"}
 )
 _PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
+_PAGES_HINT = re.compile(r"[a-z_]:\d")
+"""What every `_PAGES_TOKEN` holds: a cheap search first spares register dumps (`RAX: …`) the
+lookbehind scan."""
 _KB_TOKEN = re.compile(r"([a-z_()]+):(\d+)kB", re.IGNORECASE)
 _ZONE = re.compile(
     r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device)"
@@ -265,7 +268,7 @@ def _parse_global(rep: MemReport, text: str, i: int) -> None:
         rep.reserved_pages = (int(m.group("n")), i)
     elif "pagecache" in text and (m := _PAGECACHE.match(text)) is not None:
         rep.pagecache_pages = (int(m.group("n")), i)
-    elif ":" in text and "kB" not in text and "CPU" not in text:
+    elif ":" in text and "kB" not in text and "CPU" not in text and _PAGES_HINT.search(text):
         tokens = dict(_PAGES_TOKEN.findall(text))
         following = rep.pages_last is not None and i == rep.pages_last + 1
         if tokens and (following or (not rep.pages and _MEMINFO_KEYS & tokens.keys())):
