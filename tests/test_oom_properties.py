@@ -93,7 +93,25 @@ def test_the_first_character_test_only_skips_lines_no_parser_takes(line: str, le
         assert parse_line(text) == (parse_any(bare) if bare else None)
 
 
+PLAIN_LINES = [  # the kinds a line with neither ':' nor '=' can be
+    "Killed process 1 (a (b) c)",
+    "Kill process 2 (x) sharing same memory",
+    "kill process 3 (x) score 5 or sacrifice child",
+    "Tasks in /a are going to be killed due to memory.oom.group set",
+    "OOM victim 5 (x) is already exiting. Skip killing the task",
+    "oom killer 1 (a) has mm pinned by 2 (b)",
+    "Manual OOM execution",
+    "Task in /a",
+    "killed as a result of limit of /b",
+    "Memory limit reached of cgroup /x",
+    "[  pid  ]   uid  tgid total_vm      rss cpu oom_adj name",
+    "2097022 pages RAM",
+    "12 reserved pages",
+]
+
+
 def test_the_first_character_test_on_every_corpus_line() -> None:
-    for line in CORPUS_LINES:
+    assert all(parse_line(line) is not None for line in PLAIN_LINES)
+    for line in [*CORPUS_LINES, *PLAIN_LINES]:
         for text in (line, line.lstrip(), " " + line, "x" + line, "[" + line, "[ 1] " + line):
             assert parse_line(text) == (parse_any(text) if text else None), text

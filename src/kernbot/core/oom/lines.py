@@ -385,7 +385,24 @@ def parse_line(text: str) -> Parsed | None:
             return TableHeader(columns=tuple(m.group("cols").split()))
         if "unstable:" not in t:
             return None
+    if ":" not in t and "=" not in t and not _may_be_plain(t, first):
+        return None  # a memory.stat line (`shmem 6879`): `_parse_plain` would find nothing
     return parse_any(t)
+
+
+def _may_be_plain(t: str, first: str) -> bool:
+    """What each kind `_parse_plain` tries needs: a kill line `process `, the group and `Task
+    in` lines `killed` or a `T`, the rare ones `OOM`/`oom killer `, a table header `[`, the
+    `pages RAM`/`reserved` lines a leading digit, and `Memory limit reached of cgroup `."""
+    return (
+        first in "[T"
+        or first.isdecimal()
+        or "process " in t
+        or "killed" in t
+        or "OOM" in t
+        or "oom killer " in t
+        or t.startswith("Memory limit reached of cgroup ")
+    )
 
 
 def parse_any(t: str) -> Parsed | None:
