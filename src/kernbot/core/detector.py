@@ -66,8 +66,10 @@ class _SynLines:
         return self._head is not None
 
     def feed(self, rec: Record) -> list[Event]:
-        out: list[Event] = []
         head = self._head
+        if head is None and MARKER not in rec.text:
+            return []  # almost every line
+        out: list[Event] = []
         if head is not None:
             self._head = None
             joined = head._replace(text=head.text.rstrip() + " " + rec.text.strip())

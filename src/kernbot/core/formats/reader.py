@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from kernbot.core.formats.dmesg import (
+    CALLER,
     parse_bracket,
     parse_fac_level,
     parse_netconsole,
@@ -157,10 +158,11 @@ class LineReader:
     def _fast(self, line: str, lineno: int) -> list[Record] | None:
         """The two commonest lines of a big log without the general machinery, or None.
 
-        A plain `dmesg` line (`[   12.345678] msg`: no caller id, no `host kernel: `, no second
-        record glued on) and a continuation line indented under the record before it give the
-        very records `_parse` and `to_records` would; everything else returns None and takes the
-        general path. `kernbot scan` of a node in an OOM loop spends most of its lines here.
+        A plain `dmesg` line (`[   12.345678] msg`: no caller id (a task-table row's `[  pid]`
+        is none), no `host kernel: `, no second record glued on) and a continuation line indented
+        under the record before it give the very records `_parse` and `to_records` would;
+        everything else returns None and takes the general path. `kernbot scan` of a node in an
+        OOM loop spends most of its lines here.
         """
         first = line[:1]
         if first == "[":
@@ -169,7 +171,7 @@ class LineReader:
                 return None
             end = m.end()
             if (
-                line.startswith("[", end)
+                (line.startswith("[", end) and CALLER.match(line, end))
                 or line.find(" kernel: ", end, end + 260) >= 0
                 or (len(line) > 40 and line.find("[", 14) >= 0 and split_glued(line))
             ):
