@@ -216,3 +216,51 @@ def test_oom_and_syn_ids_share_one_recipe_and_hash_lone_surrogates() -> None:
     seq = Record("x", seq=42, lineno=3)
     assert stable_event_id(seq, "n1", "boot") == "boot:42"
     assert stable_event_id(seq, "n1", None) != stable_event_id(seq, "n2", None)
+
+
+def _built_at_once(data: bytes, host: str | None = None) -> list[Event]:
+    """What the agent's way gives: every revision built as it is emitted, the last one kept."""
+    return detect(read_lines(data.decode().splitlines()), host=host)
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_revisions_built_when_final_equal_revisions_built_at_once(path: Path) -> None:
+    """`kernbot scan` builds each OOM event once, from the report, when no line can revise it
+    (kernbot.core.deferred); the result must be the event the assembler would have built."""
+    data = path.read_bytes()
+    assert dump(detect_bytes(data, fast=False)) == dump(_built_at_once(data))
+
+
+def test_revisions_built_late_on_mixed_and_back_to_back_logs() -> None:
+    mixed = mixed_log(4, 300)
+    assert dump(detect_bytes(mixed, host="h")) == dump(_built_at_once(mixed, host="h"))
+    joined = b"".join(p.read_bytes() for p in CORPUS_FILES)
+    assert dump(detect_bytes(joined)) == dump(_built_at_once(joined))
+
+
+def test_revision_emitted_before_its_kill_line_is_built_at_once() -> None:
+    """A reaper line for an open report without a kill line emits it early; the lines after it
+    join the report without a new revision, so that revision must not be built late (from the
+    report as it ends), and a `sharing same memory` line after a kill adds a line, no revision."""
+    lines = [
+        "[   10.000000] app invoked oom-killer: gfp_mask=0xcc0(), order=0, oom_score_adj=0",
+        "[   10.000100] oom_reaper: reaped process 77 (app), now anon-rss:0kB, file-rss:0kB, "
+        "shmem-rss:0kB",
+        "[   10.000200] Tasks state (memory values in pages):",
+        "[   10.000300] [  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents "
+        "oom_score_adj name",
+        "[   10.000400] [     77]     0    77    42446      630    98304        0             0 "
+        "app",
+        "[   12.000000] web invoked oom-killer: gfp_mask=0xcc0(), order=0, oom_score_adj=0",
+        "[   12.000100] Out of memory: Killed process 80 (web) total-vm:10kB, anon-rss:9kB, "
+        "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0",
+        "[   12.000200] Kill process 81 (web) sharing same memory",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    late = detect_bytes(data)
+    assert [e.kind for e in late] == ["oom_kill", "oom_kill"]
+    first, second = late
+    assert isinstance(first, OomKillEvent) and isinstance(second, OomKillEvent)
+    assert first.tasks == [] and first.reaper is not None  # as emitted on the reaper line
+    assert len(second.lines) == 2  # the sharing line came after the last revision
+    assert dump(late) == dump(_built_at_once(data))

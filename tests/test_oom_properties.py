@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernbot.core.events import OomKillEvent
-from kernbot.core.oom.lines import parse_line
+from kernbot.core.oom.lines import parse_any, parse_line
 from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 
@@ -80,3 +80,38 @@ def test_any_comm_in_any_position_parses(comm: str) -> None:
         )
     out += asm.flush()
     assert out and out[0].victim.pid == 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(mutated(), st.text(max_size=80)), st.text(max_size=3))
+def test_the_first_character_test_only_skips_lines_no_parser_takes(line: str, lead: str) -> None:
+    """`parse_line` returns None at once for a line that starts with none of the characters an
+    anchored pattern needs and holds none of the pieces the others need; that must never skip a
+    line the parsers take, whatever comes first (`lead`: blanks, a comm, a stray character)."""
+    for text in (line, lead + line):
+        bare = text.rstrip("\r\n")
+        assert parse_line(text) == (parse_any(bare) if bare else None)
+
+
+PLAIN_LINES = [  # the kinds a line with neither ':' nor '=' can be
+    "Killed process 1 (a (b) c)",
+    "Kill process 2 (x) sharing same memory",
+    "kill process 3 (x) score 5 or sacrifice child",
+    "Tasks in /a are going to be killed due to memory.oom.group set",
+    "OOM victim 5 (x) is already exiting. Skip killing the task",
+    "oom killer 1 (a) has mm pinned by 2 (b)",
+    "Manual OOM execution",
+    "Task in /a",
+    "killed as a result of limit of /b",
+    "Memory limit reached of cgroup /x",
+    "[  pid  ]   uid  tgid total_vm      rss cpu oom_adj name",
+    "2097022 pages RAM",
+    "12 reserved pages",
+]
+
+
+def test_the_first_character_test_on_every_corpus_line() -> None:
+    assert all(parse_line(line) is not None for line in PLAIN_LINES)
+    for line in [*CORPUS_LINES, *PLAIN_LINES]:
+        for text in (line, line.lstrip(), " " + line, "x" + line, "[" + line, "[ 1] " + line):
+            assert parse_line(text) == (parse_any(text) if text else None), text

@@ -14,6 +14,7 @@ and their events printed).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import select
 import socket
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -39,6 +41,8 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 KMSG_BUFSIZE = 16384
 READ_CHUNK = 4 << 20
 """Bytes read (or inflated) at a time: the unit of memory the scan holds."""
+GC_THRESHOLD = 50_000
+"""Allocations between the collector's young-generation runs during a scan (`_few_collections`)."""
 IDLE_S = 1.0
 """A pipe silent this long: print what is known so far instead of waiting for more."""
 HELD_EVENTS = 1000
@@ -341,8 +345,31 @@ def scan_input(
         raise error
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """The garbage collector tuned for a scan while it runs, as it was afterwards.
+
+    A scan makes a few objects per line and keeps almost none, and what the imports made is
+    never garbage; with the default threshold (700 allocations) the collector ran every few
+    report lines and walked every live object each time (py-spy: ~15 % of an OOM-loop scan).
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def run(args: argparse.Namespace) -> int:
     """Scan the files (or the live log); `kernbot.cli` turns a reader leaving early into 141."""
+    with _few_collections():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     host: str | None = args.host
     files: list[str] = list(args.files)
     out = Output(args.json)

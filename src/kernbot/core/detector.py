@@ -14,10 +14,11 @@ agent search for before parsing anything). See ARCHITECTURE.md, "Adding an event
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from kernbot.core.advice import advise
+from kernbot.core.deferred import Deferred
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import OTHER_FORMATS
 from kernbot.core.oom.diagnosis import attach_diagnosis
@@ -35,6 +36,11 @@ class RecordDetector(Protocol):
     def flush(self) -> list[Event]: ...
     def live_ids(self) -> set[str]:
         """Ids of the events a later record may still revise."""
+        ...
+
+    def defer_to(self, sink: list[Event | Deferred]) -> None:
+        """Put emitted events in `sink` from now on, built or not (`kernbot.core.deferred`),
+        instead of returning them; a detector whose events are cheap may keep returning them."""
         ...
 
 
@@ -60,11 +66,13 @@ class _SynLines:
         return self._head is not None
 
     def feed(self, rec: Record) -> list[Event]:
-        out: list[Event] = []
         head = self._head
+        if head is None and MARKER not in rec.text:
+            return []  # almost every line
+        out: list[Event] = []
         if head is not None:
             self._head = None
-            joined = replace(head, text=head.text.rstrip() + " " + rec.text.strip())
+            joined = head._replace(text=head.text.rstrip() + " " + rec.text.strip())
             ev = parse_syn_flood(joined, host=self.host, boot_id=self.boot_id)
             if ev is not None:
                 ev.lines = [head.text, rec.text]
@@ -84,6 +92,9 @@ class _SynLines:
     def live_ids(self) -> set[str]:
         return set()  # a SYN flood line is an event at once, never revised
 
+    def defer_to(self, sink: list[Event | Deferred]) -> None:
+        pass  # one line, one event, never revised: nothing to save by deferring
+
 
 class _OomReports:
     """The OOM report assembler. Besides its own `pending`, a report that was emitted early but
@@ -96,16 +107,19 @@ class _OomReports:
 
     @property
     def pending(self) -> bool:
-        return self._asm.pending or self._asm.absorbing
+        return self._asm.holding
 
     def feed(self, rec: Record) -> list[Event]:
-        return list(self._asm.feed(rec))
+        return self._asm.feed(rec)  # type: ignore[return-value]  # a fresh list, never mutated
 
     def flush(self) -> list[Event]:
         return list(self._asm.flush())
 
     def live_ids(self) -> set[str]:
         return self._asm.live_ids()
+
+    def defer_to(self, sink: list[Event | Deferred]) -> None:
+        self._asm.defer_to(sink)
 
 
 OOM_KEYWORDS: tuple[bytes, ...] = (
@@ -145,6 +159,7 @@ class Detector:
         *,
         advise: bool = True,
         diagnose: bool = True,
+        defer: list[Event | Deferred] | None = None,
     ) -> None:
         self.host = host
         self.boot_id = boot_id
@@ -154,11 +169,20 @@ class Detector:
         """False where the caller finishes each event once it is final (`finish_event`): a
         report is emitted several times as its lines arrive, and the diagnosis reads them all."""
         self._detectors = [d.make(host, boot_id) for d in DETECTORS]
+        if defer is not None:
+            # `kernbot scan`: events go to `defer`, unbuilt where that is exact; the caller
+            # builds each once it is final (diagnosis and advice are then its job too).
+            for det in self._detectors:
+                det.defer_to(defer)
+        self._feeds = tuple(det.feed for det in self._detectors)
 
     @property
     def pending(self) -> bool:
         """True while a report or a wrapped line is half read: every next line may matter."""
-        return any(d.pending for d in self._detectors)
+        for det in self._detectors:  # noqa: SIM110 -- read after every line: no generator
+            if det.pending:
+                return True
+        return False
 
     def live_ids(self) -> set[str]:
         """Ids of events that a later record may still revise (the open and recent reports)."""
@@ -170,12 +194,17 @@ class Detector:
     def feed(self, rec: Record) -> list[Event]:
         if rec.fmt in OTHER_FORMATS:  # sshd & co. in /var/log/messages: not kernel text
             return []
-        out: list[Event] = []
-        for det in self._detectors:
-            found = det.feed(rec)
+        out: list[Event] | None = None
+        for feed in self._feeds:
+            found = feed(rec)
             if found:
-                out.extend(found)
-        return self._advised(out) if out else out
+                if out is None:
+                    out = list(found)
+                else:
+                    out.extend(found)
+        if out is None:
+            return []
+        return self._advised(out) if self.advise or self.diagnose else out
 
     def flush(self) -> list[Event]:
         """Emit what is still pending (a truncated OOM report)."""

@@ -15,6 +15,7 @@ import ctypes
 from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 
+from kernbot.core.deferred import Deferred
 from kernbot.core.detector import DETECTORS, Detector, finish_event
 from kernbot.core.events import Event
 from kernbot.core.formats.reader import LineReader
@@ -93,17 +94,18 @@ class Releaser:
     leave in order of first appearance, so one still open holds back the ones after it; past
     `cap` held events the oldest leaves anyway (a later revision of it would then be handed out
     again, with its higher `revision`), which bounds memory on any input. Revision 0 always
-    starts a new event, so two reports that hash to the same id stay two events.
+    starts a new event, so two reports that hash to the same id stay two events. Revisions may
+    be held unbuilt (`kernbot.core.deferred`): only the one that leaves is built.
     """
 
     def __init__(self, cap: int | None = None) -> None:
         self.cap = cap
-        self._held: dict[int, Event] = {}
+        self._held: dict[int, Event | Deferred] = {}
         self._slot_of: dict[str, int] = {}
         """Newest slot of each id that is held or may still be revised."""
         self._next = 0
 
-    def add(self, events: Iterable[Event]) -> None:
+    def add(self, events: Iterable[Event | Deferred]) -> None:
         for ev in events:
             key = ev.id or f"anon:{self._next}:{ev.kind}"
             slot = self._slot_of.get(key)
@@ -133,7 +135,7 @@ class Releaser:
             del held[slot]
             if newest and key not in live:
                 del self._slot_of[key]
-            out.append(ev)
+            out.append(ev.build() if isinstance(ev, Deferred) else ev)
         if everything and not live:
             self._slot_of.clear()
         return out
@@ -151,7 +153,11 @@ class _Feeder:
         fmt: str | None = None,
     ) -> None:
         self.reader = LineReader(host=host, boot_id=boot_id, year=year, fmt=fmt)
-        self.detector = Detector(host=host, boot_id=boot_id, advise=False, diagnose=False)
+        self.deferred: list[Event | Deferred] = []
+        """Revisions the detector emitted unbuilt: moved into `held` after every record."""
+        self.detector = Detector(
+            host=host, boot_id=boot_id, advise=False, diagnose=False, defer=self.deferred
+        )
         self.held = Releaser(cap)
 
     def line(self, text: str, lineno: int) -> None:
@@ -162,6 +168,9 @@ class _Feeder:
         found = self.detector.feed(rec)
         if found:
             self.held.add(found)
+        if self.deferred:
+            self.held.add(self.deferred)
+            self.deferred.clear()
 
     def release(self, *, everything: bool = False) -> list[Event]:
         if not len(self.held):
@@ -173,6 +182,8 @@ class _Feeder:
         for rec in self.reader.flush():
             self._records(rec)
         self.held.add(self.detector.flush())
+        self.held.add(self.deferred)
+        self.deferred.clear()
         return [finish_event(ev) for ev in self.held.release(set(), everything=True)]
 
 
@@ -302,6 +313,7 @@ class ByteScanner:
         read = feeder.reader.feed
         detect = detector.feed
         held = feeder.held
+        deferred = feeder.deferred
         after = self._after
         every = self._every_line
         lineno = self._lineno
@@ -315,6 +327,9 @@ class ByteScanner:
                 found = detect(rec)
                 if found:
                     held.add(found)
+                if deferred:
+                    held.add(deferred)
+                    deferred.clear()
             pos = end + 1
             if every:
                 continue

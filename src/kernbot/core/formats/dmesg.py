@@ -18,7 +18,8 @@ from kernbot.core.formats.timefmt import iso_at, make_wall, month_number, second
 
 _TS = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{1,9})(?: {0,12}< {0,12}[\d.]{1,24}>)?\] ?")
 _DELTA = re.compile(r"\[ {0,12}(?:\+|< {0,12})(\d{1,12})\.(\d{1,9})>?\] ?")
-_CALLER = re.compile(r"\[ {0,8}([TC]\d{1,10})\] ?")
+CALLER = re.compile(r"\[ {0,8}([TC]\d{1,10})\] ?")
+"""A CONFIG_PRINTK_CALLER id after the stamp: `[T123] `, `[    C1] `."""
 _DATE_T = re.compile(
     r"\[([^\]\s]{1,16}) {1,4}([^\]\s]{1,16}) {1,4}(\d{1,2}) {1,4}(\d{1,2}):(\d{2}):(\d{2}) {1,4}"
     r"(\d{4})(?: {0,12}<[^>\]]{0,30}>)?\] ?"
@@ -67,7 +68,7 @@ def parse_bracket(
     caller = None
     host = None
     if line.startswith("[", end):
-        found = _CALLER.match(line, end)
+        found = CALLER.match(line, end)
         if found is not None:
             caller = found[1]
             end = found.end()

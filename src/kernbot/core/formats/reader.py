@@ -15,10 +15,12 @@ out with a fmt in `OTHER_FORMATS`; detectors should skip them (`is_kernel`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from kernbot.core.formats.dmesg import (
+    CALLER,
     parse_bracket,
     parse_fac_level,
     parse_netconsole,
@@ -59,6 +61,11 @@ _MONTH_INITIALS = frozenset("JFMASOND")
 _JSON_STRUCTURE = frozenset({"{", "},{", "}", "},", "]", "],", "}]", "]}"})
 """Lines of pretty-printed `dmesg --json` that carry no record."""
 _NOT_JSON = Head("", "not-json")
+_tuple_new = tuple.__new__
+_NO_META = (None,) * 6
+"""A `Head`'s wall, host, caller, seq, boot_id and cursor when its prefix carries none."""
+_PLAIN_STAMP = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{6})\] ?")
+"""`dmesg`'s own stamp with microseconds: what `parse_bracket` reads the same way."""
 
 
 def is_kernel(record: Record) -> bool:
@@ -97,12 +104,18 @@ class LineReader:
         self._wall_time: datetime | None = None
         self._json_mode = False  # inside pretty-printed `dmesg --json`
         self._json_members: dict[str, object] = {}
+        self._cont_meta: tuple[Head, tuple[object, ...]] | None = None
+        """`_cont` and the fields its continuation records share (the fast path's cache)."""
 
     def feed(self, line: str, lineno: int = 0) -> list[Record]:
         """Records for one input line (without its newline); [] for blank or metadata lines."""
         if line[-1:] in ("\n", "\r"):
             line = line.rstrip("\r\n")
         self._lineno = lineno
+        if self._fragment is None and self.forced is None and not self._json_mode:
+            fast = self._fast(line, lineno)
+            if fast is not None:
+                return fast
         # A kmsg `c` fragment held from earlier lines: a `+` line below may still extend it.
         self._held, self._fragment = self._fragment, None
         if not line or line.isspace():
@@ -141,6 +154,66 @@ class LineReader:
                 self._cont = None
         out.extend(to_records(head, lineno=lineno, host=self.host, boot_id=self.boot_id))
         return out
+
+    def _fast(self, line: str, lineno: int) -> list[Record] | None:
+        """The two commonest lines of a big log without the general machinery, or None.
+
+        A plain `dmesg` line (`[   12.345678] msg`: no caller id (a task-table row's `[  pid]`
+        is none), no `host kernel: `, no second record glued on) and a continuation line indented
+        under the record before it give the very records `_parse` and `to_records` would;
+        everything else returns None and takes the general path. `kernbot scan` of a node in an
+        OOM loop spends most of its lines here.
+        """
+        first = line[:1]
+        if first == "[":
+            m = _PLAIN_STAMP.match(line)
+            if m is None or "\n" in line:
+                return None
+            end = m.end()
+            if (
+                (line.startswith("[", end) and CALLER.match(line, end))
+                or line.find(" kernel: ", end, end + 260) >= 0
+                or (len(line) > 40 and line.find("[", 14) >= 0 and split_glued(line))
+            ):
+                return None
+            secs, frac = m.group(1, 2)
+            mono = int(secs) * 1_000_000 + int(frac)
+            text = line[end:]
+            self._after_kmsg = False
+            # tuple.__new__: the NamedTuples' own constructors cost more than the rest here
+            self._cont = _tuple_new(Head, (text, "dmesg", end, None, mono, *_NO_META))
+            if len(self._indent) != end:
+                self._indent = " " * end
+            host, boot = self.host, self.boot_id
+            return [
+                _tuple_new(
+                    Record, (text, None, None, mono, None, host, None, boot, None, "dmesg", lineno)
+                )
+            ]
+        if first == " ":
+            cont = self._cont
+            if cont is None or not line.startswith(self._indent) or "\n" in line:
+                return None
+            text = line[cont.width :]
+            if not text or text.isspace() or cont.fmt in _RECOVERABLE:
+                return None
+            meta = self._cont_meta
+            if meta is None or meta[0] is not cont:
+                meta = (cont, self._shared(cont))
+                self._cont_meta = meta
+            self._after_kmsg = False
+            return [_tuple_new(Record, (text, *meta[1], lineno))]
+        return None
+
+    def _shared(self, head: Head) -> tuple[object, ...]:
+        """The fields after `text` and before `lineno` of every record `to_records` makes of
+        `head` (the reader's own host and boot id where the head carries none)."""
+        (_, fmt, _, level, mono_usec, wall, host, caller, seq, boot_id, cursor) = head
+        if host is None:
+            host = self.host
+        if boot_id is None:
+            boot_id = self.boot_id
+        return (level, seq, mono_usec, wall, host, caller, boot_id, cursor, fmt)
 
     def flush(self) -> list[Record]:
         """Whatever is still held back (a kmsg `c` fragment); call at end of input."""

@@ -20,8 +20,6 @@ events keep their shape):
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
@@ -102,7 +100,20 @@ def _scored_tasks(
             root_bonus=bonus_era and t.uid == 0,
             normalised_3x=norm,
         )
-        tasks.append(t.model_copy(update={"oom_score": score}))
+        tasks.append(
+            Task(
+                pid=t.pid,
+                uid=t.uid,
+                tgid=t.tgid,
+                total_vm_kb=t.total_vm_kb,
+                rss_kb=t.rss_kb,
+                pgtables_kb=t.pgtables_kb,
+                swapents_kb=t.swapents_kb,
+                oom_score_adj=t.oom_score_adj,
+                name=t.name,
+                oom_score=score,
+            )
+        )
     return tasks
 
 
@@ -185,8 +196,17 @@ def _kill_line_only(r: ReportState) -> bool:
     )
 
 
-def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> OomKillEvent:
-    """The event for a report as far as it has been read."""
+def report_event_id(r: ReportState, host: str | None, boot_id: str | None) -> str:
+    """The id `build_event` gives the report's event (the same for every revision)."""
+    first = r.first
+    return stable_event_id(first, host or first.host, boot_id or first.boot_id)
+
+
+def build_event(
+    r: ReportState, *, host: str | None, boot_id: str | None, lines: int | None = None
+) -> OomKillEvent:
+    """The event for a report as far as it has been read (its first `lines` lines kept, when
+    given: a revision built after more lines were absorbed)."""
     first = r.first
     boot = boot_id or first.boot_id
     era = kernel_era(r)
@@ -208,13 +228,13 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
         if path and (kube := identify(path)):
             break
     event = OomKillEvent(
-        id=stable_event_id(first, host or first.host, boot),
+        id=report_event_id(r, host, boot_id),
         time=first.wall.isoformat() if first.wall else None,
         mono_usec=first.mono_usec,
         host=host or first.host,
         boot_id=boot,
         seq=first.seq,
-        lines=list(r.lines),
+        lines=r.lines[:lines] if lines is not None else list(r.lines),
         constraint=constraint,
         global_oom=global_oom,
         trigger=_trigger(r),
@@ -239,6 +259,12 @@ def build_event(r: ReportState, *, host: str | None, boot_id: str | None) -> Oom
     if kube is None:
         for path in (task_path, oom_path):
             if path and (owner := identify_container(path)):
-                event.container = ContainerOwner(**asdict(owner))
+                event.container = ContainerOwner(
+                    kind=owner.kind,
+                    runtime=owner.runtime,
+                    container_id=owner.container_id,
+                    lxc_id=owner.lxc_id,
+                    unit=owner.unit,
+                )
                 break
     return event

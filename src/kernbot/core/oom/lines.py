@@ -291,6 +291,26 @@ _SYSRQ_MANUAL = re.compile(r"^(?:sysrq: )?(?:SysRq ?: )?Manual OOM execution\s*$
 _SYSRQ_IGNORED = re.compile(r"^(?:sysrq: )?OOM request ignored[.]? (?P<reason>.*?)\s*$")
 
 
+_MAY_START = frozenset("OMKkoTsSmCPF[")
+"""First characters of every line kind below whose pattern is anchored at the start (`^Killed`,
+`^(?:Out of memory: )?Kill`, `^oom_reaper: `, `^Tasks `, `^memory: usage`, `^\\[ pid ]`...);
+a decimal digit (`^\\d+ pages RAM`) may start one too."""
+
+
+def _anywhere(t: str) -> bool:
+    """What the other kinds need somewhere: the header and cpuset lines start with a comm, the
+    zone, `free:`, `sec_pagetables:` and `unstable:` Mem-Info lines with blanks or any word. A
+    line that starts with none of `_MAY_START` and holds none of these is no report line."""
+    return (
+        " invoked oom-killer: " in t
+        or " cpuset=" in t
+        or "free:" in t
+        or "managed:" in t
+        or "sec_pagetables:" in t
+        or "unstable:" in t
+    )
+
+
 def _int(s: str | None) -> int | None:
     return int(s) if s is not None else None
 
@@ -356,6 +376,37 @@ def parse_line(text: str) -> Parsed | None:
     t = text.rstrip("\r\n") if text[-1:] in ("\n", "\r") else text
     if not t:
         return None
+    first = t[0]
+    if first not in _MAY_START and not first.isdecimal() and not _anywhere(t):
+        return None  # a stack frame, a register dump, a memory.stat line...
+    if first == "[" and " invoked oom-killer: " not in t and " cpuset=" not in t:
+        # A task table row: of the anchored kinds only the table header starts with `[`.
+        if "pid" in t and (m := _TABLE_HEADER.match(t)):
+            return TableHeader(columns=tuple(m.group("cols").split()))
+        if "unstable:" not in t:
+            return None
+    if ":" not in t and "=" not in t and not _may_be_plain(t, first):
+        return None  # a memory.stat line (`shmem 6879`): `_parse_plain` would find nothing
+    return parse_any(t)
+
+
+def _may_be_plain(t: str, first: str) -> bool:
+    """What each kind `_parse_plain` tries needs: a kill line `process `, the group and `Task
+    in` lines `killed` or a `T`, the rare ones `OOM`/`oom killer `, a table header `[`, the
+    `pages RAM`/`reserved` lines a leading digit, and `Memory limit reached of cgroup `."""
+    return (
+        first in "[T"
+        or first.isdecimal()
+        or "process " in t
+        or "killed" in t
+        or "OOM" in t
+        or "oom killer " in t
+        or t.startswith("Memory limit reached of cgroup ")
+    )
+
+
+def parse_any(t: str) -> Parsed | None:
+    """`parse_line` without its first test (which only says when this would return None)."""
     if ":" not in t and "=" not in t:
         return _parse_plain(t)
     if " invoked oom-killer: " in t and (m := _HEADER.match(t)):

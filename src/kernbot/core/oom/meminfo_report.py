@@ -30,6 +30,9 @@ _MEMINFO_KEYS = frozenset(
     {"active_anon", "inactive_anon", "active_file", "inactive_file", "slab_reclaimable"}
 )
 _PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
+_PAGES_HINT = re.compile(r"[a-z_]:\d")
+"""What every `_PAGES_TOKEN` holds: a cheap search first spares register dumps (`RAX: …`) the
+lookbehind scan."""
 _KB_TOKEN = re.compile(r"([a-z_()]+):(\d+)kB", re.IGNORECASE)
 _ZONE = re.compile(
     r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device)"
@@ -147,21 +150,30 @@ class MemReport:
 
 
 def _clean(text: str) -> str:
+    if "#01" not in text:
+        return text.rstrip()
     return text.replace("#012", " ").replace("#011", " ").rstrip()
 
 
 def parse_report(lines: list[str]) -> MemReport:
-    """Every memory number in `lines`; unknown lines are skipped, nothing raises."""
+    """Every memory number in `lines`; unknown lines are skipped, nothing raises.
+
+    Each pattern is tried only when the line holds a fixed piece of text that pattern needs
+    (`" free:"`, `"*"`, `": usage "`...), and a line with no `:`, no `=` and no leading digit
+    (stack frames, task rows) holds no memory number at all: most lines of a report then cost
+    a few substring tests instead of a dozen regex matches.
+    """
     rep = MemReport()
     v2_block: StatsBlock | None = None
     in_slab = False
     for i, raw in enumerate(lines):
-        text = _clean(raw)
+        text = raw.rstrip() if "#01" not in raw else _clean(raw)
         stripped = text.strip()
         if v2_block is not None:
             m = _V2_LINE.match(text)
             if m:
-                v2_block.values_kb[m.group("key")] = int(m.group("value")) // 1024
+                key, value = m.groups()
+                v2_block.values_kb[key] = int(value) // 1024
                 continue
             v2_block = None
         if in_slab:
@@ -176,6 +188,8 @@ def parse_report(lines: list[str]) -> MemReport:
         if stripped.startswith("Unreclaimable slab info"):
             in_slab = True
             continue
+        if ":" not in stripped and "=" not in stripped and not stripped[:1].isdecimal():
+            continue  # every pattern below needs one (`^\\d+ pages RAM` the digit)
         if _parse_memcg(rep, stripped, i):
             if rep.stats and rep.stats[-1].line == i and rep.stats[-1].v2:
                 v2_block = rep.stats[-1]
@@ -185,7 +199,7 @@ def parse_report(lines: list[str]) -> MemReport:
 
 
 def _parse_memcg(rep: MemReport, text: str, i: int) -> bool:
-    m = _COUNTER.match(text)
+    m = _COUNTER.match(text) if ": usage " in text else None
     if m:
         limit = int(m.group("limit"))
         rep.counters.setdefault(
@@ -198,7 +212,7 @@ def _parse_memcg(rep: MemReport, text: str, i: int) -> bool:
             ),
         )
         return True
-    m = _STATS.match(text)
+    m = _STATS.match(text) if text.startswith("Memory cgroup stats for ") else None
     if m:
         rest = m.group("rest")
         tokens = {k: int(v) for k, v in _V1_TOKEN.findall(rest)}
@@ -208,7 +222,7 @@ def _parse_memcg(rep: MemReport, text: str, i: int) -> bool:
 
 
 def _parse_global(rep: MemReport, text: str, i: int) -> None:
-    if (m := _ZONE.match(text)) is not None:
+    if " free:" in text and (m := _ZONE.match(text)) is not None:
         vals = {k.lower(): int(v) for k, v in _KB_TOKEN.findall(text)}
         rep.zones.append(
             Zone(
@@ -223,16 +237,16 @@ def _parse_global(rep: MemReport, text: str, i: int) -> None:
                 line=i,
             )
         )
-    elif (m := _NODE.match(text)) is not None:
+    elif text.startswith("Node ") and (m := _NODE.match(text)) is not None:
         vals = {k.lower(): int(v) for k, v in _KB_TOKEN.findall(text)}
         rep.nodes[int(m.group("node"))] = (vals, i)
-    elif (m := _FREE_LIST.match(text)) is not None:
+    elif "*" in text and (m := _FREE_LIST.match(text)) is not None:
         blocks: dict[int, int] = {}
         for count, size in _BLOCK.findall(m.group("blocks")):
             blocks[int(size)] = blocks.get(int(size), 0) + int(count)
         node = int(m.group("node") or 0)
         rep.free_lists.append(FreeList(node, m.group("zone"), blocks, int(m.group("total")), i))
-    elif (m := _HUGE.match(text)) is not None:
+    elif "hugepages_total=" in text and (m := _HUGE.match(text)) is not None:
         rep.huge.append(
             HugePool(
                 int(m.group("node")),
@@ -242,19 +256,19 @@ def _parse_global(rep: MemReport, text: str, i: int) -> None:
                 i,
             )
         )
-    elif (m := _SWAP.match(text)) is not None:
+    elif " swap" in text and (m := _SWAP.match(text)) is not None:
         value = (int(m.group("kb")), i)
         if m.group("which") == "Free":
             rep.swap_free_kb = value
         else:
             rep.swap_total_kb = value
-    elif (m := _RAM.match(text)) is not None:
+    elif "RAM" in text and (m := _RAM.match(text)) is not None:
         rep.ram_pages = (int(m.group("n")), i)
-    elif (m := _RESERVED.match(text)) is not None:
+    elif "reserved" in text and (m := _RESERVED.match(text)) is not None:
         rep.reserved_pages = (int(m.group("n")), i)
-    elif (m := _PAGECACHE.match(text)) is not None:
+    elif "pagecache" in text and (m := _PAGECACHE.match(text)) is not None:
         rep.pagecache_pages = (int(m.group("n")), i)
-    elif "kB" not in text and "CPU" not in text:
+    elif ":" in text and "kB" not in text and "CPU" not in text and _PAGES_HINT.search(text):
         tokens = dict(_PAGES_TOKEN.findall(text))
         following = rep.pages_last is not None and i == rep.pages_last + 1
         if tokens and (following or (not rep.pages and _MEMINFO_KEYS & tokens.keys())):

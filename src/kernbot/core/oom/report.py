@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections import deque
 
-from kernbot.core.events import OomKillEvent
+from kernbot.core.deferred import Deferred
+from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import kernel_era
-from kernbot.core.oom.event import build_event
+from kernbot.core.oom.event import build_event, report_event_id
 from kernbot.core.oom.report_state import ReportState
 from kernbot.core.record import Record
 
@@ -31,6 +32,7 @@ __all__ = [
     "GAP_USEC",
     "MAX_UNRECOGNISED_RUN",
     "RECENT_REPORTS",
+    "DeferredOomEvent",
     "OomAssembler",
     "build_event",
     "kernel_era",
@@ -45,6 +47,36 @@ RECENT_REPORTS = 16
 _STARTERS = ol.HEADERLESS_STARTERS
 
 
+class DeferredOomEvent(Deferred):
+    """One revision of a report's event, built when asked.
+
+    Exact because of when it is made: for a report that is closed or has its kill line, every
+    later change to what `build_event` reads is followed by the next revision, which replaces
+    this one; only lines may be added without one (a `sharing same memory` line), so the number
+    of lines is kept. A report still open without a kill line absorbs lines without emitting, so
+    its revisions are built at once instead (`OomAssembler._emit_if_changed`).
+    """
+
+    __slots__ = ("_boot_id", "_host", "_lines", "_state", "id", "revision")
+    kind = "oom_kill"
+
+    def __init__(
+        self, state: ReportState, revision: int, host: str | None, boot_id: str | None
+    ) -> None:
+        self.id: str | None = state.last_id
+        self.revision = revision
+        self._state = state
+        self._lines = len(state.lines)
+        self._host = host
+        self._boot_id = boot_id
+
+    def build(self) -> Event:
+        event = build_event(self._state, host=self._host, boot_id=self._boot_id, lines=self._lines)
+        if self.revision:
+            event.revision = self.revision
+        return event
+
+
 class OomAssembler:
     """Feed records in log order; get `OomKillEvent`s as soon as they are known.
 
@@ -56,16 +88,28 @@ class OomAssembler:
     def __init__(self, *, host: str | None = None, boot_id: str | None = None) -> None:
         self._host = host
         self._boot_id = boot_id
+        self._sink: list[Event | Deferred] | None = None
         self._open: ReportState | None = None
         self._recent: deque[ReportState] = deque(maxlen=RECENT_REPORTS)
         self._fed = 0
         self._manual: tuple[Record, int] | None = None
         """The last `sysrq: Manual OOM execution` and its position: the next report's cause."""
 
+    def defer_to(self, sink: list[Event | Deferred]) -> None:
+        """From now on put emitted revisions in `sink` (as `DeferredOomEvent`s where exact)
+        instead of returning them from `feed` and `flush`, which then return []."""
+        self._sink = sink
+
     @property
     def pending(self) -> bool:
         """True while a report is being assembled and has not been emitted yet."""
-        return self._open is not None and self._open.last_event is None
+        return self._open is not None and not self._open.emitted
+
+    @property
+    def holding(self) -> bool:
+        """`pending` or `absorbing`: a reader that skips lines must feed the next one."""
+        op = self._open
+        return op is not None and (not op.emitted or op.killed is None)
 
     @property
     def absorbing(self) -> bool:
@@ -80,21 +124,22 @@ class OomAssembler:
 
     def live_ids(self) -> set[str]:
         """Ids of the emitted events a later record may still revise: open and recent reports."""
-        ids = {r.last_event.id for r in self._recent if r.last_event is not None}
+        ids = {r.last_id for r in self._recent if r.last_id is not None}
         op = self._open
-        if op is not None and op.last_event is not None:
-            ids.add(op.last_event.id)
-        ids.discard(None)
-        return ids  # type: ignore[return-value]
+        if op is not None and op.last_id is not None:
+            ids.add(op.last_id)
+        return ids
 
     def feed(self, rec: Record) -> list[OomKillEvent]:
         parsed = ol.parse_line(rec.text)
         out: list[OomKillEvent] = []
         self._fed += 1
         r = self._open
-        if r is not None and r.killed is None and self._stale(r, rec):
-            out += self._close()
-            r = None
+        if r is not None and r.killed is None:
+            mono, last = rec.mono_usec, r.last_mono
+            if mono is not None and last is not None and mono - last > GAP_USEC:  # a gap: stale
+                out += self._close()
+                r = None
         if parsed is None:  # most lines of a report (stack, stats, table rows), and all others
             if r is not None and r.killed is None:
                 r.absorb(rec, None)
@@ -146,9 +191,6 @@ class OomAssembler:
     def flush(self) -> list[OomKillEvent]:
         return self._close()
 
-    def _stale(self, r: ReportState, rec: Record) -> bool:
-        return self._stale_after(r.last_mono, rec)
-
     @staticmethod
     def _stale_after(last_mono: int | None, rec: Record) -> bool:
         return (
@@ -195,7 +237,7 @@ class OomAssembler:
         r, self._open = self._open, None
         if r is None:
             return []
-        if r.last_event is not None:
+        if r.emitted:
             self._recent.append(r)
             return []
         if not r.evidence:
@@ -207,11 +249,23 @@ class OomAssembler:
         """A new revision when the report says more than its last one (built once, not copied:
         each revision is a fresh object, so callers may change what they are handed)."""
         fingerprint = r.fingerprint()
-        if r.last_event is not None and fingerprint == r.last_fingerprint:
+        if r.emitted and fingerprint == r.last_fingerprint:
+            return []
+        revision = r.last_revision + 1
+        r.emitted = True
+        r.last_revision = revision
+        r.last_fingerprint = fingerprint
+        sink = self._sink
+        if sink is not None and (r.killed is not None or r is not self._open):
+            if r.last_id is None:
+                r.last_id = report_event_id(r, self._host, self._boot_id)
+            sink.append(DeferredOomEvent(r, revision, self._host, self._boot_id))
             return []
         event = build_event(r, host=self._host, boot_id=self._boot_id)
-        if r.last_event is not None:
-            event.revision = r.last_event.revision + 1
-        r.last_event = event
-        r.last_fingerprint = fingerprint
+        if revision:
+            event.revision = revision
+        r.last_id = event.id
+        if sink is not None:
+            sink.append(event)
+            return []
         return [event]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernbot.core.events import MAX_LINES, OomKillEvent, Task
+from kernbot.core.events import MAX_LINES
 from kernbot.core.oom import lines as ol
-from kernbot.core.oom.task_table import TableLayout, parse_row
+from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row
 from kernbot.core.record import Record
 
 EVIDENCE = ol.REPORT_STARTERS
@@ -53,7 +53,7 @@ class ReportState:
     wrapped_task_in: bool = False
     counters: dict[str, ol.Counter] = field(default_factory=dict)
     layout: TableLayout | None = None
-    tasks: list[Task] = field(default_factory=list)
+    tasks: list[TaskRow] = field(default_factory=list)
     oom_kill: ol.OomKillLine | None = None
     kill_process: ol.KillProcess | None = None
     killed: ol.Killed | None = None
@@ -69,8 +69,10 @@ class ReportState:
     evidence: bool = False
     unrecognised_run: int = 0
     last_mono: int | None = None
-    last_event: OomKillEvent | None = None
-    """The last event emitted for this report (handed out as is: nothing here reads it)."""
+    emitted: bool = False
+    """An event (or a deferred one) was emitted for this report."""
+    last_id: str | None = None
+    last_revision: int = -1
     last_fingerprint: tuple[object, ...] | None = None
 
     def fingerprint(self) -> tuple[object, ...]:
@@ -126,11 +128,15 @@ class ReportState:
         return pids
 
     def absorb(self, rec: Record, parsed: ol.Parsed | None) -> None:
-        self.keep_line(rec.text, parsed)
+        text = rec.text
+        if len(self.lines) < _HEAD_LINES:  # `keep_line`'s common case
+            self.lines.append(text)
+        else:
+            self.keep_line(text, parsed)
         if rec.mono_usec is not None:
             self.last_mono = rec.mono_usec
         if parsed is None:
-            if self.layout is not None and (task := parse_row(self.layout, rec.text)):
+            if self.layout is not None and (task := parse_row(self.layout, text)):
                 self.tasks.append(task)
                 self.unrecognised_run = 0
                 return
