@@ -17,7 +17,8 @@ of one `TOP_TTL_S` window; reading all of /proc per revision cost most of a core
 snapshot (meminfo, PSI, vmstat, sysctls) is shared by the events of one `SNAPSHOT_TTL_S` of the
 clock as well: a hundred kills a second read it once. The copy handed back shares the event's
 report fields (lines, tasks: the detector never touches an event it handed out) and gets its
-own context; a deep copy of the whole report cost more than the reads. Recurrence compares a
+own context, whose fields enrichment sets rather than changes; a deep copy of the whole report
+cost more than the reads. Recurrence compares a
 kill with the newest `MAX_PER_KEY` kills of the same cgroup or pod only: it walks them all for
 every event.
 """
@@ -160,8 +161,11 @@ class Enricher:
     def enrich(self, event: Event) -> Event:
         """A copy of `event` with live context and pod names (from pod logs)."""
         ev: Event
-        if isinstance(event, OomKillEvent | SynFloodEvent):  # the context is filled in place
-            ev = event.model_copy(update={"context": event.context.model_copy(deep=True)})
+        if isinstance(event, OomKillEvent | SynFloodEvent):
+            # fields of the context are set, not changed in place; its error list is extended
+            ctx = event.context
+            own = ctx.model_copy(update={"enrich_errors": list(ctx.enrich_errors)})
+            ev = event.model_copy(update={"context": own})
         else:
             ev = event.model_copy()
         if isinstance(ev, OomKillEvent):
