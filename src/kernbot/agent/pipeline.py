@@ -133,6 +133,7 @@ class Pipeline:
         self._queued: dict[tuple[str, int], _Queued] = {}
         """Events waiting for the end of the batch, the newest revision per (id, first stage)."""
         self._in_batch = False
+        self._committing = False
         self._pending_position: Position | None = None
         """The safe position the batch reached, taken once its events are stored."""
 
@@ -242,23 +243,36 @@ class Pipeline:
         key = (_identify(ev), len(stages))
         self._queued.pop(key, None)  # a newer revision supersedes the queued one
         self._queued[key] = (ev, live, stages, detected)
-        if not self._in_batch:
+        if not self._in_batch and not self._committing:
             self._commit()
 
     def _commit(self) -> None:
         """Run the queued events through their stages, store what comes out, then move the
         safe position to where the batch got."""
-        while self._queued:
-            queued, self._queued = self._queued, {}
-            out: list[Event] = []
-            for ev, live, stages, detected in queued.values():
-                if detected and self.finish is not None:
-                    self.finish(ev)
-                events = [ev]
-                for stage in stages:
-                    events = [after for each in events for after in stage.run(each, live)]
-                out.extend(events)
-            self.store(out)
+        if self._committing:
+            return  # a stage resumed an event: the loop below takes it
+        self._committing = True
+        try:
+            while self._queued:
+                queued, self._queued = self._queued, {}
+                out: list[Event] = []
+                for ev, live, stages, detected in queued.values():
+                    if detected and self.finish is not None:
+                        self.finish(ev)
+                    events = [ev]
+                    for stage in stages:
+                        events = [after for each in events for after in stage.run(each, live)]
+                    out.extend(events)
+                self.store(out)
+        except BaseException:
+            # Not stored (the disk is full, say): the source is reopened at the safe position
+            # and reads these records again; nothing may move past them meanwhile (a flush).
+            self._queued.clear()
+            self._pending_position = None
+            self._latest_position = self.safe_position
+            raise
+        finally:
+            self._committing = False
         pos, self._pending_position = self._pending_position, None
         if pos is not None:
             self._advance(pos)
