@@ -18,7 +18,7 @@ from kernbot.agent.sources import Batch, Item
 from kernbot.agent.stages import Advise, Stage
 from kernbot.agent.stored import Stored
 from kernbot.core.detector import Detector
-from kernbot.core.events import Event, OomKillEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 from kernbot.core.formats.reader import read_lines
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
@@ -172,3 +172,13 @@ def test_a_batch_that_could_not_be_stored_moves_no_position(tmp_path: Path) -> N
     p.feed(batch([*REPORT, "[ 9999.000000] eth0: link down"], first=1))  # read again
     assert [b["kind"] for b in outbox.puts] == ["oom_kill"]
     assert p.safe_position == Position("file", offset=len(REPORT) + 2)
+
+
+def test_a_name_that_is_not_utf8_is_still_stored(tmp_path: Path) -> None:
+    """A cgroup directory a container named with bytes that are not UTF-8 (os.scandir gives
+    lone surrogates): pydantic's JSON encoder refuses them, the event is stored anyway."""
+    p, outbox, history = pipeline(tmp_path)
+    p.emit(OomRiskEvent(id="risk:1", cgroup="/kubepods/\udcff\udcfe", state="start"), old=False)
+    (stored,) = outbox.puts
+    assert stored["cgroup"] == "/kubepods/\udcff\udcfe"
+    assert history.query("oom_risk")[0]["id"] == "risk:1"

@@ -22,6 +22,7 @@ answers (`emit`, `resume` outside a batch) are stored at once.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -300,10 +301,20 @@ class Pipeline:
                 self.stats.events[ev.kind] += 1
                 self.metrics.events.labels(kind=ev.kind).inc()
             at = event_epoch({"time": ev.time}) or now
-            rows.append(Stored(event_id, ev.kind, ev.revision, at, ev.model_dump_json()))
+            rows.append(Stored(event_id, ev.kind, ev.revision, at, _encode(ev)))
         self.history.add_many(rows)
         if self.outbox.put_many(rows):
             self.on_stored()
+
+
+def _encode(ev: Event) -> str:
+    """The event's JSON. A name read from the host (a cgroup directory, say) may hold bytes that
+    are not UTF-8 (lone surrogates in Python), which pydantic's encoder refuses; `json` escapes
+    them, as the agent always did."""
+    try:
+        return ev.model_dump_json()
+    except ValueError:
+        return json.dumps(ev.model_dump(mode="json"))
 
 
 def _identify(ev: Event) -> str:
