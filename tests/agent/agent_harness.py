@@ -9,7 +9,8 @@ No private state is poked: a test feeds lines, moves the clock and reads what wa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from kernbot.agent.pods import KubernetesApi
 from kernbot.agent.position import Position
 from kernbot.agent.proc import ProcReader
 from kernbot.agent.sources import Batch, Item, Source, SourceConfig, SourceUnavailable
+from kernbot.agent.stored import Stored
 from kernbot.core.formats.reader import read_lines
 from kernbot.settings import AgentSettings
 
@@ -133,10 +135,9 @@ class RecordingOutbox(Outbox):
         super().__init__(path)
         self.puts: list[dict[str, Any]] = []
 
-    def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool:
-        accepted = super().put(event_id, revision, kind, body)
-        if accepted:
-            self.puts.append(body)
+    def put_many(self, rows: Sequence[Stored]) -> list[Stored]:
+        accepted = super().put_many(rows)
+        self.puts.extend(json.loads(r.body) for r in accepted)
         return accepted
 
 

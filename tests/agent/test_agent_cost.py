@@ -5,6 +5,7 @@ exactly the events that feeding every record yields."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item
+from kernbot.agent.stored import Stored
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event
 from kernbot.core.formats.reader import read_lines
@@ -90,11 +92,11 @@ class Recorded:
     def __init__(self) -> None:
         self.bodies: list[str] = []
 
-    def add(self, body: dict[str, Any], now: float | None = None) -> None:
-        self.bodies.append(json.dumps(body, sort_keys=True))
+    def add_many(self, rows: Sequence[Stored]) -> None:
+        self.bodies.extend(json.dumps(json.loads(r.body), sort_keys=True) for r in rows)
 
-    def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool:
-        return True
+    def put_many(self, rows: Sequence[Stored]) -> Sequence[Stored]:
+        return rows
 
 
 class FixedWall(SystemClock):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from kernbot.agent.enrich import Enricher, pick_listener
+from kernbot.agent.enrich import MAX_PER_KEY, SNAPSHOT_TTL_S, Enricher, pick_listener
 from kernbot.agent.pods import PodResolver
 from kernbot.agent.proc import ProcReader
 from kernbot.core.advice import advise
@@ -194,9 +195,10 @@ class CountingProc(ProcReader):
 
 def test_proc_is_read_once_per_event_not_per_revision(pods: PodResolver) -> None:
     # Issue 11: a node in an OOM loop makes ~100 events/s, each revised as its lines arrive;
-    # reading all of /proc per revision cost most of a core.
+    # reading all of /proc per revision cost most of a core, and once per event still a tenth.
     proc = CountingProc(SNAPSHOT)
-    enricher = Enricher(proc, pods, top_n=3, clock=lambda: NOW)
+    now = [NOW]
+    enricher = Enricher(proc, pods, top_n=3, clock=lambda: now[0])
     first = enricher.enrich(oom("b:1", TASK_PATH))
     again = enricher.enrich(oom("b:1", TASK_PATH).model_copy(update={"revision": 1}))
     assert proc.calls == {"top": 1, "meminfo": 1}
@@ -207,6 +209,38 @@ def test_proc_is_read_once_per_event_not_per_revision(pods: PodResolver) -> None
     first.context.top_oom_score.clear()  # each event gets its own copy of the snapshot
     assert again.context.top_oom_score
     other = enricher.enrich(oom("b:2", TASK_PATH))
-    assert proc.calls == {"top": 1, "meminfo": 2}  # a new event: fresh reads, shared top scan
+    assert proc.calls == {"top": 1, "meminfo": 1}, "another event within the second shares it"
     assert other.context.top_oom_score == again.context.top_oom_score
+    assert other.context.meminfo == again.context.meminfo
     assert other.context.kills_24h == 2
+    now[0] += SNAPSHOT_TTL_S
+    later = enricher.enrich(oom("b:3", TASK_PATH))
+    assert proc.calls["meminfo"] == 2, "a second later: read again"
+    assert later.context.meminfo is not None
+    assert enricher.enrich(oom("b:1", TASK_PATH)).context.meminfo == first.context.meminfo, (
+        "a later revision keeps its event's own snapshot"
+    )
+
+
+def test_the_event_handed_in_is_not_changed(pods: PodResolver) -> None:
+    ev = oom("b:1", TASK_PATH)
+    before = ev.model_dump()
+    out = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: NOW).enrich(ev)
+    assert out.context.meminfo is not None and ev.context.meminfo is None
+    assert ev.model_dump() == before
+
+
+def test_recurrence_counts_the_newest_kills_of_each_cgroup(pods: PodResolver) -> None:
+    """A cgroup killed in a loop: the pattern is measured over its newest MAX_PER_KEY kills,
+    another cgroup's kills are kept apart, and a revision of a kill is not a second kill."""
+    now = [NOW]
+    enricher = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: now[0])
+    for i in range(MAX_PER_KEY + 20):
+        stamp = datetime.fromtimestamp(NOW - 1000 + i, UTC).isoformat()
+        ev = enricher.enrich(oom(f"k{i}", TASK_PATH, stamp))
+        again = enricher.enrich(oom(f"k{i}", TASK_PATH, stamp).model_copy(update={"revision": 1}))
+    assert ev.context.recurrence is not None and again.context.recurrence is not None
+    assert ev.context.recurrence.kills == again.context.recurrence.kills == MAX_PER_KEY
+    assert ev.context.recurrence.interval_s == 1.0
+    other = enricher.enrich(oom("o1", "/kubepods/burstable/podffff/x", None))
+    assert other.context.recurrence is None

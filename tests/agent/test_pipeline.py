@@ -4,8 +4,10 @@ history and a recording outbox."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from agent_harness import FakeClock, RecordingOutbox
 
 from kernbot.agent.history import History, RecentLines
@@ -14,8 +16,9 @@ from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item
 from kernbot.agent.stages import Advise, Stage
+from kernbot.agent.stored import Stored
 from kernbot.core.detector import Detector
-from kernbot.core.events import Event, OomKillEvent
+from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 from kernbot.core.formats.reader import read_lines
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
@@ -111,3 +114,71 @@ def test_the_safe_position_waits_for_the_report_to_close(tmp_path: Path) -> None
     p.flush()
     assert p.safe_position == Position("file", offset=6 + len(REPORT) - 5)
     assert noted[-1] is p.safe_position
+
+
+def test_a_batch_stores_the_newest_revision_of_each_event_once(tmp_path: Path) -> None:
+    """Issue 11: the revisions the detector emits within one batch are never all shipped (the
+    shipper runs after the batch): only the newest is finished (diagnosed), staged and stored,
+    and it is the same event the last of the revisions fed one line at a time ends as."""
+    finished: list[str] = []
+    staged = Later()
+    one, one_box, _ = pipeline(tmp_path / "one", staged, Advise())
+    one.finish = lambda ev: finished.append(f"{ev.id}:{ev.revision}")
+    one.feed(batch(REPORT))
+    one.flush()
+    each, each_box, _ = pipeline(tmp_path / "each")
+    for i, line in enumerate(REPORT):
+        each.feed(batch([line], first=i))
+    each.flush()
+    assert len(each_box.puts) > 1, "the report is revised as its lines arrive"
+    assert len(one_box.puts) == 1 and len(staged.seen) == 1
+    assert finished == [f"{one_box.puts[0]['id']}:{one_box.puts[0]['revision']}"]
+    newest = each_box.puts[-1]
+    assert one_box.puts[0]["revision"] == newest["revision"]
+    stored = one_box.puts[0]
+    assert stored["victim"] == newest["victim"] and stored["lines"] == newest["lines"]
+
+
+class FailingOutbox(RecordingOutbox):
+    """A real outbox whose disk is full until the test says otherwise."""
+
+    full = True
+
+    def put_many(self, rows: Sequence[Stored]) -> list[Stored]:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super().put_many(rows)
+
+
+def test_a_batch_that_could_not_be_stored_moves_no_position(tmp_path: Path) -> None:
+    outbox = FailingOutbox(tmp_path / "outbox.db")
+    p = Pipeline(
+        detector=Detector(host="h", boot_id=BOOT, advise=False),
+        outbox=outbox,
+        history=History(tmp_path / "history.db"),
+        recent=RecentLines(),
+        metrics=AgentMetrics(),
+        boot_id=BOOT,
+        clock=FakeClock(),
+    )
+    p.feed(batch(["[ 2990.000000] eth0: link up"]))
+    assert p.safe_position == Position("file", offset=1)
+    with pytest.raises(OSError, match="No space"):
+        p.feed(batch([*REPORT, "[ 9999.000000] eth0: link down"], first=1))
+    assert p.safe_position == Position("file", offset=1), "its events were not stored"
+    p.flush()
+    assert p.safe_position == Position("file", offset=1), "nor does a flush move past them"
+    outbox.full = False
+    p.feed(batch([*REPORT, "[ 9999.000000] eth0: link down"], first=1))  # read again
+    assert [b["kind"] for b in outbox.puts] == ["oom_kill"]
+    assert p.safe_position == Position("file", offset=len(REPORT) + 2)
+
+
+def test_a_name_that_is_not_utf8_is_still_stored(tmp_path: Path) -> None:
+    """A cgroup directory a container named with bytes that are not UTF-8 (os.scandir gives
+    lone surrogates): pydantic's JSON encoder refuses them, the event is stored anyway."""
+    p, outbox, history = pipeline(tmp_path)
+    p.emit(OomRiskEvent(id="risk:1", cgroup="/kubepods/\udcff\udcfe", state="start"), old=False)
+    (stored,) = outbox.puts
+    assert stored["cgroup"] == "/kubepods/\udcff\udcfe"
+    assert history.query("oom_risk")[0]["id"] == "risk:1"

@@ -40,7 +40,15 @@ from kernbot.agent.risk import RiskSampler, RiskStage
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
-from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, Stage, SynEpisodes
+from kernbot.agent.stages import (
+    Advise,
+    ApiPodNames,
+    Enrich,
+    KillAccounting,
+    Stage,
+    SynEpisodes,
+    diagnose,
+)
 from kernbot.core.detector import Detector
 from kernbot.core.events import OomKillEvent
 from kernbot.core.oom.reconcile import OomReconciler
@@ -184,7 +192,8 @@ class Agent:
         if self.reconciler is not None:
             stages.append(KillAccounting(self.reconciler))
         self.pipeline = Pipeline(
-            detector=Detector(host=self.host, boot_id=self.boot_id, advise=False),
+            detector=Detector(host=self.host, boot_id=self.boot_id, advise=False, diagnose=False),
+            finish=diagnose,
             outbox=outbox,
             history=history,
             recent=self.recent,

@@ -13,7 +13,14 @@ Cost (issue 11): the detector hands out a new revision of a report as lines arri
 OOM event, and a node in an OOM loop prints a hundred reports a second. The /proc snapshot is
 therefore read once per event (its first revision, the one closest to the kill) and reused for
 the event's later revisions, and the whole-process `top_oom_score` scan is shared by the events
-of one `TOP_TTL_S` window; reading all of /proc per revision cost most of a core.
+of one `TOP_TTL_S` window; reading all of /proc per revision cost most of a core. The rest of the
+snapshot (meminfo, PSI, vmstat, sysctls) is shared by the events of one `SNAPSHOT_TTL_S` of the
+clock as well: a hundred kills a second read it once. The copy handed back shares the event's
+report fields (lines, tasks: the detector never touches an event it handed out) and gets its
+own context, whose fields enrichment sets rather than changes; a deep copy of the whole report
+cost more than the reads. Recurrence compares a
+kill with the newest `MAX_PER_KEY` kills of the same cgroup or pod only: it walks them all for
+every event.
 """
 
 from __future__ import annotations
@@ -36,9 +43,15 @@ from kernbot.core.syn.episodes import COUNTERS
 DAY_S = 24 * 3600.0
 MAX_REMEMBERED = 2000
 """Kills of cgroup/pod limits kept for `recurrence` (oldest forgotten first)."""
+MAX_PER_KEY = 100
+"""Kills of one cgroup or pod kept for `recurrence`: the pattern (its count, interval, since)
+is measured over these; a node in an OOM loop kills one cgroup a hundred times a second."""
 T = TypeVar("T")
 TOP_TTL_S = 1.0
 """Events within this many seconds share one scan of every process's oom_score."""
+SNAPSHOT_TTL_S = 1.0
+"""Events within this many seconds (of the enricher's clock) share one read of meminfo, PSI,
+vmstat and the vm sysctls."""
 SNAPSHOTS_KEPT = 256
 """Per-event /proc snapshots kept for later revisions (far more than are open at once)."""
 
@@ -95,14 +108,18 @@ class Enricher:
         self.clock = clock
         self._kills: deque[tuple[float, str | None, str]] = deque()
         """(time, memcg path or None, event id) of OOM kills seen, for `kills_24h`."""
-        self._limits: dict[str, Kill] = {}
-        """Event id -> the kill of a cgroup or pod limit, for `recurrence` (bounded)."""
+        self._limits: OrderedDict[str, str] = OrderedDict()
+        """Event id -> the key of its kill of a cgroup or pod limit, oldest first (bounded)."""
+        self._by_key: dict[str, OrderedDict[str, Kill]] = {}
+        """Key (`kill_key`) -> event id -> the kill, for `recurrence` (bounded per key)."""
         self._kill_keys: set[str] = set()
         self._per_cgroup: Counter[str | None] = Counter()
         """Indexes of `_kills`: a revision is counted in O(1), not by a walk over a day of kills."""
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         """Event id -> the /proc context read for its first revision."""
         self._top_cache: tuple[float, list[ProcInfo]] | None = None
+        self._shared: tuple[float, _Snapshot] | None = None
+        """(clock, snapshot) of the last /proc read, for the events of one `SNAPSHOT_TTL_S`."""
 
     def remember(self, events: list[OomKillEvent]) -> None:
         """Kills from the agent's history (after a restart), so a pattern spans restarts."""
@@ -110,7 +127,28 @@ class Enricher:
             at = _event_ts(ev)
             kill = as_kill(ev, at) if at is not None else None
             if kill is not None and ev.id:
-                self._limits[ev.id] = kill
+                self._remember(ev.id, kill)
+
+    def _remember(self, event_id: str, kill: Kill) -> None:
+        old_key = self._limits.pop(event_id, None)
+        if old_key is not None and old_key != kill.key:
+            self._forget(old_key, event_id)
+        self._limits[event_id] = kill.key
+        same = self._by_key.setdefault(kill.key, OrderedDict())
+        same[event_id] = kill
+        while len(same) > MAX_PER_KEY:
+            gone, _ = same.popitem(last=False)
+            del self._limits[gone]
+        while len(self._limits) > MAX_REMEMBERED:
+            gone, key = self._limits.popitem(last=False)
+            self._forget(key, gone)
+
+    def _forget(self, key: str, event_id: str) -> None:
+        same = self._by_key.get(key)
+        if same is not None:
+            same.pop(event_id, None)
+            if not same:
+                del self._by_key[key]
 
     @overload
     def enrich(self, event: OomKillEvent) -> OomKillEvent: ...
@@ -122,7 +160,14 @@ class Enricher:
     def enrich(self, event: Event) -> Event: ...
     def enrich(self, event: Event) -> Event:
         """A copy of `event` with live context and pod names (from pod logs)."""
-        ev = event.model_copy(deep=True)
+        ev: Event
+        if isinstance(event, OomKillEvent | SynFloodEvent):
+            # fields of the context are set, not changed in place; its error list is extended
+            ctx = event.context
+            own = ctx.model_copy(update={"enrich_errors": list(ctx.enrich_errors)})
+            ev = event.model_copy(update={"context": own})
+        else:
+            ev = event.model_copy()
         if isinstance(ev, OomKillEvent):
             self._oom_context(ev)
             if ev.kubernetes is not None:
@@ -170,10 +215,9 @@ class Enricher:
         kill = as_kill(ev, at if at is not None and at <= now else now)
         if kill is None:
             return None
-        known = [k for i, k in self._limits.items() if i != ev.id]
-        self._limits[ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"] = kill
-        while len(self._limits) > MAX_REMEMBERED:
-            self._limits.pop(next(iter(self._limits)))
+        event_id = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
+        self._remember(event_id, kill)  # first: the newest MAX_PER_KEY include this one
+        known = [k for i, k in self._by_key[kill.key].items() if i != event_id]
         return recurrence(kill, known)
 
     def _snapshot(self, event_id: str | None) -> _Snapshot:
@@ -181,9 +225,23 @@ class Enricher:
         if event_id is not None and event_id in self._snapshots:
             self._snapshots.move_to_end(event_id)
             return self._snapshots[event_id]
+        now = self.clock()
+        shared = self._shared
+        if shared is not None and abs(now - shared[0]) < SNAPSHOT_TTL_S:
+            snap = shared[1]
+        else:
+            snap = self._read_snapshot()
+            self._shared = (now, snap)
+        if event_id is not None:
+            self._snapshots[event_id] = snap
+            while len(self._snapshots) > SNAPSHOTS_KEPT:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def _read_snapshot(self) -> _Snapshot:
         errors: list[str] = []
         meminfo = self._guard(errors, "meminfo", self.proc.meminfo)
-        snap = _Snapshot(
+        return _Snapshot(
             meminfo=HostMemory.model_validate(meminfo) if meminfo is not None else None,
             psi=self._guard(errors, "psi", self.proc.psi_memory),
             top=self._guard(errors, "top_oom_score", self._top_shared),
@@ -191,11 +249,6 @@ class Enricher:
             sysctls=self._guard(errors, "sysctls", self.proc.vm_sysctls) or {},
             errors=errors,
         )
-        if event_id is not None:
-            self._snapshots[event_id] = snap
-            while len(self._snapshots) > SNAPSHOTS_KEPT:
-                self._snapshots.popitem(last=False)
-        return snap
 
     def _top_shared(self) -> list[ProcInfo]:
         """`_top`, scanned at most once per `TOP_TTL_S` (monotonic) for all events."""

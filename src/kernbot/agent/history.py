@@ -10,10 +10,12 @@ import json
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kernbot.agent.stored import IN_CHUNK, Stored
 from kernbot.state_files import private_file
 
 
@@ -49,23 +51,33 @@ class History:
 
     def add(self, body: dict[str, Any], now: float | None = None) -> None:
         """Keep the newest revision of an event; `at` is the event's time, else when seen."""
-        event_id, revision = str(body.get("id")), int(body.get("revision") or 0)
         at = event_epoch(body) or (now if now is not None else time.time())
+        event_id, revision = str(body.get("id")), int(body.get("revision") or 0)
+        self.add_many([Stored(event_id, str(body.get("kind")), revision, at, json.dumps(body))])
+
+    def add_many(self, rows: Sequence[Stored]) -> None:
+        """`add` for the revisions of one pipeline batch, in one transaction (issue 11: one
+        transaction per revision was a tenth of the agent's CPU in an OOM loop)."""
+        if not rows:
+            return
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                "SELECT revision FROM history WHERE id=?", (event_id,)
-            ).fetchone()
-            if row is not None and row[0] > revision:
-                return
-            self._db.execute(
+            known = self._revisions({r.event_id for r in rows})
+            params: list[tuple[str, str, int, float, str]] = []
+            for r in rows:
+                old = known.get(r.event_id)
+                if old is not None and old > r.revision:
+                    continue
+                if old is None:
+                    self._rows += 1
+                known[r.event_id] = r.revision
+                params.append((r.event_id, r.kind, r.revision, r.at, r.body))
+            self._db.executemany(
                 "INSERT INTO history (id, kind, revision, at, body) VALUES (?,?,?,?,?)"
                 " ON CONFLICT(id) DO UPDATE SET revision=excluded.revision, at=excluded.at,"
                 " body=excluded.body",
-                (event_id, str(body.get("kind")), revision, at, json.dumps(body)),
+                params,
             )
-            if row is None:
-                self._rows += 1
             if self._rows > self.keep:
                 self._db.execute(
                     "DELETE FROM history WHERE row IN"
@@ -73,6 +85,19 @@ class History:
                     (self._rows - self.keep,),
                 )
                 self._rows = self.keep
+
+    def _revisions(self, ids: set[str]) -> dict[str, int]:
+        """Stored revision per id, for those of `ids` held."""
+        out: dict[str, int] = {}
+        wanted = list(ids)
+        for i in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[i : i + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for event_id, revision in self._db.execute(
+                f"SELECT id, revision FROM history WHERE id IN ({marks})", chunk
+            ):
+                out[event_id] = int(revision)
+        return out
 
     def query(self, kind: str, since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""

@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernbot.agent.stored import IN_CHUNK, Stored
 from kernbot.state_files import private_file
 
 SENT_KEEP = 20_000
 """How many sent (id, revision) pairs to remember for de-duplication."""
+
+
+SENT_TRIM_EVERY = 1_000
+"""Acked ids between two trims of the `sent` table (a trim sorts it; once per ack was costly)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -26,7 +32,13 @@ class Queued:
     row: int
     event_id: str
     revision: int
-    body: dict[str, Any]
+    text: str
+    """The event's JSON as stored: the shipper posts it as it is."""
+
+    @property
+    def body(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.text)
+        return parsed
 
 
 class Outbox:
@@ -50,31 +62,52 @@ class Outbox:
             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
             """
         )
+        self._acked = SENT_TRIM_EVERY  # trim at the first ack after a start
 
     def close(self) -> None:
         self._db.close()
 
-    def _newest_known(self, event_id: str) -> int | None:
-        best: int | None = None
+    def _newest_known(self, ids: set[str]) -> dict[str, int]:
+        """The newest revision queued or sent, per id of `ids` that has one."""
+        best: dict[str, int] = {}
+        wanted = list(ids)
         for table in ("outbox", "sent"):
-            row = self._db.execute(
-                f"SELECT revision FROM {table} WHERE id=?", (event_id,)
-            ).fetchone()
-            if row is not None and (best is None or row[0] > best):
-                best = int(row[0])
+            for i in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[i : i + IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for event_id, revision in self._db.execute(
+                    f"SELECT id, revision FROM {table} WHERE id IN ({marks})", chunk
+                ):
+                    if event_id not in best or revision > best[event_id]:
+                        best[event_id] = int(revision)
         return best
 
     def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool:
         """Store an event; False when this id already has this or a newer revision."""
-        known = self._newest_known(event_id)
-        if known is not None and known >= revision:
-            return False
+        row = Stored(event_id, kind, revision, time.time(), json.dumps(body))
+        return bool(self.put_many([row]))
+
+    def put_many(self, rows: Sequence[Stored]) -> list[Stored]:
+        """`put` for the revisions of one pipeline batch, in one transaction; returns the rows
+        taken (the others already had this or a newer revision queued or sent)."""
+        known = self._newest_known({r.event_id for r in rows}) if rows else {}
+        fresh: dict[str, Stored] = {}
+        for r in rows:
+            have = known.get(r.event_id)
+            if have is not None and have >= r.revision:
+                continue
+            known[r.event_id] = r.revision
+            fresh.pop(r.event_id, None)  # one row per id: the newest revision, queued last
+            fresh[r.event_id] = r
+        if not fresh:
+            return []
+        now = time.time()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM outbox WHERE id=?", (event_id,))
-            self._db.execute(
+            self._db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in fresh])
+            self._db.executemany(
                 "INSERT INTO outbox (id, revision, kind, body, created) VALUES (?,?,?,?,?)",
-                (event_id, revision, kind, json.dumps(body), time.time()),
+                [(r.event_id, r.revision, r.kind, r.body, now) for r in fresh.values()],
             )
             excess = self.depth() - self.max_rows
             if excess > 0:
@@ -83,31 +116,34 @@ class Outbox:
                     (excess,),
                 )
                 self._bump("dropped", excess)
-        return True
+        return list(fresh.values())
 
     def peek(self, limit: int) -> list[Queued]:
         rows = self._db.execute(
             "SELECT row, id, revision, body FROM outbox ORDER BY row LIMIT ?", (limit,)
         ).fetchall()
-        return [Queued(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [Queued(r[0], r[1], r[2], r[3]) for r in rows]
 
     def ack(self, sent: list[Queued]) -> None:
-        """The bot accepted these: forget the rows, remember the ids."""
+        """The bot accepted these: forget the rows, remember the ids (at least the newest
+        `SENT_KEEP`; the table is trimmed every `SENT_TRIM_EVERY` acked ids)."""
         now = time.time()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for q in sent:
-                self._db.execute("DELETE FROM outbox WHERE row=?", (q.row,))
-                self._db.execute(
-                    "INSERT INTO sent (id, revision, at) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE"
-                    " SET revision=max(revision, excluded.revision), at=excluded.at",
-                    (q.event_id, q.revision, now),
-                )
-            self._db.execute(
-                "DELETE FROM sent WHERE id IN"
-                " (SELECT id FROM sent ORDER BY at DESC LIMIT -1 OFFSET ?)",
-                (SENT_KEEP,),
+            self._db.executemany("DELETE FROM outbox WHERE row=?", [(q.row,) for q in sent])
+            self._db.executemany(
+                "INSERT INTO sent (id, revision, at) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE"
+                " SET revision=max(revision, excluded.revision), at=excluded.at",
+                [(q.event_id, q.revision, now) for q in sent],
             )
+            self._acked += len(sent)
+            if self._acked >= SENT_TRIM_EVERY:
+                self._acked = 0
+                self._db.execute(
+                    "DELETE FROM sent WHERE id IN"
+                    " (SELECT id FROM sent ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                    (SENT_KEEP,),
+                )
 
     def drop(self, items: list[Queued]) -> None:
         """The bot rejected these as invalid: retrying cannot help."""

@@ -8,16 +8,27 @@ reports; the outbox drops what was already sent (same id and revision).
 
 The pipeline knows no event kind: what happens to an event between detection and the store is
 the list of stages (kernbot.agent.stages) the composition root gives it.
+
+A source batch is handled as one unit (issue 11: a node in an OOM loop prints ~100 reports a
+second, each emitted twice or more as its lines arrive). The detector's events are queued while
+the batch is read; then only the newest revision of each event runs through `finish` (the
+diagnosis) and the stages, each stored revision is encoded once (kernbot.agent.stored), the
+history and the outbox take the batch in one transaction each, and only then does the safe
+position move past it. A revision superseded within its batch could never have been shipped
+(the shipper runs on the same event loop, after the batch) and the outbox keeps one row per id
+anyway; nothing the bot sees changes but the work. Events from periodic jobs and late stage
+answers (`emit`, `resume` outside a batch) are stored at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from kernbot.agent.clock import SYSTEM_CLOCK, Clock
 from kernbot.agent.history import RecentLines, event_epoch
@@ -25,6 +36,7 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch
 from kernbot.agent.stages import Stage
+from kernbot.agent.stored import Stored
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
@@ -51,13 +63,19 @@ class EventDetector(Protocol):
 class EventHistory(Protocol):
     """kernbot.agent.history.History: what `/oom host` answers from."""
 
-    def add(self, body: dict[str, Any], now: float | None = None) -> None: ...
+    def add_many(self, rows: Sequence[Stored]) -> None: ...
 
 
 class EventOutbox(Protocol):
     """kernbot.agent.outbox.Outbox: what the shipper drains."""
 
-    def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool: ...
+    def put_many(self, rows: Sequence[Stored]) -> Sequence[Stored]:
+        """The rows taken (not those whose id already has this or a newer revision)."""
+        ...
+
+
+_Queued = tuple[Event, bool, Sequence[Stage], bool]
+"""(event, live, the stages it still runs through, whether it came from the detector)."""
 
 
 @dataclass
@@ -78,6 +96,7 @@ class Pipeline:
         recent: RecentLines,
         metrics: AgentMetrics,
         stages: Sequence[Stage] = (),
+        finish: Callable[[Event], None] | None = None,
         on_stored: Callable[[], None] = lambda: None,
         on_position: Callable[[Position], None] = lambda pos: None,
         first_start: bool = False,
@@ -91,6 +110,9 @@ class Pipeline:
         self.recent = recent
         self.metrics = metrics
         self.stages = list(stages)
+        self.finish = finish
+        """Applied once to the newest revision of each detector event in a batch, before the
+        stages (the diagnosis, which the detector would otherwise redo for every revision)."""
         self.on_stored = on_stored
         """Called after an event is in the outbox (wakes the shipper)."""
         self.on_position = on_position
@@ -109,8 +131,22 @@ class Pipeline:
         self._revisions: dict[str, int] = {}
         """Highest revision stored per event id: an update made by a stage (pod names from the
         Kubernetes API) and a later one from the detector (the reaper line) never share one."""
+        self._queued: dict[tuple[str, int], _Queued] = {}
+        """Events waiting for the end of the batch, the newest revision per (id, first stage)."""
+        self._in_batch = False
+        self._committing = False
+        self._pending_position: Position | None = None
+        """The safe position the batch reached, taken once its events are stored."""
 
     def feed(self, batch: Batch) -> None:
+        self._in_batch = True
+        try:
+            self._feed(batch)
+        finally:
+            self._in_batch = False
+            self._commit()
+
+    def _feed(self, batch: Batch) -> None:
         items = batch.items
         texts = [rec.text for item in items for rec in item.records]
         self.stats.records_read += len(texts)
@@ -142,7 +178,7 @@ class Pipeline:
         for item in batch.items:
             for rec in item.records:
                 for ev in self.detector.feed(rec):
-                    self.emit(ev, old=old)
+                    self._emit(ev, old, detected=True)
             if item.position is not None:
                 self._latest_position = item.position
                 if not self.detector.pending:
@@ -154,12 +190,20 @@ class Pipeline:
             self.flush()
 
     def flush(self) -> None:
-        for ev in self.detector.flush():
-            self.emit(ev, old=False)
-        if self._latest_position is not None:
-            self._advance(self._latest_position)
+        self._in_batch = True
+        try:
+            for ev in self.detector.flush():
+                self._emit(ev, False, detected=True)
+            if self._latest_position is not None:
+                self._advance(self._latest_position)
+        finally:
+            self._in_batch = False
+            self._commit()
 
     def _advance(self, pos: Position) -> None:
+        if self._in_batch:
+            self._pending_position = pos
+            return
         self.on_position(pos)
         self.safe_position = pos
 
@@ -173,8 +217,11 @@ class Pipeline:
         ev.time = datetime.fromtimestamp(at, UTC).isoformat()
 
     def emit(self, ev: Event, old: bool) -> None:
-        """An event from the detector (or a periodic job): decide live or history, run it
-        through every stage, store what comes out."""
+        """An event from a periodic job: decide live or history, run it through every stage,
+        store what comes out."""
+        self._emit(ev, old, detected=False)
+
+    def _emit(self, ev: Event, old: bool, *, detected: bool) -> None:
         self._fill_time(ev)
         at = event_epoch({"time": ev.time})
         if old and at is not None and at >= self.started_at:
@@ -185,38 +232,89 @@ class Pipeline:
         old = old or too_old or (isinstance(ev, OomKillEvent) and ev.context.before_first_start)
         if old:
             ev.history = True
-        self._run(ev, live=not old, stages=self.stages)
+        self._run(ev, not old, self.stages, detected)
 
     def resume(self, ev: Event, after: Stage) -> None:
         """A stage's later answer for a live event (a revision of it): the stages after `after`
         run on it, then it is stored as the next revision."""
         rest = self.stages[self.stages.index(after) + 1 :]
-        self._run(ev, live=True, stages=rest)
+        self._run(ev, True, rest, False)
 
-    def _run(self, ev: Event, live: bool, stages: Sequence[Stage]) -> None:
-        _identify(ev)
-        events = [ev]
-        for stage in stages:
-            events = [out for each in events for out in stage.run(each, live)]
-        for out in events:
-            self.store(out)
+    def _run(self, ev: Event, live: bool, stages: Sequence[Stage], detected: bool) -> None:
+        key = (_identify(ev), len(stages))
+        self._queued.pop(key, None)  # a newer revision supersedes the queued one
+        self._queued[key] = (ev, live, stages, detected)
+        if not self._in_batch and not self._committing:
+            self._commit()
 
-    def store(self, ev: Event) -> None:
-        """History and outbox, with a revision above every one stored before for this id."""
-        event_id = _identify(ev)
-        last = self._revisions.get(event_id)
-        if last is not None and ev.revision <= last:
-            ev.revision = last + 1
-        if len(self._revisions) > MAX_TRACKED_IDS:
-            self._revisions.clear()
-        self._revisions[event_id] = ev.revision
-        body = ev.model_dump(mode="json")
-        if last is None:  # the first revision of this event seen by this process
-            self.stats.events[ev.kind] += 1
-            self.metrics.events.labels(kind=ev.kind).inc()
-        self.history.add(body, now=self.clock.wall())
-        if self.outbox.put(event_id, ev.revision, ev.kind, body):
+    def _commit(self) -> None:
+        """Run the queued events through their stages, store what comes out, then move the
+        safe position to where the batch got."""
+        if self._committing:
+            return  # a stage resumed an event: the loop below takes it
+        self._committing = True
+        try:
+            while self._queued:
+                queued, self._queued = self._queued, {}
+                out: list[Event] = []
+                for ev, live, stages, detected in queued.values():
+                    if detected and self.finish is not None:
+                        self.finish(ev)
+                    events = [ev]
+                    for stage in stages:
+                        events = [after for each in events for after in stage.run(each, live)]
+                    out.extend(events)
+                self.store(out)
+        except BaseException:
+            # Not stored (the disk is full, say): the source is reopened at the safe position
+            # and reads these records again; nothing may move past them meanwhile (a flush).
+            self._queued.clear()
+            self._pending_position = None
+            self._latest_position = self.safe_position
+            raise
+        finally:
+            self._committing = False
+        pos, self._pending_position = self._pending_position, None
+        if pos is not None:
+            self._advance(pos)
+
+    def store(self, events: Sequence[Event]) -> None:
+        """History and outbox, each revision with a revision above every one stored before
+        for its id, encoded once; the newest of several for one id."""
+        newest: dict[str, Event] = {}
+        for ev in events:
+            event_id = _identify(ev)
+            newest.pop(event_id, None)
+            newest[event_id] = ev
+        if not newest:
+            return
+        now = self.clock.wall()
+        rows: list[Stored] = []
+        for event_id, ev in newest.items():
+            last = self._revisions.get(event_id)
+            if last is not None and ev.revision <= last:
+                ev.revision = last + 1
+            if len(self._revisions) > MAX_TRACKED_IDS:
+                self._revisions.clear()
+            self._revisions[event_id] = ev.revision
+            if last is None:  # the first revision of this event seen by this process
+                self.stats.events[ev.kind] += 1
+                self.metrics.events.labels(kind=ev.kind).inc()
+            at = event_epoch({"time": ev.time}) or now
+            rows.append(Stored(event_id, ev.kind, ev.revision, at, _encode(ev)))
+        self.history.add_many(rows)
+        if self.outbox.put_many(rows):
             self.on_stored()
+
+
+def _encode(ev: Event) -> str:
+    """The event's JSON. A name read from the host (a cgroup directory, say) may hold bytes that
+    are not UTF-8 (lone surrogates in Python), which pydantic's encoder refuses; `json` escapes
+    them, as the agent always did."""
+    try:
+        return ev.model_dump_json()
+    except ValueError:
+        return json.dumps(ev.model_dump(mode="json"))
 
 
 def _identify(ev: Event) -> str:

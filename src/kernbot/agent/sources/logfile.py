@@ -1,9 +1,16 @@
 """A kernel log file (/var/log/kern.log, /var/log/messages) followed like `tail -F`.
 
 watchdog wakes the reader when the file or its directory changes; a slow poll backs it up for
-filesystems without inotify. Rotation (the path now names a new inode) drains the old file and
-starts the new one at 0; truncation (size below our offset) restarts at 0; a missing file is
-waited for. Position = inode + byte offset after the last whole line.
+filesystems without inotify. While the file keeps growing (a read found lines, and so did the next
+one `BUSY_POLL_S` later) watchdog is switched off and the file is read every `BUSY_POLL_S`:
+watchdog handles each inotify event in its own threads, about half a millisecond apiece, and a
+busy log makes one per write (issue 11: a tenth of a core at 100 writes a second, more than the
+reads). The first read that finds nothing switches it on again and reads once more, so a line
+written meanwhile is not left waiting.
+
+Rotation (the path now names a new inode) drains the old file and starts the new one at 0;
+truncation (size below our offset) restarts at 0; a missing file is waited for.
+Position = inode + byte offset after the last whole line.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ CHUNK = 1 << 20
 FIRST_START_TAIL = 8 << 20
 """On first start read at most this much of an existing file: the rest is old history."""
 POLL_S = 1.0
+BUSY_POLL_S = 0.05
+"""How often a growing file is read (watchdog off): at most this much added latency, while busy."""
 MAX_LINE = 1 << 20
 SIG_BYTES = 64
 """The last bytes read are re-checked before each read: a file rewritten in place (copytruncate
@@ -45,6 +54,11 @@ class _Wakeup:
                 self.loop.call_soon_threadsafe(self.event.set)
 
 
+def _stop(observer: Any) -> None:
+    observer.stop()
+    observer.join(2.0)
+
+
 class LogFileSource:
     name = "file"
 
@@ -59,6 +73,7 @@ class LogFileSource:
         self._offset = 0
         self._sig = b""
         self._observer: Any = None
+        self._stopping: set[asyncio.Future[None]] = set()
 
     async def open(self) -> None:
         if not self.path.parent.is_dir():
@@ -75,6 +90,14 @@ class LogFileSource:
         observer.daemon = True
         observer.start()
         self._observer = observer
+
+    def _stop_watch(self) -> None:
+        """Switch watchdog off; its threads are stopped and joined off the event loop."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            stopping = asyncio.get_running_loop().run_in_executor(None, _stop, observer)
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
 
     def _open_current(self, first: bool) -> bool:
         try:
@@ -119,17 +142,18 @@ class LogFileSource:
         fh.seek(self._offset)
         self._fh, self._inode, self._resume, self._sig = fh, resume.inode, None, b""
 
-    def _read_lines(self, batch: Batch, reader: Any) -> None:
+    def _read_lines(self, batch: Batch, reader: Any) -> bool:
+        """Read what was added; True when a whole `CHUNK` came (more is waiting)."""
         fh = self._fh
         assert fh is not None
         data = fh.read(CHUNK)
         if not data:
-            return
+            return False
         end = data.rfind(b"\n")
         if end < 0:
             if len(data) < MAX_LINE:
                 fh.seek(self._offset)  # wait for the rest of the line
-                return
+                return False
             end = len(data) - 1
         fh.seek(self._offset + end + 1)
         self._sig = data[max(0, end + 1 - SIG_BYTES) : end + 1]
@@ -144,6 +168,7 @@ class LogFileSource:
             pos = Position(source=self.name, inode=self._inode, offset=offset)
             batch.items.append(Item(records=list(records), position=pos))
         self._offset = offset
+        return len(data) == CHUNK
 
     def _rewritten(self, fh: BinaryIO) -> bool:
         """Truncated (shorter than our offset) or rewritten (our last bytes are gone)."""
@@ -169,18 +194,32 @@ class LogFileSource:
             return True
         return st.st_ino != self._inode
 
+    def _moved_on(self, cur: BinaryIO) -> bool:
+        """Nothing new to read: True when that is because the file was truncated, rewritten
+        (read again from the start) or rotated (the new file is opened next)."""
+        if self._restart_if_rewritten(cur):
+            return True
+        if self._check_rotation():
+            log.info("%s was rotated; following the new file", self.path)
+            cur.close()
+            self._fh = None
+            return True
+        return False
+
     async def batches(self) -> AsyncIterator[Batch]:
         from kernbot.core.formats.reader import LineReader
 
         reader = LineReader()
         wake = asyncio.Event()
-        self._start_watch(wake)
         old = self._rotated_old()
         if old is not None:
             self._open_rotated(old)
         backlog = self._first_start
         first = True
+        busy = False  # the last read found lines
         while True:
+            if self._observer is None and not busy:
+                self._start_watch(wake)
             if self._fh is None and not self._open_current(first):
                 first = False
                 wake.clear()
@@ -192,22 +231,26 @@ class LogFileSource:
             batch = Batch(backlog=backlog)
             cur = self._fh
             assert cur is not None
+            wake.clear()  # before the read: a write after it wakes the wait below
             self._restart_if_rewritten(cur)
-            self._read_lines(batch, reader)
+            more = self._read_lines(batch, reader)
             if batch.items:
                 yield batch
+                if more:  # a backlog: read on at once
+                    continue
+                if busy:  # lines again: poll while it grows, without watchdog
+                    self._stop_watch()
+                busy = True
+                await asyncio.sleep(BUSY_POLL_S)
                 continue
-            if self._restart_if_rewritten(cur):
-                continue
-            if self._check_rotation():
-                log.info("%s was rotated; following the new file", self.path)
-                cur.close()
-                self._fh = None
+            busy = False
+            if self._observer is None:
+                continue  # watchdog back on (loop top), then one more read
+            if self._moved_on(cur):
                 continue
             if backlog:
                 backlog = False
                 yield Batch(backlog=True)
-            wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
             # arrives as `wake` is set (cpython gh-86296), and the agent then never stops.
             with contextlib.suppress(TimeoutError):
@@ -216,9 +259,9 @@ class LogFileSource:
 
     async def close(self) -> None:
         if self._observer is not None:
-            self._observer.stop()
-            await asyncio.to_thread(self._observer.join, 2.0)
-            self._observer = None
+            self._stop_watch()
+        if self._stopping:
+            await asyncio.wait(self._stopping, timeout=2.0)
         if self._fh is not None:
             self._fh.close()
             self._fh = None

@@ -1,0 +1,26 @@
+"""One event revision as the agent keeps it: serialized once, then written to the history and the
+outbox and posted to the bot as the same JSON text.
+
+Issue 11: a node in an OOM loop makes ~100 events/s; encoding each revision once per consumer
+(`model_dump` then `json.dumps` for the history, again for the outbox, then validating and
+encoding it again for every POST) cost more than the parser. The pipeline now encodes each stored
+revision once with pydantic's serializer and everything downstream handles the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IN_CHUNK = 500
+"""Ids per `IN (...)` query (SQLite's bound-parameter limit is 999 on old builds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    event_id: str
+    kind: str
+    revision: int
+    at: float
+    """The event's time (epoch seconds), else when the agent saw it: the history's order."""
+    body: str
+    """The event's JSON."""
