@@ -89,3 +89,60 @@ async def test_silenced_pod_and_routed_kind(db: Database, clock: FakeClock) -> N
     assert p.ingestor.outcomes["silenced"] == 1
     # the silence itself is announced in the alert channel; the one risk alert is routed
     assert [c for c, *_ in notifier.top_level()] == ["C0ALERTS", "C0RISK"]
+
+
+async def test_an_ended_episode_updates_its_message_in_slack(
+    db: Database, clock: FakeClock, slack: FakeSlack
+) -> None:
+    """The issue: "an ended episode updates the message too" — the same Slack message, edited,
+    says the risk is over with the level, the peak and when it ended; no Silence buttons."""
+    notifier = SlackNotifier(slack.bot_token, base_url=slack.base_url, default_channel="C0ALERTS")
+    p = make_pipeline(db, notifier, clock)  # type: ignore[arg-type]
+    start = sample_risk()
+    await send(p, start)
+    await p.drain()
+    ended = step(
+        start,
+        state="ended",
+        percent=61.0,
+        working_set_kb=int(512 * 1024 * 0.61),
+        peak_percent=97.0,
+        growth_kb_per_s=None,
+        eta_s=None,
+        ended="2021-12-20T09:31:00+00:00",
+    )
+    await send(p, ended)
+    await p.drain()
+    (msg,) = [m for m in slack.messages if not m["thread_ts"]]  # one message, edited
+    assert msg["edits"] >= 1
+    text = str(msg["blocks"])
+    assert "back to 61 % of 512.0 MiB, peak 97 %: risk over" in msg["text"]
+    assert "is back to 61 % of its 512.0 MiB limit (peak 97 %): the risk is over." in text
+    assert "until `2021-12-20T09:31:00+00:00`" in text and "peak 97 %" in text
+    assert "Time to limit" not in text and "Growth" not in text  # only while live
+    assert "kernbot_silence" not in text
+    assert "<!channel>" not in text  # the hostile container name stays inert
+
+
+async def test_risk_warnings_are_under_storm_control(db: Database, clock: FakeClock) -> None:
+    """Per-host cap: the fourth new episode within a minute is not posted on its own; the
+    storm message counts it (as for kills). Updates of a posted episode are not new alerts."""
+    from bot_harness import RecordingNotifier
+
+    notifier = RecordingNotifier()
+    p = make_pipeline(db, notifier, clock, host_alerts_per_min=3, fleet_burst_hosts=99)
+    episodes = [
+        sample_risk().model_copy(update={"id": f"b00t:risk:{n}", "cgroup": f"/system.slice/w{n}"})
+        for n in range(5)
+    ]
+    for ev in episodes:
+        ev.kubernetes = None
+    await p.ingestor.events(EventBatch(host="k8s-node-17", events=episodes))
+    await p.drain()
+    top = [m.text for _, m, _, _ in notifier.top_level()]
+    assert p.ingestor.outcomes["posted"] == 3 and p.ingestor.outcomes["capped"] == 2, top
+    assert len(top) == 4 and "Alert storm from k8s-node-17: 2 more events" in top[-1], top
+    await p.ingestor.events(
+        EventBatch(host="k8s-node-17", events=[step(episodes[0], percent=95.0)])
+    )
+    assert p.ingestor.outcomes["capped"] == 2  # an update of a posted episode is not capped
