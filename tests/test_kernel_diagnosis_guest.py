@@ -1,10 +1,11 @@
-"""System-wide OOMs, only inside the throwaway cgroup v2 guest (tests/lab/vmguest.py sets
-KERNBOT_IN_VMGUEST=1), never on the host: one grower, tmpfs in /dev/shm, hugepages reserved,
-a dozen workers; each asserted on the diagnosis of what the guest kernel printed.
+"""OOMs only inside the throwaway cgroup v2 guest (tests/lab/vmguest.py sets
+KERNBOT_IN_VMGUEST=1), never on the host: system-wide ones (one grower, tmpfs in /dev/shm,
+hugepages reserved, a dozen workers, SysV message queues), a NUMA node running out under a
+memory policy and under a cpuset (the guest booted with --numa 2), and a memory cgroup full of
+page cache under writeback to a stalled disk (dm-delay); each asserted on the diagnosis of what
+the guest kernel printed. All of them, and tests/test_kernel_diagnosis.py again on cgroup v2:
 
-    flock /tmp/kernbot-vmguest.lock python3 tests/lab/vmguest.py --mem 512 -- \\
-        env KERNBOT_IN_VMGUEST=1 .venv/bin/python -m pytest -p no:cacheprovider \\
-        tests/test_kernel_diagnosis_guest.py tests/test_kernel_diagnosis.py
+    bash scripts/guest-test        # ~2 min; what it runs: see the script
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# ruff: noqa  (a copy of /work/shared/tools/vmguest.py, kept as the lead wrote it)
+# ruff: noqa  (a copy of /work/shared/tools/vmguest.py as the lead wrote it, plus --numa)
 """Run a command on a cgroup v2 Linux inside a throwaway QEMU guest that sees this host's files.
 
 This machine's memory controller is cgroup v1; most Kubernetes nodes today run v2, and a
