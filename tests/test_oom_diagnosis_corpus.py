@@ -338,3 +338,103 @@ def test_advice_follows_the_diagnosis(name: str, first_advice: str, limit_advice
     assert any(t.startswith("Raise the memory limit") for t in titles) == limit_advice, titles
     if name.startswith("oom-ubuntu-4.15"):
         assert titles[2].startswith("One process held most of the memory: calloc"), titles
+
+
+def _public(name: str) -> OomKillEvent:
+    with (PUBLIC / name).open(encoding="utf-8", errors="replace") as fh:
+        return next(e for e in detect(read_lines(fh)) if isinstance(e, OomKillEvent))
+
+
+NUMA_CASES: dict[str, dict[str, Any]] = {
+    # set_mempolicy(MPOL_BIND, node 1): nodemask=1, the task's cpuset allows 0-1.
+    "oom-6.1-vmguest-numa-mempolicy-bind-kmsg.txt": {
+        "kill": ("kb-bound", 132, "CONSTRAINT_MEMORY_POLICY", "nodemask=1"),
+        "allowed_free": 18928,
+        "min_kb": 19016,
+        "meminfo_free": 61867 * 4,
+        "elsewhere_nodes": [0],
+        "node_parts": {"anon": 8 + 345652 - 0, "page_cache": 28 + 4, "kernel_stack": 520},
+    },
+    # cgroup v2 cpuset.mems=1: nodemask=(null), the cpuset's mems_allowed=1.
+    "oom-6.1-vmguest-numa-cpuset-mems-kmsg.txt": {
+        "kill": ("kb-cpuset", 133, "CONSTRAINT_CPUSET", "mems_allowed=1"),
+        "allowed_free": 18752,
+        "min_kb": 19016,
+        "meminfo_free": 62280 * 4,
+        "elsewhere_nodes": [],
+        "node_parts": {"anon": 8 + 346128 - 0, "page_cache": 4 + 40, "kernel_stack": 536},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMA_CASES))
+def test_guest_numa_node_ran_out_with_free_memory_elsewhere(name: str) -> None:
+    """Real 6.1 reports from the QEMU guest with two 384 MiB nodes (vmguest.py --numa 2; see
+    tests/fixtures/diagnosis/PROVENANCE.md). The kernel printed node 1's zones only
+    (SHOW_MEM_FILTER_NODES); what was free elsewhere is Mem-Info's global free: minus node 1's."""
+    case = NUMA_CASES[name]
+    allowed_free, min_kb, meminfo_free = case["allowed_free"], case["min_kb"], case["meminfo_free"]
+    elsewhere_nodes, node_parts = case["elsewhere_nodes"], case["node_parts"]
+    ev = _public(name)
+    comm, pid, constraint, mask = case["kill"]
+    assert (ev.victim.comm, ev.victim.pid, ev.constraint) == (comm, pid, constraint)
+    assert [f.cause for f in ev.diagnosis] == ["cpuset_or_mempolicy", "one_process", "no_swap"]
+    f = ev.diagnosis[0]
+    e = f.evidence
+    assert e["allowed_nodes"] == [1] and e["mask"] == mask
+    assert e["nodes"] == [{"node": 1, "free_kb": allowed_free, "min_kb": min_kb, "allowed": True}]
+    assert e["allowed_free_kb"] == allowed_free
+    assert e["total_free_kb"] == meminfo_free
+    assert e["free_elsewhere_kb"] == meminfo_free - allowed_free
+    assert e["elsewhere_nodes"] == elsewhere_nodes
+    cited = [ev.lines[i] for i in e["lines"]]
+    assert any(c.startswith(f"oom-kill:constraint={constraint},") for c in cited)
+    assert any(c.startswith(f"Node 1 DMA32 free:{allowed_free}kB") for c in cited)
+    assert any(f"free:{meminfo_free // 4} " in c for c in cited)
+    other = "node 0" if elsewhere_nodes else "the other nodes"
+    elsewhere_mib = (meminfo_free - allowed_free) / 1024
+    assert f"node 1 had {allowed_free / 1024:.1f} MiB free" in f.summary
+    assert f"{other} had {elsewhere_mib:.1f} MiB free" in f.summary
+    # The accounting is node 1's RAM (its zone's managed:), from node 1's own lines.
+    acc = ev.accounting
+    assert acc is not None and acc.total_kb == 384452
+    for part, kb in node_parts.items():
+        assert acc.parts_kb[part] == kb, part
+    assert sum(acc.parts_kb.values()) == acc.total_kb
+    assert any("slab of the allowed nodes" in g for g in ev.diagnosis_gaps)
+    assert ev.diagnosis[1].evidence["comm"] == comm
+    assert ev.diagnosis[1].evidence["base_kb"] == 384452
+    assert ev.advice[0].title.endswith("to node 1, which ran out: not the whole host")
+
+
+def test_node_list() -> None:
+    from kernbot.core.oom.diagnosis import node_list
+
+    assert node_list("0-1,3") == [0, 1, 3]
+    assert node_list("1") == [1]
+    assert node_list("(null)") is None
+    assert node_list("0-99999999") is None
+    assert node_list("3-1") is None
+    assert node_list("x") is None
+
+
+def test_guest_memcg_oom_with_page_cache_under_writeback() -> None:
+    """Real 6.1 memcg OOM from the QEMU guest: 40 MiB written to a dm-delay device that held
+    every write 60 s, then anon memory filled the rest of a 96 MiB cgroup (PROVENANCE.md)."""
+    ev = _public("oom-6.1-vmguest-memcg-writeback-stalled-disk-kmsg.txt")
+    assert (ev.victim.comm, ev.constraint) == ("kb-anon", "CONSTRAINT_MEMCG")
+    causes = [f.cause for f in ev.diagnosis]
+    assert causes == ["memcg_limit", "one_process", "page_cache", "no_swap"]
+    f = ev.diagnosis[2]
+    e = f.evidence
+    assert e["kb"] == (0 + 41943040) // 1024  # file_dirty + file_writeback, bytes
+    assert (e["dirty_kb"], e["writeback_kb"]) == (0, 41943040 // 1024)
+    assert e["page_cache_kb"] == 41943040 // 1024 - 0  # file - shmem
+    assert e["base_kb"] == 98304 and e["share"] == round(40960 / 98304, 3)
+    assert [ev.lines[i] for i in e["lines"]] == [
+        "Memory cgroup stats for /kernbot-cause-a38276c4a773:"
+    ]
+    assert (
+        "40.0 MiB of page cache was waiting for the disk (0 KiB dirty, 40.0 MiB under" in f.summary
+    )
+    assert any(a.title.startswith("Dirty page cache") for a in ev.advice)

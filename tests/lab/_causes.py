@@ -11,6 +11,10 @@ charge that crosses the limit happens inside the kernel's charge path):
   N MiB of messages: the kernel keeps them in kmalloc slab (unreclaimable, charged to the
   cgroup), the classic kernel-memory growth no process's RSS shows.
 * `--anon N`: allocate and touch N MiB of anonymous memory, then wait.
+* `--bind-node N` (with `--anon`): first bind our memory to NUMA node N (set_mempolicy
+  MPOL_BIND), so the allocation runs out when that node does: CONSTRAINT_MEMORY_POLICY.
+* `--write-dev DEV --mb N`: buffered writes of N MiB to the block device DEV (page cache of the
+  device's inode, dirty until writeback reaches the device), then wait without syncing.
 
 Prints `ready` when done (or `error ...`), then sleeps until killed.
 """
@@ -89,6 +93,26 @@ def fill_msg_queues(mb: int) -> int:
     return sent
 
 
+MPOL_BIND = 2
+SYS_SET_MEMPOLICY = 238  # x86_64
+
+
+def bind_node(node: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ctypes.c_ulong(1 << node)
+    if libc.syscall(SYS_SET_MEMPOLICY, MPOL_BIND, ctypes.byref(mask), 64) != 0:
+        raise OSError(ctypes.get_errno(), "set_mempolicy(MPOL_BIND)")
+
+
+def write_device(dev: str, mb: int) -> int:
+    """Returns the fd, kept open: the last close of a block device syncs it (blkdev_put)."""
+    block = b"\x03" * MIB
+    fd = os.open(dev, os.O_WRONLY)
+    for _ in range(mb):
+        os.write(fd, block)
+    return fd
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cgroup-procs", required=True)
@@ -99,6 +123,8 @@ def main() -> int:
     ap.add_argument("--anon", type=int, default=0)
     ap.add_argument("--msgq", type=int, default=0)
     ap.add_argument("--adj", type=int, default=0)
+    ap.add_argument("--bind-node", type=int)
+    ap.add_argument("--write-dev")
     args = ap.parse_args()
     with open(args.cgroup_procs, "w") as f:
         f.write(str(os.getpid()))
@@ -107,6 +133,10 @@ def main() -> int:
     with open("/proc/self/oom_score_adj", "w") as f:
         f.write(str(args.adj))
     held: list[object] = []
+    if args.bind_node is not None:
+        bind_node(args.bind_node)
+    if args.write_dev:
+        held.append(write_device(args.write_dev, args.mb))
     if args.tmpfs:
         fill_tmpfs(args.tmpfs, args.mb)
     if args.msgq:

@@ -66,24 +66,55 @@ IN_GUEST = os.environ.get("KERNBOT_IN_VMGUEST") == "1"
 OOM is allowed (never on the host)."""
 
 
-def cause_oom(steps: list[list[Proc]], *, limit_mb: int | None, timeout: float = 60.0) -> CauseOom:
-    """Run `steps` in a fresh cgroup until the kernel kills one of them; return its event.
+def _child_cgroup(root: str, files: dict[str, str]) -> str:
+    """A cgroup v2 child of `root` without a memory limit, `files` written into it (each file's
+    controller enabled at the root first), e.g. {"cpuset.mems": "1"}."""
+    control = os.path.join(root, "cgroup.subtree_control")
+    for controller in sorted({name.split(".")[0] for name in files}):
+        with open(control, "w") as f:
+            f.write(f"+{controller}")
+    path = os.path.join(root, f"kernbot-cause-{uuid.uuid4().hex[:12]}")
+    os.mkdir(path)
+    for name, value in files.items():
+        with open(os.path.join(path, name), "w") as f:
+            f.write(value)
+    return path
 
-    `limit_mb=None` runs them in the root cgroup for a system-wide OOM: only inside the guest.
-    """
+
+def _where(
+    limit_mb: int | None, cgroup_files: dict[str, str] | None
+) -> tuple[int, str | None, str]:
+    """(cgroup version, the cgroup made for the run or None, its cgroup.procs)."""
     found = memory_cgroup_root()
     if found is None:
         raise RuntimeError("no memory cgroup hierarchy (see lab.privileges.require_root_kernel)")
     root, version = found
+    if cgroup_files is not None and (limit_mb is not None or version != 2):
+        raise RuntimeError("cgroup_files: a cgroup v2 child without a limit, in the guest")
     if limit_mb is None:
         if not IN_GUEST:
             raise RuntimeError("a system-wide OOM only inside the vmguest, never on the host")
-        cgdir = None
-        procs_file = os.path.join(root, "cgroup.procs")
-    else:
-        name = f"kernbot-cause-{uuid.uuid4().hex[:12]}"
-        cgdir = _make_cgroup(root, version, name, limit_mb * 1024 * 1024)
-        procs_file = os.path.join(cgdir, "cgroup.procs")
+        cgdir = None if cgroup_files is None else _child_cgroup(root, cgroup_files)
+        return version, cgdir, os.path.join(cgdir or root, "cgroup.procs")
+    name = f"kernbot-cause-{uuid.uuid4().hex[:12]}"
+    cgdir = _make_cgroup(root, version, name, limit_mb * 1024 * 1024)
+    return version, cgdir, os.path.join(cgdir, "cgroup.procs")
+
+
+def cause_oom(
+    steps: list[list[Proc]],
+    *,
+    limit_mb: int | None,
+    timeout: float = 60.0,
+    cgroup_files: dict[str, str] | None = None,
+) -> CauseOom:
+    """Run `steps` in a fresh cgroup until the kernel kills one of them; return its event.
+
+    `limit_mb=None` runs them in the root cgroup for a system-wide OOM: only inside the guest;
+    with `cgroup_files` (guest only, cgroup v2), in a child cgroup without a memory limit that
+    has those files written (a cpuset confining the memory to some nodes, say).
+    """
+    version, cgdir, procs_file = _where(limit_mb, cgroup_files)
     helper = helper_path("_causes.py")
     started: list[subprocess.Popen[str]] = []
     pids: dict[str, list[int]] = {}
@@ -118,6 +149,12 @@ def cause_oom(steps: list[list[Proc]], *, limit_mb: int | None, timeout: float =
         ]
         if not events:
             raise RuntimeError("the detector found no event for our kill:\n" + raw[-4000:])
+        save = os.environ.get("KERNBOT_LAB_SAVE_RAW")
+        if save:  # keep the kernel's text (vmguest: a dir under /tmp/vmout comes back)
+            os.makedirs(save, exist_ok=True)
+            name = f"{events[0].victim.comm}-{events[0].victim.pid}.kmsg"
+            with open(os.path.join(save, name), "w") as f:
+                f.write(raw)
         return CauseOom(version, (limit_mb or 0) * 1024, pids, events[0], raw)
     finally:
         for proc in started:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# ruff: noqa  (a copy of /work/shared/tools/vmguest.py, kept as the lead wrote it)
+# ruff: noqa  (a copy of /work/shared/tools/vmguest.py as the lead wrote it, plus --numa)
 """Run a command on a cgroup v2 Linux inside a throwaway QEMU guest that sees this host's files.
 
 This machine's memory controller is cgroup v1; most Kubernetes nodes today run v2, and a
@@ -10,8 +10,11 @@ read-only over 9p with a tmpfs overlay on top (writes vanish with the guest), mo
 command in the current directory. Its stdout/stderr and exit status come back; the guest's kernel
 console is kept in a file (--console) for inspection.
 
-  python3 vmguest.py [--mem MiB] [--timeout S] [--console FILE] -- COMMAND ...
+  python3 vmguest.py [--mem MiB] [--numa N] [--timeout S] [--console FILE] -- COMMAND ...
   e.g. python3 ../shared/tools/vmguest.py -- .venv/bin/python -m pytest tests/test_x.py
+
+`--numa N` splits the guest's RAM into N NUMA nodes of equal size (QEMU `memory-backend-ram`
+objects, one `-numa node` each, the vCPUs dealt round-robin), for cpuset / mempolicy OOMs.
 
 Needs root, Debian's qemu-system-x86 and busybox-static (installed when missing). Runs under TCG
 (nested KVM hangs on this machine class): ~10 s to a shell, Python about 2-3x slower than here.
@@ -31,6 +34,7 @@ import sys
 import tempfile
 
 CACHE = "/tmp/kernbot-vmguest"
+SMP = 2
 
 MODS = [
     "drivers/virtio/virtio_ring",
@@ -139,9 +143,25 @@ def newc(files: dict[str, tuple[int, bytes]]) -> bytes:
     return out.getvalue()
 
 
+def numa_args(mem_mb: int, nodes: int, cpus: int) -> list[str]:
+    """QEMU options for `nodes` NUMA nodes sharing `mem_mb` equally (QEMU 7.2 wants memdev=)."""
+    if nodes <= 1:
+        return []
+    if mem_mb % nodes:
+        raise SystemExit(f"--mem {mem_mb} does not split into {nodes} equal nodes")
+    out: list[str] = []
+    for n in range(nodes):
+        out += ["-object", f"memory-backend-ram,id=mem{n},size={mem_mb // nodes}M"]
+        mine = [c for c in range(cpus) if c % nodes == n]
+        cpu_opt = "".join(f",cpus={c}" for c in mine)
+        out += ["-numa", f"node,nodeid={n},memdev=mem{n}{cpu_opt}"]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem", type=int, default=2048)
+    ap.add_argument("--numa", type=int, default=0, help="NUMA nodes (0: none)")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--console", default=None)
     ap.add_argument("command", nargs=argparse.REMAINDER)
@@ -162,7 +182,7 @@ def main() -> int:
         "-cpu",
         "max",
         "-smp",
-        "2",
+        str(SMP),
         "-m",
         str(a.mem),
         "-kernel",
@@ -185,6 +205,7 @@ def main() -> int:
         "-nic",
         "none",
     ]
+    qemu += numa_args(a.mem, a.numa, SMP)
     if not shutil.which("qemu-system-x86_64"):
         sh("apt-get", "install", "-y", "-q", "qemu-system-x86")
     try:

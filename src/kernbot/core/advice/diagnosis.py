@@ -162,14 +162,34 @@ def _many_processes(f: Finding, ev: OomKillEvent) -> Advice:
 
 
 def _cpuset(f: Finding, ev: OomKillEvent) -> Advice:
+    e = f.evidence
+    allowed = e.get("allowed_nodes")
+    where = (
+        ("node " if len(allowed) == 1 else "nodes ") + ",".join(str(n) for n in allowed)
+        if isinstance(allowed, list) and allowed
+        else "some NUMA nodes"
+    )
+    policy = e.get("constraint") == "CONSTRAINT_MEMORY_POLICY"
+    by = "A NUMA memory policy (numactl --membind, set_mempolicy)" if policy else "A cpuset"
+    fix = (
+        "Bind to more nodes (numactl --membind=…, or --interleave=all / --preferred=N, which "
+        "fall back to other nodes), or move the node's other users away."
+        if policy
+        else "Widen the cpuset's mems (cpuset.mems, Kubernetes' CPU manager / NUMA topology "
+        "policy) or give the workload less to hold on that node."
+    )
+    commands = [
+        "numactl --hardware",
+        "grep -E 'MemTotal|MemFree|FilePages|AnonPages' /sys/devices/system/node/node*/meminfo",
+    ]
+    cpuset = e.get("cpuset")
+    if not policy and isinstance(cpuset, str) and cpuset.strip("/"):
+        path = "/sys/fs/cgroup/" + cpuset.strip("/") + "/cpuset.mems.effective"
+        commands.append(f"cat {q(path)}")
     return Advice(
-        title="A cpuset or NUMA policy ran out, not the whole host",
-        why=f"{f.summary} Widen the cpuset's mems or the memory policy, or balance the nodes.",
-        commands=[
-            "numactl --hardware",
-            "cat /sys/devices/system/node/node*/meminfo | grep -E 'MemFree|MemUsed'",
-            "cat /proc/<pid>/status | grep -E 'Mems_allowed_list'",
-        ],
+        title=f"{by} confined the memory to {where}, which ran out: not the whole host",
+        why=f"{f.summary} {fix}",
+        commands=commands,
         severity="warning",
     )
 

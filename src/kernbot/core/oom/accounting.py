@@ -8,6 +8,11 @@ and its `kernel` (5.18+) covers stacks, page tables, per-cpu, vmalloc and slab, 
 holds beyond those is other kernel memory (pipe buffers, BPF maps...). cgroup v1 only prints
 `kmem:` as one number. Whatever the counters do not explain is `unaccounted`.
 
+A cpuset or memory-policy OOM prints the zone and node lines of the allowed nodes only
+(SHOW_MEM_FILTER_NODES) while Mem-Info's page counts cover every node: its total is then those
+nodes' RAM and its parts come from their node lines (4.8+), which carry no slab, so their slab
+is in `unaccounted` and said in `gaps`.
+
 `gaps` names what the report did not print, so a diagnosis can say what it could not judge.
 """
 
@@ -34,6 +39,8 @@ PARTS = (
     "unaccounted",
 )
 """Every kB of the total lands in exactly one of these (free: below the limit, or free RAM)."""
+CONFINED = frozenset({"CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY"})
+"""Constraints whose report prints only the allowed nodes' zones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,8 @@ class Accounting:
     sources: dict[str, list[int]] = field(default_factory=dict)
     """Part -> indices into `event.lines` its number came from."""
     dirty_writeback_kb: int | None = None
+    writeback_kb: int | None = None
+    """The part of `dirty_writeback_kb` already under writeback (sent to the disk)."""
     hugepages_free_kb: int | None = None
     swap_used_kb: int | None = None
     swap_total_kb: int | None = None
@@ -64,6 +73,8 @@ class Accounting:
     groups: list[ProgramGroup] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     report: MemReport = field(default_factory=MemReport)
+    nodes: list[int] | None = None
+    """The NUMA nodes a confined (cpuset / mempolicy) report was accounted over; None: all."""
 
     def to_model(self) -> MemoryAccounting:
         """The event's `accounting` field."""
@@ -89,6 +100,8 @@ def account(ev: OomKillEvent) -> Accounting:
     acc = Accounting(scope="memcg" if memcg else "host", report=rep)
     if memcg:
         _account_memcg(acc, rep, ev)
+    elif ev.constraint in CONFINED and rep.nodes and rep.has_meminfo:
+        _account_nodes(acc, rep)
     else:
         _account_host(acc, rep)
     _account_tasks(acc, ev.tasks)
@@ -131,20 +144,65 @@ def _account_host(acc: Accounting, rep: MemReport) -> None:
         _set(acc, "unevictable", pages_kb(rep, "unevictable"), line)
         _set(acc, "free", pages_kb(rep, "free", "free_pcp"), line)
         acc.dirty_writeback_kb = pages_kb(rep, "dirty", "writeback")
+        acc.writeback_kb = pages_kb(rep, "writeback")
         _kernel_stack(acc, rep)
     if rep.huge:
         reserved = sum(h.total * h.size_kb for h in rep.huge)
         _set(acc, "hugepages", reserved, *(h.line for h in rep.huge))
         acc.hugepages_free_kb = sum(h.free * h.size_kb for h in rep.huge)
+    _swap_lines(acc, rep)
+    if acc.total_kb is not None and rep.has_meminfo:
+        acc.usage_kb = acc.total_kb - acc.parts.get("free", 0)
+        known = sum(acc.parts.values())
+        _set(acc, "unaccounted", acc.total_kb - known, *total_lines)
+
+
+def _account_nodes(acc: Accounting, rep: MemReport) -> None:
+    """The allowed nodes' RAM from their own node and zone lines (a confined report)."""
+    nodes = sorted(rep.nodes)
+    acc.nodes = nodes
+    zones = [z for z in rep.zones if z.node in rep.nodes]
+    managed = [z.managed_kb for z in zones if z.managed_kb is not None]
+    total_lines = [z.line for z in zones]
+    acc.sources["total"] = total_lines
+    if managed:
+        acc.total_kb = sum(managed)
+    else:
+        acc.gaps.append("the allowed nodes' RAM (no managed: in the zone lines)")
+    node_lines = [rep.nodes[n][1] for n in nodes]
+
+    def node_kb(*keys: str) -> int:
+        return sum(rep.nodes[n][0].get(k, 0) for n in nodes for k in keys)
+
+    shmem = node_kb("shmem")
+    anon = node_kb("active_anon", "inactive_anon", "isolated(anon)") - shmem
+    _set(acc, "anon", anon, *node_lines)
+    _set(acc, "page_cache", node_kb("active_file", "inactive_file", "isolated(file)"), *node_lines)
+    _set(acc, "shmem", shmem, *node_lines)
+    _set(acc, "kernel_stack", node_kb("kernel_stack"), *node_lines)
+    _set(acc, "page_tables", node_kb("pagetables", "sec_pagetables"), *node_lines)
+    _set(acc, "unevictable", node_kb("unevictable"), *node_lines)
+    free = sum(z.free_kb + z.values_kb.get("free_pcp", 0) for z in zones)
+    _set(acc, "free", free, *total_lines)
+    acc.dirty_writeback_kb = node_kb("dirty", "writeback")
+    acc.writeback_kb = node_kb("writeback")
+    huge = [h for h in rep.huge if h.node in rep.nodes]
+    if huge:
+        _set(acc, "hugepages", sum(h.total * h.size_kb for h in huge), *(h.line for h in huge))
+        acc.hugepages_free_kb = sum(h.free * h.size_kb for h in huge)
+    _swap_lines(acc, rep)
+    acc.gaps.append("slab of the allowed nodes (Mem-Info prints slab for all nodes together)")
+    if acc.total_kb is not None:
+        acc.usage_kb = acc.total_kb - free
+        _set(acc, "unaccounted", acc.total_kb - sum(acc.parts.values()), *total_lines)
+
+
+def _swap_lines(acc: Accounting, rep: MemReport) -> None:
     if rep.swap_total_kb is not None:
         acc.swap_total_kb = rep.swap_total_kb[0]
         if rep.swap_free_kb is not None:
             acc.swap_used_kb = rep.swap_total_kb[0] - rep.swap_free_kb[0]
         acc.sources["swap"] = [rep.swap_total_kb[1]]
-    if acc.total_kb is not None and rep.has_meminfo:
-        acc.usage_kb = acc.total_kb - acc.parts.get("free", 0)
-        known = sum(acc.parts.values())
-        _set(acc, "unaccounted", acc.total_kb - known, *total_lines)
 
 
 def _kernel_stack(acc: Accounting, rep: MemReport) -> None:
@@ -221,6 +279,7 @@ def _account_v1(acc: Accounting, rep: MemReport, blocks: list[StatsBlock]) -> No
     _set(acc, "shmem", vals.get("shmem"), *lines)
     if "dirty" in vals or "writeback" in vals:
         acc.dirty_writeback_kb = vals.get("dirty", 0) + vals.get("writeback", 0)
+        acc.writeback_kb = vals.get("writeback", 0)
     kmem = rep.counters.get("kmem")
     if kmem is not None:
         _set(acc, "kernel_other", kmem.usage_kb, kmem.line)
@@ -242,6 +301,7 @@ def _account_v2(acc: Accounting, block: StatsBlock) -> None:
     pt = [v[k] for k in ("pagetables", "sec_pagetables") if k in v]
     _set(acc, "page_tables", sum(pt) if pt else None, line)
     acc.dirty_writeback_kb = v.get("file_dirty", 0) + v.get("file_writeback", 0)
+    acc.writeback_kb = v.get("file_writeback", 0)
     named = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "vmalloc")
     slab = v.get("slab", v.get("slab_reclaimable", 0) + v.get("slab_unreclaimable", 0))
     other = v.get("sock", 0) + v.get("percpu", 0) + v.get("vmalloc", 0)

@@ -11,11 +11,13 @@ lacks a section, `gaps` says what could not be judged instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent, Task
-from kernbot.core.oom.accounting import Accounting, account
+from kernbot.core.oom.accounting import CONFINED, Accounting, account
+from kernbot.core.oom.meminfo_report import pages_kb
 from kernbot.core.oom.task_table import PAGE_KB
 from kernbot.core.units import size
 
@@ -171,8 +173,10 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
                 },
             )
         )
+    # On the host, what no counter explains is kernel memory; not over some nodes, whose slab
+    # the report does not print (it is in `unaccounted` there).
     other = parts.get("kernel_other", 0) + (
-        parts.get("unaccounted", 0) if acc.scope == "host" else 0
+        parts.get("unaccounted", 0) if acc.scope == "host" and acc.nodes is None else 0
     )
     if other and share(other) >= LARGE_SHARE:
         what = (
@@ -193,14 +197,17 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     dirty = acc.dirty_writeback_kb
     if dirty and share(dirty) >= DIRTY_SHARE:
         cache = parts.get("page_cache", 0)
+        wb = acc.writeback_kb or 0
         out.append(
             Finding(
                 cause="page_cache",
-                summary=f"{_mib(dirty)} of page cache was dirty or under writeback "
-                f"({_pct(share(dirty))} {of}, page cache {_mib(cache)}): writeback could not "
-                "keep up, so those pages could not be reclaimed in time.",
-                evidence={"kb": dirty, "page_cache_kb": cache, "share": round(share(dirty), 3)}
-                | {"base_kb": base, "lines": _lines(src.get("page_cache"))},
+                summary=f"{_mib(dirty)} of page cache was waiting for the disk ({_mib(dirty - wb)} "
+                f"dirty, {_mib(wb)} under writeback; {_pct(share(dirty))} {of}, page cache "
+                f"{_mib(cache)}): writeback could not keep up, so those pages could not be "
+                "reclaimed in time.",
+                evidence={"kb": dirty, "dirty_kb": dirty - wb, "writeback_kb": wb}
+                | {"page_cache_kb": cache, "share": round(share(dirty), 3), "base_kb": base}
+                | {"lines": _lines(src.get("page_cache"))},
             )
         )
     huge = parts.get("hugepages")
@@ -289,15 +296,9 @@ def _spread(acc: Accounting, base: int) -> str:
 
 
 def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
-    if ev.constraint in ("CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY"):
-        d.findings.append(
-            Finding(
-                cause="cpuset_or_mempolicy",
-                summary=f"the allocation was confined ({ev.constraint}): its cpuset or NUMA "
-                "memory policy ran out while other nodes may still have had memory.",
-                evidence={"constraint": ev.constraint},
-            )
-        )
+    confined = _confined(ev, acc)
+    if confined is not None:
+        d.findings.append(confined)
     frag = _fragmentation(ev, acc)
     if frag is not None:
         d.findings.append(frag)
@@ -306,11 +307,138 @@ def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
         d.gaps.append("shares of RAM: total RAM was not printed")
         return
     usable = base - acc.parts.get("hugepages", 0)
-    fillers = _fillers(acc, base, "of RAM")
-    fillers += _outweighing(fillers, _process_findings(ev, acc, usable, "of usable RAM"))
+    nodes = f"{nodes_phrase(acc.nodes)}'s " if acc.nodes else ""
+    fillers = _fillers(acc, base, f"of {nodes}RAM")
+    fillers += _outweighing(fillers, _process_findings(ev, acc, usable, f"of {nodes}usable RAM"))
     if not fillers and acc.groups and not d.findings:
         d.gaps.append(_spread(acc, usable))
     d.findings.extend(sorted(fillers, key=_by_size))
+
+
+_CPUSET = re.compile(r"\bcpuset=([^,\s]+)")
+_MASK = re.compile(r"\b(nodemask|mems_allowed)=(\(null\)|\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)")
+MAX_NODES = 1024
+"""MAX_NUMNODES on x86_64 (NODES_SHIFT 10); a longer node list is not a kernel's."""
+
+
+def node_list(text: str) -> list[int] | None:
+    """`0-1,3` (the kernel's %*pbl) as [0, 1, 3]; None for `(null)` or anything else."""
+    out: set[int] = set()
+    for part in text.strip(",").split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or not (last.isdigit() or not last):
+            return None
+        lo, hi = int(first), int(last or first)
+        if hi < lo or hi >= MAX_NODES:
+            return None
+        out.update(range(lo, hi + 1))
+    return sorted(out) or None
+
+
+def _masks(ev: OomKillEvent) -> dict[str, tuple[str, int]]:
+    """`nodemask` and `mems_allowed` as first printed (text, line index): the oom-kill: line
+    (4.19+) or the header and cpuset line (older)."""
+    out: dict[str, tuple[str, int]] = {}
+    for i, line in enumerate(ev.lines):
+        for m in _MASK.finditer(line):
+            out.setdefault(m.group(1), (m.group(2), i))
+    return out
+
+
+def nodes_phrase(nodes: list[int]) -> str:
+    """`node 1` or `nodes 0,2`."""
+    return ("node " if len(nodes) == 1 else "nodes ") + ",".join(str(n) for n in nodes)
+
+
+def _allowed(ev: OomKillEvent) -> tuple[list[int], str, int] | None:
+    """The allowed nodes, the mask that says so (`nodemask=1`) and its line: the nodemask for a
+    memory policy, the allocating task's mems_allowed for a cpuset (6.1 prints nodemask=(null)
+    there), each falling back to the other."""
+    masks = _masks(ev)
+    order = ("nodemask", "mems_allowed")
+    if ev.constraint == "CONSTRAINT_CPUSET":
+        order = ("mems_allowed", "nodemask")
+    for name in order:
+        if name in masks and (nodes := node_list(masks[name][0])) is not None:
+            return nodes, f"{name}={masks[name][0]}", masks[name][1]
+    return None
+
+
+def _other_nodes(ev: OomKillEvent, allowed: list[int], mask: str) -> list[int]:
+    """The nodes beside `allowed` that the task's cpuset (mems_allowed) names, for a memory
+    policy's OOM (`nodemask=1,cpuset=/,mems_allowed=0-1`); none for a cpuset's."""
+    found = _masks(ev).get("mems_allowed")
+    if found is None or mask.startswith("mems_allowed="):
+        return []
+    return [n for n in node_list(found[0]) or [] if n not in allowed]
+
+
+def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
+    """A cpuset or memory policy confined the allocation to some nodes: which ones, what they had
+    free, and what was free elsewhere, from the zone lines and Mem-Info's free: count."""
+    if ev.constraint not in CONFINED:
+        return None
+    evidence: dict[str, Any] = {"constraint": ev.constraint}
+    found = _allowed(ev)
+    if found is None:
+        summary = (
+            f"the allocation was confined ({ev.constraint}) but the report names no nodes: "
+            "its cpuset or NUMA memory policy ran out while other nodes may have had memory."
+        )
+        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+    allowed, mask, mask_line = found
+    rep = acc.report
+    free: dict[int, int] = {}
+    low: dict[int, int] = {}
+    for z in rep.zones:
+        free[z.node] = free.get(z.node, 0) + z.free_kb
+        low[z.node] = low.get(z.node, 0) + (z.min_kb or 0)
+    where = nodes_phrase(allowed)
+    evidence |= {"allowed_nodes": allowed, "mask": mask}
+    evidence["nodes"] = [
+        {"node": n, "free_kb": free[n], "min_kb": low[n], "allowed": n in allowed}
+        for n in sorted(free)
+    ]
+    cpuset = next((m.group(1) for line in ev.lines if (m := _CPUSET.search(line))), None)
+    if cpuset is not None:
+        evidence["cpuset"] = cpuset
+    lines = _lines([mask_line], [z.line for z in rep.zones])
+    head = f"the allocation could only use {where} ({ev.constraint}, {mask})"
+    shown = [n for n in allowed if n in free]
+    if not shown:
+        evidence["lines"] = lines
+        summary = f"{head}; the report does not print what {where} had free."
+        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+    allowed_free = sum(free[n] for n in shown)
+    evidence["allowed_free_kb"] = allowed_free
+    said = [
+        f"{nodes_phrase([n])} had {_mib(free[n])} free (min watermark {_mib(low[n])})"
+        for n in shown
+    ]
+    others = {n: kb for n, kb in free.items() if n not in allowed}
+    said += [f"{nodes_phrase([n])} had {_mib(kb)} free" for n, kb in sorted(others.items())]
+    if others:
+        evidence["free_elsewhere_kb"] = sum(others.values())
+    total_free = pages_kb(rep, "free")
+    if total_free is not None and rep.pages_line is not None:
+        lines = _lines(lines, list(range(rep.pages_line, (rep.pages_last or rep.pages_line) + 1)))
+        elsewhere = max(total_free - allowed_free, 0)
+        evidence |= {"total_free_kb": total_free, "free_elsewhere_kb": elsewhere}
+        if not others and elsewhere:
+            # Only the allowed nodes were printed: the rest is Mem-Info's free: minus theirs.
+            rest = _other_nodes(ev, allowed, mask)
+            evidence["elsewhere_nodes"] = rest
+            said.append(
+                f"{nodes_phrase(rest) if rest else 'the other nodes'} had {_mib(elsewhere)} "
+                f"free (Mem-Info free {_mib(total_free)} minus {where}'s)"
+            )
+    evidence["lines"] = lines
+    ran_out = "the nodes" if len(allowed) > 1 else "the node"
+    return Finding(
+        cause="cpuset_or_mempolicy",
+        summary=f"{head}: {', '.join(said)}; {ran_out} ran out, not the host.",
+        evidence=evidence,
+    )
 
 
 def _fragmentation(ev: OomKillEvent, acc: Accounting) -> Finding | None:

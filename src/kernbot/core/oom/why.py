@@ -13,8 +13,10 @@ always has exactly `width` cells; the legend gives every part of 0.5% or more in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kernbot.core.events import Finding, OomKillEvent
-from kernbot.core.oom.diagnosis import attach_diagnosis
+from kernbot.core.oom.diagnosis import attach_diagnosis, nodes_phrase
 from kernbot.core.units import size
 
 BAR_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -114,7 +116,7 @@ def headline_parts(f: Finding) -> list[Part]:
             order = e.get("order")
             return [(f"an order-{order} allocation found free memory too fragmented", False)]
         case "cpuset_or_mempolicy":
-            return [("a cpuset or NUMA policy ran out while other nodes had memory", False)]
+            return [(_confined(e), False)]
         case "swap_exhausted":
             return [("swap was full", False)]
         case "no_swap":
@@ -123,6 +125,30 @@ def headline_parts(f: Finding) -> list[Part]:
             adj = e.get("victim_adj")
             return [(f"oom_score_adj {adj}, not size, chose the victim", False)]
     return [(f.summary.rstrip("."), False)]
+
+
+def _nodes(value: object) -> list[int] | None:
+    if isinstance(value, list) and value and all(isinstance(n, int) for n in value):
+        return value
+    return None
+
+
+def _confined(e: Mapping[str, object]) -> str:
+    """`the memory policy allowed only node 1, which ran out (3 MiB free) while node 0 had …`."""
+    by = "the memory policy" if e.get("constraint") == "CONSTRAINT_MEMORY_POLICY" else "the cpuset"
+    allowed, free = _nodes(e.get("allowed_nodes")), e.get("allowed_free_kb")
+    if allowed is None:
+        return f"{by} confined the allocation to some NUMA nodes, which ran out"
+    where = nodes_phrase(allowed)
+    if not isinstance(free, int):
+        return f"{by} allowed only {where}, which ran out"
+    out = f"{by} allowed only {where}, which ran out ({_mib(free)} free)"
+    elsewhere = e.get("free_elsewhere_kb")
+    if isinstance(elsewhere, int):
+        others = _nodes(e.get("elsewhere_nodes"))
+        name = nodes_phrase(others) if others else "other nodes"
+        out += f" while {name} had {_mib(elsewhere)} free"
+    return out
 
 
 def with_diagnosis(ev: OomKillEvent) -> OomKillEvent:
@@ -202,5 +228,10 @@ def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
     legend = ", ".join(
         f"{glyph} {label} {share * 100:.0f}%" for (label, glyph, _, share) in segs if share >= 0.005
     )
-    of = "limit" if acc.scope == "memcg" else "RAM"
-    return f"[{bar[:width]}] {legend} (of {size(total)} {of})"
+    if acc.scope == "memcg":
+        of = f"{size(total)} limit"
+    else:
+        confined = next((f for f in ev.diagnosis if f.cause == "cpuset_or_mempolicy"), None)
+        nodes = _nodes(confined.evidence.get("allowed_nodes")) if confined else None
+        of = f"{nodes_phrase(nodes)}'s {size(total)} RAM" if nodes else f"{size(total)} RAM"
+    return f"[{bar[:width]}] {legend} (of {of})"
