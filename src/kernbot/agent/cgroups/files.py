@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from kernbot.agent.proc.psi import parse_psi
+
 UNLIMITED = 1 << 62
 """v1 prints PAGE_COUNTER_MAX * PAGE_SIZE (9223372036854771712) for "no limit"; anything this
 large is no limit."""
@@ -56,20 +58,6 @@ def parse_flat_keyed(raw: bytes) -> dict[str, int]:
 
 def parse_pressure(raw: bytes) -> tuple[float | None, float | None]:
     """(some avg10, full avg10) from a PSI file (`some avg10=1.50 avg60=… total=…`)."""
-    some: float | None = None
-    full: float | None = None
-    for line in raw.split(b"\n"):
-        kind, _, rest = line.partition(b" ")
-        field = rest.split(b" ", 1)[0]
-        name, _, value = field.partition(b"=")
-        if name != b"avg10":
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        if kind == b"some":
-            some = number
-        elif kind == b"full":
-            full = number
-    return some, full
+    psi = parse_psi(raw.decode("ascii", "replace"))
+    some, full = psi.get("some", {}).get("avg10"), psi.get("full", {}).get("avg10")
+    return (float(some) if some is not None else None, float(full) if full is not None else None)

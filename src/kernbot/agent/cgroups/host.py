@@ -12,25 +12,15 @@ import os
 from pathlib import Path
 
 from kernbot.agent.cgroups.files import parse_pressure, read_small
+from kernbot.agent.proc.meminfo import parse_meminfo
+from kernbot.agent.proc.processes import rss_kb
 from kernbot.core.events import TopProcess
 from kernbot.core.risk import MemSample
-
-_MEMINFO_KEYS = (b"MemTotal:", b"MemAvailable:", b"SwapTotal:", b"SwapFree:")
 
 
 def _meminfo(proc_root: Path) -> dict[str, int]:
     raw = read_small(str(proc_root / "meminfo"), 8192)
-    if raw is None:
-        return {}
-    out: dict[str, int] = {}
-    for line in raw.split(b"\n"):
-        if line.startswith(_MEMINFO_KEYS):
-            key, _, rest = line.partition(b":")
-            try:
-                out[key.decode()] = int(rest.split()[0])
-            except (ValueError, IndexError):
-                continue
-    return out
+    return parse_meminfo(raw.decode("ascii", "replace")) if raw is not None else {}
 
 
 def host_sample(proc_root: Path) -> MemSample | None:
@@ -61,18 +51,9 @@ def _rss_and_comm(proc_root: Path, pid: int) -> tuple[int, str] | None:
     raw = read_small(f"{proc_root}/{pid}/status", 8192)
     if raw is None:
         return None
-    comm = ""
-    rss = 0
-    for line in raw.split(b"\n"):
-        if line.startswith(b"Name:"):
-            comm = line[5:].strip(b"\t ").decode("utf-8", "replace")
-        elif line.startswith(b"VmRSS:"):
-            try:
-                rss = int(line.split()[1])
-            except (IndexError, ValueError):
-                rss = 0
-            break
-    return rss, comm
+    text = raw.decode("utf-8", "replace")
+    name = text[5:].split("\n", 1)[0].strip("\t ") if text.startswith("Name:") else ""
+    return rss_kb(text) or 0, name
 
 
 def top_processes(proc_root: Path, pids: list[int] | None, n: int = 5) -> list[TopProcess]:
