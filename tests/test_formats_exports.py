@@ -25,6 +25,7 @@ CAPTURE = FIXTURES / "corpus" / "oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.
 SAME = ("constraint", "victim", "memcg", "kubernetes", "trigger", "tasks", "killed", "complete")
 NEWEST_FIRST = {
     "kibana-discover-report.csv",
+    "elasticsearch-search-response.json",
     "datadog-log-explorer.csv",
     "splunk-export.csv",
     "splunk-export.json",
@@ -63,7 +64,7 @@ EXPORT_FILES = sorted(
 
 def test_every_documented_export_has_a_fixture() -> None:
     provenance = (EXPORTS / "PROVENANCE.md").read_text()
-    assert len(EXPORT_FILES) == 12
+    assert len(EXPORT_FILES) == 13
     for name in EXPORT_FILES:
         assert f"`{name}`" in provenance, name
 

@@ -109,8 +109,11 @@ def split_glued(line: str) -> int:
 
 
 _JSON_NOISE = re.compile(
-    r'\s*(?:[\[\]{},]+|"[\w@.\-]{1,64}"\s*:\s*(?:[\[{]|[^"\s][^"]*|"[^"]*",?))\s*'
+    r'\s*(?:[\[\]{},]+|"[\w@.\-]{1,64}"\s*:\s*(?:[\[{]|[^"\s][^"]*|"[^"]*",?)'
+    r"|(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|null|true|false),?)\s*"
 )
+"""Punctuation, a `"key": value` member, or a bare scalar array element (Elasticsearch's
+per-hit `"sort": [1796032800014]` in a pretty-printed response)."""
 
 
 def json_noise(line: str) -> bool:
