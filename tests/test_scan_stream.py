@@ -9,6 +9,7 @@ a line that never ends, a gzip bomb, and hundreds of MB of log fed through a pip
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -129,6 +130,45 @@ def test_first_event_is_printed_before_the_input_ends() -> None:
             proc.wait(timeout=30)
         assert proc.returncode == 0
         assert proc.stdout.read() == b""  # the same event is not printed twice
+
+
+def test_human_output_prints_each_event_as_it_completes() -> None:
+    """The same without --json: the human block of the first kill is on stdout while the pipe is
+    still open, the second follows when its report completes, the summary only at the end."""
+    with subprocess.Popen(argv("-"), stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+
+        def read_until(needle: bytes, seen: bytes) -> bytes:
+            deadline = time.monotonic() + 30
+            while needle not in seen and time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 1)
+                if ready:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    seen += chunk
+            return seen
+
+        try:
+            proc.stdin.write(report(4242, 5_000_000).encode())
+            proc.stdin.flush()
+            out = read_until(b"(pid 4242)", b"")
+            assert b"(pid 4242)" in out, out
+            assert proc.poll() is None  # still reading: the input has not ended
+            assert b"(pid 4343)" not in out
+            proc.stdin.write(report(4343, 9_000_000).encode())
+            proc.stdin.flush()
+            out = read_until(b"(pid 4343)", out)
+            assert b"(pid 4343)" in out and proc.poll() is None, out
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        rest = proc.stdout.read()
+        assert proc.returncode == 0
+        assert b"(pid 4242)" not in rest and b"(pid 4343)" not in rest  # each printed once
+        assert b"Found 2 OOM kills" not in out  # the summary waits for the end of the input
+        assert b"Found 2 OOM kills (app)." in rest, rest
 
 
 def test_json_head_returns_at_once_on_a_long_log(tmp_path: Path) -> None:
