@@ -164,18 +164,19 @@ def parse_report(lines: list[str]) -> MemReport:
     a few substring tests instead of a dozen regex matches.
     """
     rep = MemReport()
-    v2_block: StatsBlock | None = None
     in_slab = False
+    skip_to = 0
     for i, raw in enumerate(lines):
+        if i < skip_to:
+            continue  # read as memory.stat lines of a cgroup v2 block below
+        if ":" not in raw and "=" not in raw and not in_slab and "#01" not in raw:
+            # no pattern can take it (stack frames, task rows) unless it is `^\d+ pages RAM`
+            # or the slab header: the general path's own test, on the raw line
+            head = raw.lstrip()
+            if not head[:1].isdecimal() and not head.startswith("Unreclaimable slab info"):
+                continue
         text = raw.rstrip() if "#01" not in raw else _clean(raw)
         stripped = text.strip()
-        if v2_block is not None:
-            m = _V2_LINE.match(text)
-            if m:
-                key, value = m.groups()
-                v2_block.values_kb[key] = int(value) // 1024
-                continue
-            v2_block = None
         if in_slab:
             m = _SLAB_ROW.match(text)
             if m:
@@ -189,13 +190,27 @@ def parse_report(lines: list[str]) -> MemReport:
             in_slab = True
             continue
         if ":" not in stripped and "=" not in stripped and not stripped[:1].isdecimal():
-            continue  # every pattern below needs one (`^\\d+ pages RAM` the digit)
+            continue  # every pattern below needs one (`^\d+ pages RAM` the digit)
         if _parse_memcg(rep, stripped, i):
             if rep.stats and rep.stats[-1].line == i and rep.stats[-1].v2:
-                v2_block = rep.stats[-1]
+                skip_to = _v2_values(rep.stats[-1].values_kb, lines, i + 1)
             continue
         _parse_global(rep, stripped, i)
     return rep
+
+
+def _v2_values(values: dict[str, int], lines: list[str], start: int) -> int:
+    """Read memory.stat's `key N` lines (bytes) from `start` into `values` (kB); the index of
+    the first line that is not one."""
+    match = _V2_LINE.match
+    for i in range(start, len(lines)):
+        raw = lines[i]
+        m = match(raw.rstrip() if "#01" not in raw else _clean(raw))
+        if m is None:
+            return i
+        key, value = m.groups()
+        values[key] = int(value) // 1024
+    return len(lines)
 
 
 def _parse_memcg(rep: MemReport, text: str, i: int) -> bool:
