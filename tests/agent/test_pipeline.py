@@ -4,8 +4,10 @@ history and a recording outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from agent_harness import FakeClock, RecordingOutbox
@@ -15,11 +17,13 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item
-from kernbot.agent.stages import Advise, Stage
+from kernbot.agent.stages import Advise, Stage, diagnose
 from kernbot.agent.stored import Stored
+from kernbot.core.deferred import Deferred
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 from kernbot.core.formats.reader import read_lines
+from kernbot.core.oom.event import build_event
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 REPORT = (CORPUS / "oom-6.x-k8s-systemd-containerd-cgv2-memcg-grep.txt").read_text().splitlines()
@@ -46,12 +50,16 @@ def batch(lines: list[str], first: int = 0, *, backlog: bool = False) -> Batch:
 
 
 def pipeline(
-    tmp_path: Path, *stages: Stage, first_start: bool = False
+    tmp_path: Path, *stages: Stage, first_start: bool = False, defer: bool = False
 ) -> tuple[Pipeline, RecordingOutbox, History]:
     outbox = RecordingOutbox(tmp_path / "outbox.db")
     history = History(tmp_path / "history.db")
+    # defer: as the agent's composition root makes it (revisions unbuilt, diagnosed in `finish`)
+    deferred: list[Event | Deferred] | None = [] if defer else None
     p = Pipeline(
-        detector=Detector(host="h", boot_id=BOOT, advise=False),
+        detector=Detector(host="h", boot_id=BOOT, advise=False, diagnose=not defer, defer=deferred),
+        deferred=deferred,
+        finish=diagnose if defer else None,
         outbox=outbox,
         history=history,
         recent=RecentLines(),
@@ -137,6 +145,55 @@ def test_a_batch_stores_the_newest_revision_of_each_event_once(tmp_path: Path) -
     assert one_box.puts[0]["revision"] == newest["revision"]
     stored = one_box.puts[0]
     assert stored["victim"] == newest["victim"] and stored["lines"] == newest["lines"]
+
+
+def _builds(run: Callable[[], None]) -> int:
+    calls = 0
+
+    def count(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code is build_event.__code__:
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+LOOP = [
+    *REPORT,
+    *(CORPUS / "oom-arch-6.1.1-global.txt").read_text().splitlines(),
+    *(CORPUS / "oom-kmsg-raw-k8s-systemd-docker-cgv1-memcg.txt").read_text().splitlines(),
+    *REPORT,  # the same report again: the same id, a second event
+]
+
+
+@pytest.mark.parametrize("size", [1, 3, 10, 1000])
+def test_a_deferring_detector_stores_the_same_events_building_only_what_is_stored(
+    tmp_path: Path, size: int
+) -> None:
+    """The agent's detector hands its revisions over unbuilt (issue 11): only the newest of each
+    event in a batch is built, and what is stored, dated, judged history and shipped is what
+    building every revision gave, whatever the batch size."""
+    stored: dict[bool, list[dict[str, object]]] = {}
+    builds: dict[bool, int] = {}
+    for defer in (False, True):
+        p, box, _ = pipeline(tmp_path / str(defer), Advise(), defer=defer)
+
+        def run(p: Pipeline = p) -> None:
+            for at in range(0, len(LOOP), size):
+                p.feed(batch(LOOP[at : at + size], first=at))
+            p.flush()
+
+        builds[defer] = _builds(run)
+        stored[defer] = box.puts
+        assert p.safe_position == Position("file", offset=len(LOOP))
+    assert len(stored[True]) >= 3 and stored[True] == stored[False]
+    assert builds[True] <= len(stored[True])  # one build per stored revision at most
+    assert builds[True] < builds[False] or size == 1  # one line a batch: every revision stored
 
 
 class FailingOutbox(RecordingOutbox):

@@ -49,8 +49,9 @@ from kernbot.agent.stages import (
     SynEpisodes,
     diagnose,
 )
+from kernbot.core.deferred import Deferred
 from kernbot.core.detector import Detector
-from kernbot.core.events import OomKillEvent
+from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.oom.recurrence import WINDOW_S as RECURRENCE_WINDOW_S
 from kernbot.core.syn.episodes import SynEpisodeTracker
@@ -191,8 +192,13 @@ class Agent:
         stages = [self.syn_episodes, *risk_stages, Enrich(self.enricher), self.pod_names, Advise()]
         if self.reconciler is not None:
             stages.append(KillAccounting(self.reconciler))
+        # the detector's revisions unbuilt: the pipeline builds the newest of each batch only
+        deferred: list[Event | Deferred] = []
         self.pipeline = Pipeline(
-            detector=Detector(host=self.host, boot_id=self.boot_id, advise=False, diagnose=False),
+            detector=Detector(
+                host=self.host, boot_id=self.boot_id, advise=False, diagnose=False, defer=deferred
+            ),
+            deferred=deferred,
             finish=diagnose,
             outbox=outbox,
             history=history,

@@ -16,8 +16,11 @@ diagnosis) and the stages, each stored revision is encoded once (kernbot.agent.s
 history and the outbox take the batch in one transaction each, and only then does the safe
 position move past it. A revision superseded within its batch could never have been shipped
 (the shipper runs on the same event loop, after the batch) and the outbox keeps one row per id
-anyway; nothing the bot sees changes but the work. Events from periodic jobs and late stage
-answers (`emit`, `resume` outside a batch) are stored at once.
+anyway; nothing the bot sees changes but the work. With `deferred` (the sink the detector was
+made with, `Detector(defer=...)`) the detector's revisions arrive unbuilt (kernbot.core.deferred)
+and only the newest of each event in a batch is built, at the end of the batch, then dated and
+judged live or history exactly as an event built at once would have been. Events from periodic
+jobs and late stage answers (`emit`, `resume` outside a batch) are stored at once.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch
 from kernbot.agent.stages import Stage
 from kernbot.agent.stored import Stored
+from kernbot.core.deferred import Deferred
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.prefilter import KEYWORDS
 from kernbot.core.record import Record
@@ -74,8 +78,9 @@ class EventOutbox(Protocol):
         ...
 
 
-_Queued = tuple[Event, bool, Sequence[Stage], bool]
-"""(event, live, the stages it still runs through, whether it came from the detector)."""
+_Queued = tuple[Event | Deferred, bool, Sequence[Stage], bool]
+"""(event, live, the stages it still runs through, whether it came from the detector); for a
+`Deferred` revision `live` is whether its batch was live (`not old`), judged again once built."""
 
 
 @dataclass
@@ -103,8 +108,11 @@ class Pipeline:
         history_max_age_s: float = 86400.0,
         boot_id: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        deferred: list[Event | Deferred] | None = None,
     ) -> None:
         self.detector = detector
+        self.deferred = deferred
+        """The sink of a detector made with `defer=`: what it emitted since it was last taken."""
         self.outbox = outbox
         self.history = history
         self.recent = recent
@@ -179,6 +187,8 @@ class Pipeline:
             for rec in item.records:
                 for ev in self.detector.feed(rec):
                     self._emit(ev, old, detected=True)
+            if self.deferred:
+                self._take_deferred(old)
             if item.position is not None:
                 self._latest_position = item.position
                 if not self.detector.pending:
@@ -194,6 +204,8 @@ class Pipeline:
         try:
             for ev in self.detector.flush():
                 self._emit(ev, False, detected=True)
+            if self.deferred:
+                self._take_deferred(False)
             if self._latest_position is not None:
                 self._advance(self._latest_position)
         finally:
@@ -221,7 +233,24 @@ class Pipeline:
         store what comes out."""
         self._emit(ev, old, detected=False)
 
+    def _take_deferred(self, old: bool) -> None:
+        """Queue what the detector put in its sink, in order; a revision queued unbuilt replaces
+        the one before it as a built event would (same key), and is built at the commit."""
+        assert self.deferred is not None
+        items, self.deferred[:] = list(self.deferred), []
+        for item in items:
+            if isinstance(item, Deferred) and item.id is not None:
+                key = (item.id, len(self.stages))
+                self._queued.pop(key, None)
+                self._queued[key] = (item, not old, self.stages, True)
+            else:
+                self._emit(item.build() if isinstance(item, Deferred) else item, old, detected=True)
+
     def _emit(self, ev: Event, old: bool, *, detected: bool) -> None:
+        self._run(ev, self._judge(ev, old), self.stages, detected)
+
+    def _judge(self, ev: Event, old: bool) -> bool:
+        """Date the event, mark history; whether it is live."""
         self._fill_time(ev)
         at = event_epoch({"time": ev.time})
         if old and at is not None and at >= self.started_at:
@@ -232,7 +261,7 @@ class Pipeline:
         old = old or too_old or (isinstance(ev, OomKillEvent) and ev.context.before_first_start)
         if old:
             ev.history = True
-        self._run(ev, not old, self.stages, detected)
+        return not old
 
     def resume(self, ev: Event, after: Stage) -> None:
         """A stage's later answer for a live event (a revision of it): the stages after `after`
@@ -257,7 +286,12 @@ class Pipeline:
             while self._queued:
                 queued, self._queued = self._queued, {}
                 out: list[Event] = []
-                for ev, live, stages, detected in queued.values():
+                for item, queued_live, stages, detected in queued.values():
+                    if isinstance(item, Deferred):
+                        ev = item.build()
+                        live = self._judge(ev, not queued_live)
+                    else:
+                        ev, live = item, queued_live
                     if detected and self.finish is not None:
                         self.finish(ev)
                     events = [ev]
@@ -269,6 +303,8 @@ class Pipeline:
             # Not stored (the disk is full, say): the source is reopened at the safe position
             # and reads these records again; nothing may move past them meanwhile (a flush).
             self._queued.clear()
+            if self.deferred:
+                self.deferred.clear()
             self._pending_position = None
             self._latest_position = self.safe_position
             raise
