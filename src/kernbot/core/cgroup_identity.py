@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from kernbot.core.events import Kubernetes
+from kernbot.core.events import ContainerOwner, Kubernetes
 
 _HEX64 = r"[0-9a-f]{64}"
 _UID_DASH = re.compile(r"^pod([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
@@ -42,6 +42,16 @@ class Container:
     container_id: str | None = None
     lxc_id: str | None = None
     unit: str | None = None
+
+    def owner(self) -> ContainerOwner:
+        """As the event field `container`."""
+        return ContainerOwner(
+            kind=self.kind,
+            runtime=self.runtime,
+            container_id=self.container_id,
+            lxc_id=self.lxc_id,
+            unit=self.unit,
+        )
 
 
 def _parts(cgroup_path: str) -> list[str]:

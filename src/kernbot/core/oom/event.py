@@ -23,7 +23,6 @@ from __future__ import annotations
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
-    ContainerOwner,
     Memcg,
     MemInfo,
     OomKillEvent,
@@ -259,12 +258,6 @@ def build_event(
     if kube is None:
         for path in (task_path, oom_path):
             if path and (owner := identify_container(path)):
-                event.container = ContainerOwner(
-                    kind=owner.kind,
-                    runtime=owner.runtime,
-                    container_id=owner.container_id,
-                    lxc_id=owner.lxc_id,
-                    unit=owner.unit,
-                )
+                event.container = owner.owner()
                 break
     return event

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kernbot.core.cgroup_identity import identify, identify_container
-from kernbot.core.events import ContainerOwner, OomKillEvent, OomRiskEvent, PsiAvg10, RiskState
+from kernbot.core.events import OomKillEvent, OomRiskEvent, PsiAvg10, RiskState
 from kernbot.core.risk.assess import Assessment, RiskSettings, assess
 from kernbot.core.risk.sample import MemSample, Series
 from kernbot.core.risk.summary import severity
@@ -268,15 +268,7 @@ class RiskTracker:
             cgroup=sample.cgroup,
             kubernetes=identify(sample.cgroup),
             container=(
-                ContainerOwner(
-                    kind=container.kind,
-                    runtime=container.runtime,
-                    container_id=container.container_id,
-                    lxc_id=container.lxc_id,
-                    unit=container.unit,
-                )
-                if container is not None and container.kind != "root"
-                else None
+                container.owner() if container is not None and container.kind != "root" else None
             ),
             started=_iso(now),
             cgroup_version=sample.version,
