@@ -242,5 +242,12 @@ def test_recurrence_counts_the_newest_kills_of_each_cgroup(pods: PodResolver) ->
     assert ev.context.recurrence is not None and again.context.recurrence is not None
     assert ev.context.recurrence.kills == again.context.recurrence.kills == MAX_PER_KEY
     assert ev.context.recurrence.interval_s == 1.0
+    # the older kills were forgotten: the count is said as a lower bound
+    assert f"({MAX_PER_KEY}+ kills" in ev.context.recurrence.text
+    early = Enricher(ProcReader(SNAPSHOT), pods, clock=lambda: now[0])
+    for i in range(5):
+        stamp = datetime.fromtimestamp(NOW - 1000 + i, UTC).isoformat()
+        few = early.enrich(oom(f"k{i}", TASK_PATH, stamp))
+    assert few.context.recurrence is not None and "(5 kills" in few.context.recurrence.text
     other = enricher.enrich(oom("o1", "/kubepods/burstable/podffff/x", None))
     assert other.context.recurrence is None

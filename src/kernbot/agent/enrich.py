@@ -111,6 +111,8 @@ class Enricher:
         self._limits: OrderedDict[str, str] = OrderedDict()
         """Event id -> the key of its kill of a cgroup or pod limit, oldest first (bounded)."""
         self._by_key: dict[str, OrderedDict[str, Kill]] = {}
+        self._capped: set[str] = set()
+        """Keys that lost kills to MAX_PER_KEY: their count is a lower bound."""
         """Key (`kill_key`) -> event id -> the kill, for `recurrence` (bounded per key)."""
         self._kill_keys: set[str] = set()
         self._per_cgroup: Counter[str | None] = Counter()
@@ -139,6 +141,7 @@ class Enricher:
         while len(same) > MAX_PER_KEY:
             gone, _ = same.popitem(last=False)
             del self._limits[gone]
+            self._capped.add(kill.key)
         while len(self._limits) > MAX_REMEMBERED:
             gone, key = self._limits.popitem(last=False)
             self._forget(key, gone)
@@ -149,6 +152,7 @@ class Enricher:
             same.pop(event_id, None)
             if not same:
                 del self._by_key[key]
+                self._capped.discard(key)
 
     @overload
     def enrich(self, event: OomKillEvent) -> OomKillEvent: ...
@@ -218,7 +222,7 @@ class Enricher:
         event_id = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
         self._remember(event_id, kill)  # first: the newest MAX_PER_KEY include this one
         known = [k for i, k in self._by_key[kill.key].items() if i != event_id]
-        return recurrence(kill, known)
+        return recurrence(kill, known, more=kill.key in self._capped)
 
     def _snapshot(self, event_id: str | None) -> _Snapshot:
         """The live /proc context of this event: read for its first revision, then reused."""

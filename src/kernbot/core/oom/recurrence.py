@@ -73,8 +73,9 @@ def _every(seconds: float) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
-def recurrence(current: Kill, known: list[Kill]) -> Recurrence | None:
-    """The pattern `current` repeats, or None."""
+def recurrence(current: Kill, known: list[Kill], *, more: bool = False) -> Recurrence | None:
+    """The pattern `current` repeats, or None. `more`: `known` is only the newest kills of this
+    cgroup (older ones were forgotten), so the count is a lower bound and is said so."""
     same = sorted(
         {
             k.at: k
@@ -99,6 +100,7 @@ def recurrence(current: Kill, known: list[Kill]) -> Recurrence | None:
         limit_kb=current.limit_kb,
         since=same[0].at,
         key=current.key,
-        text=f"grows to its limit every {_every(interval)} ({len(same)} kills{level}): "
+        text=f"grows to its limit every {_every(interval)} "
+        f"({len(same)}{'+' if more else ''} kills{level}): "
         "a leak, or a limit too low for its steady state",
     )
