@@ -17,10 +17,10 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.pipeline import Pipeline
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item
-from kernbot.agent.stages import Advise, Stage, diagnose
+from kernbot.agent.stages import Advise, Stage
 from kernbot.agent.stored import Stored
 from kernbot.core.deferred import Deferred
-from kernbot.core.detector import Detector
+from kernbot.core.detector import Detector, diagnose
 from kernbot.core.events import Event, OomKillEvent, OomRiskEvent
 from kernbot.core.formats.reader import read_lines
 from kernbot.core.oom.event import build_event

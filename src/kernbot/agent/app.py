@@ -40,17 +40,9 @@ from kernbot.agent.risk import RiskSampler, RiskStage
 from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
-from kernbot.agent.stages import (
-    Advise,
-    ApiPodNames,
-    Enrich,
-    KillAccounting,
-    Stage,
-    SynEpisodes,
-    diagnose,
-)
+from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, Stage, SynEpisodes
 from kernbot.core.deferred import Deferred
-from kernbot.core.detector import Detector
+from kernbot.core.detector import Detector, diagnose
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.oom.recurrence import WINDOW_S as RECURRENCE_WINDOW_S

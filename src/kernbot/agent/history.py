@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernbot.agent.stored import IN_CHUNK, Stored
+from kernbot.agent.stored import Stored, stored_revisions
 from kernbot.state_files import private_file
 
 
@@ -62,7 +62,7 @@ class History:
             return
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            known = self._revisions({r.event_id for r in rows})
+            known = dict(stored_revisions(self._db, "history", {r.event_id for r in rows}))
             params: list[tuple[str, str, int, float, str]] = []
             for r in rows:
                 old = known.get(r.event_id)
@@ -85,19 +85,6 @@ class History:
                     (self._rows - self.keep,),
                 )
                 self._rows = self.keep
-
-    def _revisions(self, ids: set[str]) -> dict[str, int]:
-        """Stored revision per id, for those of `ids` held."""
-        out: dict[str, int] = {}
-        wanted = list(ids)
-        for i in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[i : i + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for event_id, revision in self._db.execute(
-                f"SELECT id, revision FROM history WHERE id IN ({marks})", chunk
-            ):
-                out[event_id] = int(revision)
-        return out
 
     def query(self, kind: str, since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernbot.agent.stored import IN_CHUNK, Stored
+from kernbot.agent.stored import Stored, stored_revisions
 from kernbot.state_files import private_file
 
 SENT_KEEP = 20_000
@@ -70,16 +70,10 @@ class Outbox:
     def _newest_known(self, ids: set[str]) -> dict[str, int]:
         """The newest revision queued or sent, per id of `ids` that has one."""
         best: dict[str, int] = {}
-        wanted = list(ids)
         for table in ("outbox", "sent"):
-            for i in range(0, len(wanted), IN_CHUNK):
-                chunk = wanted[i : i + IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for event_id, revision in self._db.execute(
-                    f"SELECT id, revision FROM {table} WHERE id IN ({marks})", chunk
-                ):
-                    if event_id not in best or revision > best[event_id]:
-                        best[event_id] = int(revision)
+            for event_id, revision in stored_revisions(self._db, table, ids):
+                if event_id not in best or revision > best[event_id]:
+                    best[event_id] = revision
         return best
 
     def put(self, event_id: str, revision: int, kind: str, body: dict[str, Any]) -> bool:

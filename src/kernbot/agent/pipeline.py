@@ -240,9 +240,7 @@ class Pipeline:
         items, self.deferred[:] = list(self.deferred), []
         for item in items:
             if isinstance(item, Deferred) and item.id is not None:
-                key = (item.id, len(self.stages))
-                self._queued.pop(key, None)
-                self._queued[key] = (item, not old, self.stages, True)
+                self._queue(item.id, (item, not old, self.stages, True))
             else:
                 self._emit(item.build() if isinstance(item, Deferred) else item, old, detected=True)
 
@@ -270,11 +268,15 @@ class Pipeline:
         self._run(ev, True, rest, False)
 
     def _run(self, ev: Event, live: bool, stages: Sequence[Stage], detected: bool) -> None:
-        key = (_identify(ev), len(stages))
-        self._queued.pop(key, None)  # a newer revision supersedes the queued one
-        self._queued[key] = (ev, live, stages, detected)
+        self._queue(_identify(ev), (ev, live, stages, detected))
         if not self._in_batch and not self._committing:
             self._commit()
+
+    def _queue(self, event_id: str, entry: _Queued) -> None:
+        """Queue for the commit; a newer revision supersedes the queued one (moved to the end)."""
+        key = (event_id, len(entry[2]))
+        self._queued.pop(key, None)
+        self._queued[key] = entry
 
     def _commit(self) -> None:
         """Run the queued events through their stages, store what comes out, then move the

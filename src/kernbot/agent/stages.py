@@ -21,7 +21,6 @@ from kernbot.agent.enrich import Enricher
 from kernbot.agent.proc import ProcReader
 from kernbot.core.advice import advise
 from kernbot.core.events import Event, OomKillEvent, SynFloodEvent
-from kernbot.core.oom.diagnosis import attach_diagnosis
 from kernbot.core.oom.reconcile import OomReconciler
 from kernbot.core.syn.episodes import SynEpisodeTracker
 
@@ -138,14 +137,6 @@ class ApiPodNames:
                 pass
             except Exception:
                 log.exception("pod name lookup failed")
-
-
-def diagnose(ev: Event) -> None:
-    """The diagnosis of an OOM report (kernbot.core.oom.diagnosis), as the pipeline's `finish`:
-    for the newest revision of each batch, not for every revision the detector emits (it reads
-    the whole report; an OOM loop re-diagnosed each report two or three times)."""
-    if isinstance(ev, OomKillEvent):
-        attach_diagnosis(ev)
 
 
 class Advise:

@@ -9,6 +9,8 @@ revision once with pydantic's serializer and everything downstream handles the t
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 IN_CHUNK = 500
@@ -24,3 +26,18 @@ class Stored:
     """The event's time (epoch seconds), else when the agent saw it: the history's order."""
     body: str
     """The event's JSON."""
+
+
+def stored_revisions(
+    db: sqlite3.Connection, table: str, ids: Iterable[str]
+) -> Iterator[tuple[str, int]]:
+    """(id, revision) of the rows of `table` (history, outbox, sent) whose id is in `ids`, asked
+    `IN_CHUNK` ids at a time."""
+    wanted = list(ids)
+    for i in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[i : i + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for event_id, revision in db.execute(
+            f"SELECT id, revision FROM {table} WHERE id IN ({marks})", chunk
+        ):
+            yield event_id, int(revision)

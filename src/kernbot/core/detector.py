@@ -215,17 +215,24 @@ class Detector:
 
     def _advised(self, events: list[Event]) -> list[Event]:
         for ev in events:
-            if self.diagnose and isinstance(ev, OomKillEvent):
-                attach_diagnosis(ev)
+            if self.diagnose:
+                diagnose(ev)
             if self.advise:
                 ev.advice = advise(ev)
         return events
 
 
-def finish_event(ev: Event) -> Event:
-    """Diagnosis and advice for an event no later record will revise (`kernbot scan`)."""
+def diagnose(ev: Event) -> None:
+    """The diagnosis of an OOM kill's report (kernbot.core.oom.diagnosis); other kinds have none.
+    It reads the whole report: callers that see several revisions of an event run it once, on
+    the last (`finish_event` for `kernbot scan`, the agent's pipeline per batch)."""
     if isinstance(ev, OomKillEvent):
         attach_diagnosis(ev)
+
+
+def finish_event(ev: Event) -> Event:
+    """Diagnosis and advice for an event no later record will revise (`kernbot scan`)."""
+    diagnose(ev)
     ev.advice = advise(ev)
     return ev
 

@@ -99,20 +99,7 @@ def _scored_tasks(
             root_bonus=bonus_era and t.uid == 0,
             normalised_3x=norm,
         )
-        tasks.append(
-            Task(
-                pid=t.pid,
-                uid=t.uid,
-                tgid=t.tgid,
-                total_vm_kb=t.total_vm_kb,
-                rss_kb=t.rss_kb,
-                pgtables_kb=t.pgtables_kb,
-                swapents_kb=t.swapents_kb,
-                oom_score_adj=t.oom_score_adj,
-                name=t.name,
-                oom_score=score,
-            )
-        )
+        tasks.append(Task(**t._asdict(), oom_score=score))  # a TaskRow holds Task's other fields
     return tasks
 
 
