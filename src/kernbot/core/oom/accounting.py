@@ -21,7 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
-from kernbot.core.oom.meminfo_report import MemReport, StatsBlock, pages_kb, parse_report
+from kernbot.core.oom.meminfo_report import (
+    HugePool,
+    MemReport,
+    StatsBlock,
+    pages_kb,
+    parse_report,
+)
 from kernbot.core.oom.task_table import PAGE_KB
 
 PARTS = (
@@ -146,15 +152,10 @@ def _account_host(acc: Accounting, rep: MemReport) -> None:
         acc.dirty_writeback_kb = pages_kb(rep, "dirty", "writeback")
         acc.writeback_kb = pages_kb(rep, "writeback")
         _kernel_stack(acc, rep)
-    if rep.huge:
-        reserved = sum(h.total * h.size_kb for h in rep.huge)
-        _set(acc, "hugepages", reserved, *(h.line for h in rep.huge))
-        acc.hugepages_free_kb = sum(h.free * h.size_kb for h in rep.huge)
+    _hugepages(acc, rep.huge)
     _swap_lines(acc, rep)
-    if acc.total_kb is not None and rep.has_meminfo:
-        acc.usage_kb = acc.total_kb - acc.parts.get("free", 0)
-        known = sum(acc.parts.values())
-        _set(acc, "unaccounted", acc.total_kb - known, *total_lines)
+    if rep.has_meminfo:
+        _usage_and_rest(acc, total_lines)
 
 
 def _account_nodes(acc: Accounting, rep: MemReport) -> None:
@@ -186,14 +187,23 @@ def _account_nodes(acc: Accounting, rep: MemReport) -> None:
     _set(acc, "free", free, *total_lines)
     acc.dirty_writeback_kb = node_kb("dirty", "writeback")
     acc.writeback_kb = node_kb("writeback")
-    huge = [h for h in rep.huge if h.node in rep.nodes]
+    _hugepages(acc, [h for h in rep.huge if h.node in rep.nodes])
+    _swap_lines(acc, rep)
+    acc.gaps.append("slab of the allowed nodes (Mem-Info prints slab for all nodes together)")
+    _usage_and_rest(acc, total_lines)
+
+
+def _hugepages(acc: Accounting, huge: list[HugePool]) -> None:
+    """Hugepages reserved (count x size) and how much of that is free, from these pools."""
     if huge:
         _set(acc, "hugepages", sum(h.total * h.size_kb for h in huge), *(h.line for h in huge))
         acc.hugepages_free_kb = sum(h.free * h.size_kb for h in huge)
-    _swap_lines(acc, rep)
-    acc.gaps.append("slab of the allowed nodes (Mem-Info prints slab for all nodes together)")
+
+
+def _usage_and_rest(acc: Accounting, total_lines: list[int]) -> None:
+    """What is in use (the total less free) and what no part explains (`unaccounted`)."""
     if acc.total_kb is not None:
-        acc.usage_kb = acc.total_kb - free
+        acc.usage_kb = acc.total_kb - acc.parts.get("free", 0)
         _set(acc, "unaccounted", acc.total_kb - sum(acc.parts.values()), *total_lines)
 
 

@@ -350,11 +350,12 @@ def nodes_phrase(nodes: list[int]) -> str:
     return ("node " if len(nodes) == 1 else "nodes ") + ",".join(str(n) for n in nodes)
 
 
-def _allowed(ev: OomKillEvent) -> tuple[list[int], str, int] | None:
+def _allowed(
+    ev: OomKillEvent, masks: dict[str, tuple[str, int]]
+) -> tuple[list[int], str, int] | None:
     """The allowed nodes, the mask that says so (`nodemask=1`) and its line: the nodemask for a
     memory policy, the allocating task's mems_allowed for a cpuset (6.1 prints nodemask=(null)
     there), each falling back to the other."""
-    masks = _masks(ev)
     order = ("nodemask", "mems_allowed")
     if ev.constraint == "CONSTRAINT_CPUSET":
         order = ("mems_allowed", "nodemask")
@@ -364,10 +365,10 @@ def _allowed(ev: OomKillEvent) -> tuple[list[int], str, int] | None:
     return None
 
 
-def _other_nodes(ev: OomKillEvent, allowed: list[int], mask: str) -> list[int]:
+def _other_nodes(masks: dict[str, tuple[str, int]], allowed: list[int], mask: str) -> list[int]:
     """The nodes beside `allowed` that the task's cpuset (mems_allowed) names, for a memory
     policy's OOM (`nodemask=1,cpuset=/,mems_allowed=0-1`); none for a cpuset's."""
-    found = _masks(ev).get("mems_allowed")
+    found = masks.get("mems_allowed")
     if found is None or mask.startswith("mems_allowed="):
         return []
     return [n for n in node_list(found[0]) or [] if n not in allowed]
@@ -379,7 +380,8 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
     if ev.constraint not in CONFINED:
         return None
     evidence: dict[str, Any] = {"constraint": ev.constraint}
-    found = _allowed(ev)
+    masks = _masks(ev)
+    found = _allowed(ev, masks)
     if found is None:
         summary = (
             f"the allocation was confined ({ev.constraint}) but the report names no nodes: "
@@ -426,7 +428,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
         evidence |= {"total_free_kb": total_free, "free_elsewhere_kb": elsewhere}
         if not others and elsewhere:
             # Only the allowed nodes were printed: the rest is Mem-Info's free: minus theirs.
-            rest = _other_nodes(ev, allowed, mask)
+            rest = _other_nodes(masks, allowed, mask)
             evidence["elsewhere_nodes"] = rest
             said.append(
                 f"{nodes_phrase(rest) if rest else 'the other nodes'} had {_mib(elsewhere)} "
