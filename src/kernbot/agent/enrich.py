@@ -18,9 +18,8 @@ snapshot (meminfo, PSI, vmstat, sysctls) is shared by the events of one `SNAPSHO
 clock as well: a hundred kills a second read it once. The copy handed back shares the event's
 report fields (lines, tasks: the detector never touches an event it handed out) and gets its
 own context, whose fields enrichment sets rather than changes; a deep copy of the whole report
-cost more than the reads. Recurrence compares a
-kill with the newest `MAX_PER_KEY` kills of the same cgroup or pod only: it walks them all for
-every event.
+cost more than the reads. Recurrence compares a kill with the newest `MAX_PER_KEY` kills of the
+same cgroup or pod only: it walks them all for every event.
 """
 
 from __future__ import annotations
@@ -111,9 +110,9 @@ class Enricher:
         self._limits: OrderedDict[str, str] = OrderedDict()
         """Event id -> the key of its kill of a cgroup or pod limit, oldest first (bounded)."""
         self._by_key: dict[str, OrderedDict[str, Kill]] = {}
+        """Key (`kill_key`) -> event id -> the kill, for `recurrence` (bounded per key)."""
         self._capped: set[str] = set()
         """Keys that lost kills to MAX_PER_KEY: their count is a lower bound."""
-        """Key (`kill_key`) -> event id -> the kill, for `recurrence` (bounded per key)."""
         self._kill_keys: set[str] = set()
         self._per_cgroup: Counter[str | None] = Counter()
         """Indexes of `_kills`: a revision is counted in O(1), not by a walk over a day of kills."""

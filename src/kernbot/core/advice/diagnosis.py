@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from kernbot.core.advice.parts import mib, q
 from kernbot.core.events import Advice, Finding, OomKillEvent
+from kernbot.core.oom.diagnosis import evidence_nodes, nodes_phrase
 
 WORKER_SETTINGS: dict[str, str] = {
     "php-fpm": "pm.max_children in the pool config (pm.max_requests recycles leaky workers)",
@@ -163,12 +164,8 @@ def _many_processes(f: Finding, ev: OomKillEvent) -> Advice:
 
 def _cpuset(f: Finding, ev: OomKillEvent) -> Advice:
     e = f.evidence
-    allowed = e.get("allowed_nodes")
-    where = (
-        ("node " if len(allowed) == 1 else "nodes ") + ",".join(str(n) for n in allowed)
-        if isinstance(allowed, list) and allowed
-        else "some NUMA nodes"
-    )
+    allowed = evidence_nodes(e.get("allowed_nodes"))
+    where = nodes_phrase(allowed) if allowed else "some NUMA nodes"
     policy = e.get("constraint") == "CONSTRAINT_MEMORY_POLICY"
     by = "A NUMA memory policy (numactl --membind, set_mempolicy)" if policy else "A cpuset"
     fix = (

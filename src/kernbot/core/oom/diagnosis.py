@@ -350,6 +350,14 @@ def nodes_phrase(nodes: list[int]) -> str:
     return ("node " if len(nodes) == 1 else "nodes ") + ",".join(str(n) for n in nodes)
 
 
+def evidence_nodes(value: object) -> list[int] | None:
+    """A node list from a finding's evidence (`allowed_nodes`, `elsewhere_nodes`), or None
+    when it holds none (evidence may come from another producer, over the wire)."""
+    if isinstance(value, list) and value and all(isinstance(n, int) for n in value):
+        return value
+    return None
+
+
 def _allowed(
     ev: OomKillEvent, masks: dict[str, tuple[str, int]]
 ) -> tuple[list[int], str, int] | None:

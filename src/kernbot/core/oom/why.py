@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kernbot.core.events import Finding, OomKillEvent
-from kernbot.core.oom.diagnosis import attach_diagnosis, nodes_phrase
+from kernbot.core.oom.diagnosis import attach_diagnosis, evidence_nodes, nodes_phrase
 from kernbot.core.units import size
 
 BAR_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -127,16 +127,10 @@ def headline_parts(f: Finding) -> list[Part]:
     return [(f.summary.rstrip("."), False)]
 
 
-def _nodes(value: object) -> list[int] | None:
-    if isinstance(value, list) and value and all(isinstance(n, int) for n in value):
-        return value
-    return None
-
-
 def _confined(e: Mapping[str, object]) -> str:
     """`the memory policy allowed only node 1, which ran out (3 MiB free) while node 0 had …`."""
     by = "the memory policy" if e.get("constraint") == "CONSTRAINT_MEMORY_POLICY" else "the cpuset"
-    allowed, free = _nodes(e.get("allowed_nodes")), e.get("allowed_free_kb")
+    allowed, free = evidence_nodes(e.get("allowed_nodes")), e.get("allowed_free_kb")
     if allowed is None:
         return f"{by} confined the allocation to some NUMA nodes, which ran out"
     where = nodes_phrase(allowed)
@@ -145,7 +139,7 @@ def _confined(e: Mapping[str, object]) -> str:
     out = f"{by} allowed only {where}, which ran out ({_mib(free)} free)"
     elsewhere = e.get("free_elsewhere_kb")
     if isinstance(elsewhere, int):
-        others = _nodes(e.get("elsewhere_nodes"))
+        others = evidence_nodes(e.get("elsewhere_nodes"))
         name = nodes_phrase(others) if others else "other nodes"
         out += f" while {name} had {_mib(elsewhere)} free"
     return out
@@ -232,6 +226,6 @@ def accounting_bar(ev: OomKillEvent, width: int = WIDTH) -> str | None:
         of = f"{size(total)} limit"
     else:
         confined = next((f for f in ev.diagnosis if f.cause == "cpuset_or_mempolicy"), None)
-        nodes = _nodes(confined.evidence.get("allowed_nodes")) if confined else None
+        nodes = evidence_nodes(confined.evidence.get("allowed_nodes")) if confined else None
         of = f"{nodes_phrase(nodes)}'s {size(total)} RAM" if nodes else f"{size(total)} RAM"
     return f"[{bar[:width]}] {legend} (of {of})"
