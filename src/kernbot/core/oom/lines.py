@@ -311,6 +311,51 @@ def _anywhere(t: str) -> bool:
     )
 
 
+PLAIN_WORDS: tuple[str, ...] = (
+    " invoked oom-killer: ",
+    " cpuset=",
+    "free:",
+    "managed:",
+    "sec_pagetables:",
+    "unstable:",
+    "process ",
+    "killed",
+    "OOM",
+    "oom killer ",
+    "Memory limit reached of cgroup ",
+)
+"""`_anywhere`'s pieces and `_may_be_plain`'s: a text holding none of these that `is_plain` takes
+by its shape is one of `parse_line`'s three quick Nones (a stack frame, a register dump, a
+memory.stat line, a task table row). `kernbot.core.blocks` feeds runs of such lines at once."""
+PLAIN_ANY_FIRST = frozenset(chr(c) for c in range(0x20, 0x7F)) - _MAY_START - set("0123456789")
+"""First characters of a plain line that may hold anything but `PLAIN_WORDS` (ASCII only:
+`str.isdecimal` is true for other scripts' digits)."""
+PLAIN_NO_COLON_FIRST = _MAY_START - {"[", "T", "C"}
+"""First characters of a plain line that holds no `:` and no `=` (`anon 4096`, `shmem 0`)."""
+PLAIN_C_NOT = "CPU: "
+"""A line starting with `C` is plain unless it starts with this (the stack header): of the
+kinds `parse_any` tries, only that one starts with `C` and holds none of `PLAIN_WORDS`
+(`Call Trace:`, `Code: …`)."""
+_PLAIN_ROW = re.compile(r"\[ *\d+\]")
+
+
+def is_plain(t: str) -> bool:
+    """Whether `t` has a plain line's shape (see `PLAIN_WORDS`; the words are not checked here):
+    the Python twin of the pattern `kernbot.core.blocks` matches whole runs of lines with.
+    With no `PLAIN_WORDS` in `t`, `parse_line(t)` is None (tests check both on every corpus
+    line and on generated ones)."""
+    if not t:
+        return False
+    first = t[0]
+    if first in PLAIN_ANY_FIRST:
+        return True
+    if first in PLAIN_NO_COLON_FIRST:
+        return ":" not in t and "=" not in t
+    if first == "C":
+        return not t.startswith(PLAIN_C_NOT)
+    return _PLAIN_ROW.match(t) is not None
+
+
 def _int(s: str | None) -> int | None:
     return int(s) if s is not None else None
 
