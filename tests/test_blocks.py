@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from kernbot.core.blocks import WORDS, _run_pattern
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import LineReader, read_lines
-from kernbot.core.oom.lines import PLAIN_WORDS, is_plain, parse_line
+from kernbot.core.oom.lines import PLAIN_WORDS, TableHeader, is_plain, parse_line
+from kernbot.core.oom.task_table import TableLayout, general_row, parse_row
 from kernbot.core.prefilter import ByteScanner, detect_bytes
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
@@ -214,3 +215,34 @@ def test_common_plain_lines_match(text: str) -> None:
     assert is_plain(text)
     assert _run_pattern(15).fullmatch(("[    1.000037] " + text + "\n").encode())
     assert _run_pattern(15).fullmatch((" " * 15 + text + "\n").encode())
+
+
+HEADERS = [
+    "[ pid ]   uid  tgid total_vm      rss cpu oom_adj name",
+    "[ pid ]   uid  tgid total_vm      rss cpu oom_adj oom_score_adj name",
+    "[ pid ]   uid  tgid total_vm      rss nr_ptes swapents oom_score_adj name",
+    "[ pid ]   uid  tgid total_vm      rss nr_ptes nr_pmds swapents oom_score_adj name",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents"
+    " oom_score_adj name",
+    "[  pid  ]   uid  rss  rss name",  # a column twice: the general path keeps the last
+]
+ROW_PIECES = [
+    " ", "  ", "\t", "0", "7", "123", "-5", "+5", "1_0", "\u0661", "x", "name", "a b", "\r", "\n",
+    "\u00a0", "[", "]", "[  12]", "[1]", "[ 3902942]",
+]  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(HEADERS), st.integers(0, 9), st.lists(st.sampled_from(ROW_PIECES)))
+def test_row_read_in_one_match_equals_the_general_path(
+    header: str, ints: int, pieces: list[str]
+) -> None:
+    parsed = parse_line(header)
+    assert isinstance(parsed, TableHeader)
+    layout = TableLayout(parsed.columns)
+    row = "[  42]" + "".join(f" {i * 7 - 3}" for i in range(ints)) + "".join(pieces)
+    assert parse_row(layout, row) == general_row(layout, row)
+    tidy = "[  42]" + "".join(f"   {i * 1000}" for i in range(len(layout.numeric))) + " nm x "
+    assert layout.plain_row.match(tidy)
+    assert parse_row(layout, tidy) == general_row(layout, tidy)

@@ -101,6 +101,9 @@ class PlainRuns:
         """Offsets of `WORDS` in the window searched last, sorted."""
         self._start = 0
         self._until = 0
+        self._width = 15
+        self._pattern = _run_pattern(15)
+        """The prefix width of the last run that started with a stamp (`[    1.000000] `)."""
         self.lines_fed = 0
         """Lines fed in runs so far (tests and benchmarks read it)."""
 
@@ -120,28 +123,46 @@ class PlainRuns:
             return self._until
         return data.rfind(b"\n", pos, hits[i]) + 1
 
-    def take(self, data: bytes, pos: int, size: int, lineno: int) -> tuple[int, int, bool] | None:
-        """A run of plain lines at `pos`: (its end, its line count, whether it was fed); None
-        when there is none. A run not fed must be fed line by line."""
-        reader = self.reader
-        width = reader.plain_width()
-        if width is None:
-            return None
-        first = data[pos]
-        if first == 0x5B:  # `[`
-            m = _STAMP.match(data, pos)
+    def _match(self, data: bytes, pos: int, size: int) -> tuple[re.Match[bytes], int] | None:
+        """The lines at `pos` that have a run's shape, and their prefix width."""
+        if data[pos] == 0x20:  # ` `: continues the record before
+            width = self.reader.plain_width() or 0
+            if not width:
+                return None
+            m = _run_pattern(width).match(data, pos, size)
+            return None if m is None else (m, width)
+        width = self._width  # `[`: most runs have the last run's width
+        m = self._pattern.match(data, pos, size)
+        if m is None:
+            stamp = _STAMP.match(data, pos)
+            if stamp is None or stamp.end() - pos == width:
+                return None
+            width = stamp.end() - pos
+            m = _run_pattern(width).match(data, pos, size)
             if m is None:
                 return None
-            width = m.end() - pos
-        elif first != 0x20 or not width:
+            self._width, self._pattern = width, _run_pattern(width)
+        if self.reader.plain_width() is None:
             return None
-        limit = self._limit(data, pos, size)
-        if limit <= pos:
+        return m, width
+
+    def take(self, data: bytes, pos: int, size: int, lineno: int) -> tuple[int, int, bool] | None:
+        """A run of plain lines at `pos` (which holds `[` or a blank) while the detector is
+        pending: (its end, its line count, whether it was fed); None when there is none. A run
+        not fed must be fed line by line."""
+        if not self.detector.pending:  # first: outside a report every line may run on
             return None
-        m = _run_pattern(width).match(data, pos, limit)
-        if m is None:
+        found = self._match(data, pos, size)
+        if found is None:
             return None
+        m, width = found
+        reader = self.reader
         end = m.end()
+        limit = self._limit(data, pos, size)
+        if limit < end:  # a line with a word: the run stops before it (lines match one by one)
+            if limit <= pos:
+                return None
+            end = limit
         lines = data[pos : end - 1].decode("utf-8", "replace").split("\n")
         n = len(lines)
         texts = [line[width:] for line in lines]

@@ -321,7 +321,6 @@ class ByteScanner:
                 plain is not None
                 and pos >= slow_until
                 and data[pos] in _RUN_STARTS
-                and detector.pending
                 and (took := plain.take(data, pos, size, lineno)) is not None
             ):
                 end, count, fed = took

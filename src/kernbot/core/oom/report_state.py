@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kernbot.core.events import MAX_LINES
 from kernbot.core.oom import lines as ol
-from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row
+from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row, table_layout
 from kernbot.core.record import Record
 
 EVIDENCE = ol.REPORT_STARTERS
@@ -206,7 +206,7 @@ class ReportState:
             case ol.TasksState():
                 pass
             case ol.TableHeader(columns=cols):
-                self.layout = TableLayout(cols)
+                self.layout = table_layout(cols)
             case ol.OomKillLine():
                 self.oom_kill = p
             case ol.KillProcess(sharing=False):
