@@ -4,6 +4,7 @@ feeding every line (`fast=False`), and the run pattern takes only lines the pars
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from kernbot.core.blocks import WORDS, _run_pattern
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import LineReader, read_lines
+from kernbot.core.oom import lines as lines_mod
 from kernbot.core.oom.lines import PLAIN_WORDS, TableHeader, is_plain, parse_line
 from kernbot.core.oom.task_table import TableLayout, general_row, parse_row
 from kernbot.core.prefilter import ByteScanner, detect_bytes
@@ -246,3 +248,16 @@ def test_row_read_in_one_match_equals_the_general_path(
     tidy = "[  42]" + "".join(f"   {i * 1000}" for i in range(len(layout.numeric))) + " nm x "
     assert layout.plain_row.match(tidy)
     assert parse_row(layout, tidy) == general_row(layout, tidy)
+
+
+WORD_PIECES = ["UID:", "12", "xUID:5", "_UID:3", " ", "\u00e9UID:7", "oom_score_adj:", "-3", ","]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from([*WORD_PIECES, "aoom_score_adj:1", "\u0663UID:2", "UID", ":"])))
+def test_word_search_is_a_leading_word_boundary(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    for pattern in (lines_mod._KILLED_UID, lines_mod._KILLED_ADJ):
+        want = re.compile(r"\b" + pattern.pattern).search(text)
+        got = lines_mod._word_search(pattern, text)
+        assert (want and (want.span(), want.groups())) == (got and (got.span(), got.groups()))
