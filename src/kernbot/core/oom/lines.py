@@ -367,7 +367,10 @@ def _limit(kb: int) -> int | None:
     return None if kb >= UNLIMITED_KB else kb
 
 
+@lru_cache(maxsize=32)
 def _version(rest: str) -> tuple[int, int, int] | None:
+    """The kernel version in a stack header's tail (taint flags, release, build): the same for
+    every report of a boot, and the search has no fixed prefix to skip ahead with (~2.5 us)."""
     m = _VERSION.search(rest)
     if not m:
         return None
