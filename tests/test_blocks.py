@@ -16,7 +16,7 @@ from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import LineReader, read_lines
 from kernbot.core.oom import lines as lines_mod
 from kernbot.core.oom.lines import PLAIN_WORDS, TableHeader, is_plain, parse_line
-from kernbot.core.oom.task_table import TableLayout, general_row, parse_row
+from kernbot.core.oom.task_table import SEEN_ROWS, TableLayout, general_row, parse_row
 from kernbot.core.prefilter import ByteScanner, detect_bytes
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
@@ -261,3 +261,18 @@ def test_word_search_is_a_leading_word_boundary(pieces: list[str]) -> None:
         want = re.compile(r"\b" + pattern.pattern).search(text)
         got = lines_mod._word_search(pattern, text)
         assert (want and (want.span(), want.groups())) == (got and (got.span(), got.groups()))
+
+
+def test_rows_seen_again_are_the_rows_read_and_the_memory_is_bounded() -> None:
+    parsed = parse_line(HEADERS[4])
+    assert isinstance(parsed, TableHeader)
+    layout = TableLayout(parsed.columns)
+    row = "[  42]     0    42     5294      360    81920        0             0 systemd"
+    first = parse_row(layout, row)
+    assert first is not None and parse_row(layout, row) is first
+    assert first == general_row(layout, row)
+    for pid in range(SEEN_ROWS + 10):
+        parse_row(layout, f"[{pid}] 0 {pid} 1 1 4096 0 0 x")
+    assert len(layout.seen) <= SEEN_ROWS
+    spaced = "[  7]  0 7 1 1 4096 0 0 x"
+    assert parse_row(layout, spaced) == general_row(layout, "[7] 0 7 1 1 4096 0 0 x")

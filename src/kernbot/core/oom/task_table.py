@@ -19,6 +19,9 @@ PAGE_KB = 4
 """The kernel's page size in kB; 4 KiB on every architecture in the corpus (x86, ARM32)."""
 
 _ROW = re.compile(r"^\[\s*(?P<pid>\d+)\]\s+(?P<rest>.*)$")
+SEEN_ROWS = 2048
+"""Rows a layout remembers (a TaskRow is immutable, so one is shared by every report); with
+`table_layout`'s 8 layouts at most a few MB however long the agent runs."""
 _PICKED = ("uid", "tgid", "total_vm", "rss", "swapents")
 _PGTABLES = ("pgtables_bytes", "nr_ptes", "nr_pmds")
 _tuple_new = tuple.__new__
@@ -58,6 +61,9 @@ class TableLayout:
     """uid, tgid, total_vm, rss, swapents, the adj, pgtables_bytes, nr_ptes and nr_pmds out of
     a row's integers (the last such column, as the general path's dict keeps) with a None
     appended (what a column the layout lacks reads)."""
+    seen: dict[str, TaskRow] = field(init=False, compare=False, repr=False)
+    """Rows read lately, by text: the tasks of a cgroup in an OOM loop that are not the victim
+    (the pause container, shells, agents) print the very same row in report after report."""
 
     def __post_init__(self) -> None:
         numeric = tuple(c for c in self.columns if c != "name")
@@ -69,6 +75,7 @@ class TableLayout:
         object.__setattr__(self, "numeric", numeric)
         object.__setattr__(self, "plain_row", re.compile(pattern))
         object.__setattr__(self, "pick", itemgetter(*picks))
+        object.__setattr__(self, "seen", {})
 
     @property
     def style(self) -> str:
@@ -87,7 +94,7 @@ class TableLayout:
         return "pre-2.6.36"
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def table_layout(columns: tuple[str, ...]) -> TableLayout:
     """The layout of a table header's columns, made once per header (a node in an OOM loop
     prints the same header for every kill)."""
@@ -96,10 +103,16 @@ def table_layout(columns: tuple[str, ...]) -> TableLayout:
 
 def parse_row(layout: TableLayout, text: str) -> TaskRow | None:
     """One table row (kB units), or None when the text is not a row of this layout."""
-    plain = layout.plain_row.match(text)
-    if plain is not None:
-        return _plain_row(layout, plain.groups())
-    return general_row(layout, text)
+    seen = layout.seen
+    row = seen.get(text)
+    if row is None:
+        plain = layout.plain_row.match(text)
+        row = _plain_row(layout, plain.groups()) if plain is not None else general_row(layout, text)
+        if row is not None:
+            if len(seen) >= SEEN_ROWS:
+                seen.clear()
+            seen[text] = row
+    return row
 
 
 def general_row(layout: TableLayout, text: str) -> TaskRow | None:
