@@ -4,6 +4,7 @@ feeding every line (`fast=False`), and the run pattern takes only lines the pars
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -276,3 +277,42 @@ def test_rows_seen_again_are_the_rows_read_and_the_memory_is_bounded() -> None:
     assert len(layout.seen) <= SEEN_ROWS
     spaced = "[  7]  0 7 1 1 4096 0 0 x"
     assert parse_row(layout, spaced) == general_row(layout, "[7] 0 7 1 1 4096 0 0 x")
+
+
+FUZZ_LINES = [
+    "Call Trace:", "Code: x", "CPU: 1 PID: 2 Comm: a Not tainted 5.4.0 #1", " ? foo+0x1/0x2 [mod]",
+    " bar [  1.000000] glued", "host kernel: x", "x\r", "[T12] caller", "[  5]  0 5 1 1 4096 0 0 n",
+    "[  6]\t0 6 1 1 4096 0 0 t", "Possible SYN flooding on", "port 80. Sending cookies.",
+    "SYN flooding on port 80. Sending cookies.", "Task in /a",
+    "/b killed as a result of limit of /c", "Tasks state (memory values in pages):", "anon 5",
+    "shmem 0", "sock: 1", "killed x", "OOM x", "\u00e9 x", "", "   ", "Memory cgroup stats for /x:",
+    " free:3 x", "Normal free:1kB managed:2kB",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_logs_of_report_and_hostile_lines(seed: int) -> None:
+    """Report lines, lines that break runs, continuation lines of odd indents, gaps, backward
+    and unpadded stamps, shuffled: runs give what every line fed gives, whole and in chunks."""
+    rng = random.Random(seed)
+    msgs = messages()
+    in_runs = 0
+    for _ in range(8):
+        out: list[str] = []
+        usec = rng.choice([1_000_000, 99_990_000_000])
+        for _ in range(rng.randrange(50, 400)):
+            msg = rng.choice(msgs) if rng.random() < 0.5 else rng.choice(FUZZ_LINES)
+            if msg.startswith("\0") or rng.random() < 0.15:
+                out.append(" " * rng.choice([15, 15, 14, 16]) + msg.lstrip("\0"))
+                continue
+            usec = max(0, usec + rng.choice([37, 37, 37, 1_000_000, 31_000_000, -5]))
+            unpadded = f"[{usec // 1_000_000}.{usec % 1_000_000:06d}]"
+            out.append((stamp(usec) if rng.random() < 0.97 else unpadded) + msg)
+        data = ("\n".join(out) + "\n").encode()
+        want = dump(detect_bytes(data, fast=False))
+        for chunk in (len(data) + 1, rng.randrange(100, 5000)):
+            got, fed = scan(data, chunk)
+            assert dump(got) == want
+            in_runs += fed
+    assert in_runs > 100  # runs were taken
