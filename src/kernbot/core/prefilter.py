@@ -5,7 +5,9 @@ floods. Parsing every line costs microseconds each; finding a few fixed keywords
 `bytes.find` costs nanoseconds per line. So `detect_bytes` finds the keyword positions, backs
 up a few lines before each (so the line reader sees the record a continuation line belongs to),
 and feeds lines from there for as long as the detector has a report half read. Everything else
-is skipped without being decoded. The result is the same as feeding every line
+is skipped without being decoded. Inside a report, runs of lines the OOM parser has no use for
+but their text (stack, memory.stat, task rows) go to the detectors in one step
+(`kernbot.core.blocks`). The result is the same as feeding every line
 (`detect_bytes(data, fast=False)`), which the tests check on the corpus and on mixed logs.
 """
 
