@@ -69,7 +69,7 @@ async def test_file_source_resumes_at_inode_and_offset(tmp_path: Path) -> None:
     it = src.batches()
     positions: list[Position | None] = []
     async for batch in it:
-        positions.extend(i.position for i in batch.items)
+        positions.extend(batch.resume_at(i) for i in batch.items)
         if len(positions) >= 1:
             break
     await it.aclose()  # type: ignore[attr-defined]

@@ -331,9 +331,11 @@ class Agent:
         self.outbox.close()
         self.history.close()
 
-    async def run_forever(self) -> None:
-        """Start, run until `request_stop()` (SIGTERM) or a fatal source error, then stop."""
+    async def run_forever(self, started: Callable[[], None] = lambda: None) -> None:
+        """Start, run until `request_stop()` (SIGTERM) or a fatal source error, then stop;
+        `started` is called once the agent runs."""
         await self.start()
+        started()
         try:
             await self._stopping.wait()
         finally:

@@ -37,7 +37,7 @@ from kernbot.agent.clock import SYSTEM_CLOCK, Clock
 from kernbot.agent.history import RecentLines, event_epoch
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.position import Position
-from kernbot.agent.sources import Batch
+from kernbot.agent.sources import Batch, Item
 from kernbot.agent.stages import Stage
 from kernbot.agent.stored import Stored
 from kernbot.core.deferred import Deferred
@@ -164,7 +164,7 @@ class Pipeline:
         elif items:
             # Nothing in this batch can start or continue a report: the detector would return
             # no events and stay idle, so skip it and only move the position.
-            last = next((i.position for i in reversed(items) if i.position is not None), None)
+            last = next((p for i in reversed(items) if (p := batch.resume_at(i)) is not None), None)
             if last is not None:
                 self._latest_position = last
                 self._advance(last)
@@ -183,16 +183,29 @@ class Pipeline:
 
     def _detect(self, batch: Batch) -> None:
         old = batch.backlog and self.first_start
-        for item in batch.items:
-            for rec in item.records:
-                for ev in self.detector.feed(rec):
-                    self._emit(ev, old, detected=True)
-            if self.deferred:
-                self._take_deferred(old)
-            if item.position is not None:
-                self._latest_position = item.position
-                if not self.detector.pending:
-                    self._advance(item.position)
+        # The last item with a position, and the last after which no report was half read:
+        # their positions, made only now (`Batch.resume_at`), are the latest and the safe one.
+        last: Item | None = None
+        safe: Item | None = None
+        try:
+            for item in batch.items:
+                for rec in item.records:
+                    for ev in self.detector.feed(rec):
+                        self._emit(ev, old, detected=True)
+                if self.deferred:
+                    self._take_deferred(old)
+                if item.position is not None or item.end is not None:
+                    last = item
+                    if not self.detector.pending:
+                        safe = item
+        finally:
+            latest = batch.resume_at(last) if last is not None else None
+            if latest is not None:
+                self._latest_position = latest
+            if safe is not None:
+                pos = latest if safe is last else batch.resume_at(safe)
+                if pos is not None:
+                    self._advance(pos)
 
     def flush_if_idle(self, timeout_s: float) -> None:
         """Emit a report that stopped arriving (truncated, or the rest was never printed)."""

@@ -39,6 +39,10 @@ class PositionStore:
 
     def __init__(self, state_dir: Path, name: str = "position.json") -> None:
         self.path = state_dir / name
+        self._tmp = self.path.with_suffix(".tmp")
+        self._dir_made = False
+        """The directory was made private once; a save (several a second while the log is
+        busy) does not do it again (issue 11) unless the directory is gone."""
 
     def load(self) -> Position | None:
         try:
@@ -55,16 +59,21 @@ class PositionStore:
         return Position(**{k: v for k, v in data.items() if k in known})
 
     def save(self, pos: Position) -> None:
-        private_dir(self.path.parent)
-        tmp = self.path.with_suffix(".tmp")
         body = json.dumps(asdict(pos), sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if not self._dir_made:
+            private_dir(self.path.parent)
+            self._dir_made = True
+        try:
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:  # the state directory was removed meanwhile: make it again
+            private_dir(self.path.parent)
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, body)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path)
+        os.replace(self._tmp, self.path)
         dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)

@@ -28,7 +28,12 @@ class Item:
 
     records: list[Record]
     position: Position | None
-    """Where to resume after this item; None when the transport cannot resume (stdin)."""
+    """Where to resume after this item; None when the transport cannot resume (stdin), or when
+    the batch makes it from `end` (`Batch.resume_at`)."""
+    end: int | None = None
+    """A file's byte offset after this line: its position is made by `Batch.place` only when
+    the pipeline keeps it (issue 11: a `Position` per line of a busy log, made and freed 10,000
+    times a second, for the one or two a batch ends up keeping)."""
 
 
 @dataclass(slots=True)
@@ -43,6 +48,14 @@ class Batch:
     skipped, never events (see `kernbot.agent.sources.facility`)."""
     backlog: bool = False
     """True while reading what was already in the log when the source opened."""
+    place: Callable[[int], Position] | None = None
+    """Makes the position of an item that has only its `end`."""
+
+    def resume_at(self, item: Item) -> Position | None:
+        """Where to resume after `item`: its position, else the one its `end` names."""
+        if item.position is not None or item.end is None or self.place is None:
+            return item.position
+        return self.place(item.end)
 
 
 class Source(Protocol):

@@ -158,6 +158,8 @@ class LogFileSource:
         fh.seek(self._offset + end + 1)
         self._sig = data[max(0, end + 1 - SIG_BYTES) : end + 1]
         offset = self._offset
+        inode = self._inode
+        batch.place = lambda end: Position(source=self.name, inode=inode, offset=end)
         for raw in data[: end + 1].splitlines(keepends=True):
             offset += len(raw)
             try:
@@ -165,8 +167,7 @@ class LogFileSource:
             except ValueError:
                 records = []
                 batch.garbled += 1
-            pos = Position(source=self.name, inode=self._inode, offset=offset)
-            batch.items.append(Item(records=list(records), position=pos))
+            batch.items.append(Item(records=list(records), position=None, end=offset))
         self._offset = offset
         return len(data) == CHUNK
 
