@@ -56,3 +56,51 @@ def test_kills_at_different_usages_or_of_other_cgroups_do_not_count() -> None:
 def test_a_global_oom_has_no_limit_to_grow_into() -> None:
     ev = OomKillEvent(global_oom=True, victim=Victim(pid=1, comm="x"))
     assert kill_key(ev) is None and as_kill(ev, 0.0) is None
+
+
+def _reference(current: Kill, known: list[Kill]) -> list[Kill]:
+    """The kills `recurrence` counts, as first written: `_same_level` for each, one per time."""
+    from kernbot.core.oom.recurrence import WINDOW_S, _same_level
+
+    picked = {
+        k.at: k
+        for k in [*known, current]
+        if k.key == current.key
+        and current.at - WINDOW_S <= k.at <= current.at
+        and _same_level(k, current)
+    }
+    return sorted(picked.values(), key=lambda k: k.at)
+
+
+def test_the_one_pass_picks_the_kills_the_level_test_picks() -> None:
+    """`recurrence` inlines the window and level tests: on random kills (no usage, no limit,
+    zero usage, ties in time, other keys, outside the window) it counts what they pick."""
+    import itertools
+    import random
+
+    rng = random.Random(11)
+    usages = [None, 0, 1, 95_000, 99_000, 100_000, 104_999, 105_300, 200_000]
+    limits = [None, 100_000, 120_000]
+    checked = 0
+    for _ in range(3000):
+        current = Kill(
+            rng.choice([1e6, 1e6 + 0.5]), "cgroup:/a", rng.choice(usages), rng.choice(limits)
+        )
+        known = [
+            Kill(
+                current.at - rng.choice([0, 0.5, 1, 60, 600, 7 * 86400, 7 * 86400 + 1, -5]),
+                rng.choice(["cgroup:/a", "cgroup:/a", "pod:x"]),
+                rng.choice(usages),
+                rng.choice(limits),
+            )
+            for _ in range(rng.randrange(0, 12))
+        ]
+        want = _reference(current, known)
+        got = recurrence(current, known)
+        if len(want) < 3 or not any(b.at > a.at for a, b in itertools.pairwise(want)):
+            assert got is None
+            continue
+        checked += 1
+        assert got is not None
+        assert got.kills == len(want) and got.since == want[0].at
+    assert checked > 100

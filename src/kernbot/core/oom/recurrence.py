@@ -76,16 +76,26 @@ def _every(seconds: float) -> str:
 def recurrence(current: Kill, known: list[Kill], *, more: bool = False) -> Recurrence | None:
     """The pattern `current` repeats, or None. `more`: `known` is only the newest kills of this
     cgroup (older ones were forgotten), so the count is a lower bound and is said so."""
-    same = sorted(
-        {
-            k.at: k
-            for k in [*known, current]
-            if k.key == current.key
-            and current.at - WINDOW_S <= k.at <= current.at
-            and _same_level(k, current)
-        }.values(),
-        key=lambda k: k.at,
-    )
+    # One pass with the window and level tests inlined (the agent runs this for every kill of
+    # an OOM loop over up to 100 remembered kills): the same kills as `_same_level` picks, one
+    # per time, `current` last so it wins a tie.
+    key, first, last = current.key, current.at - WINDOW_S, current.at
+    usage, limit = current.usage_kb, current.limit_kb
+    by_at: dict[float, Kill] = {}
+    for k in known:
+        if k.key != key or not first <= k.at <= last:
+            continue
+        if usage is None or k.usage_kb is None:
+            if limit is None or k.limit_kb != limit:
+                continue
+        else:
+            high = usage if usage > k.usage_kb else k.usage_kb
+            if high and abs(usage - k.usage_kb) > high * SAME_LEVEL:
+                continue
+        by_at[k.at] = k
+    if _same_level(current, current):
+        by_at[current.at] = current
+    same = [by_at[at] for at in sorted(by_at)]
     if len(same) < MIN_KILLS:
         return None
     gaps = [b.at - a.at for a, b in itertools.pairwise(same) if b.at > a.at]
