@@ -22,6 +22,7 @@ from kernbot.core.deferred import Deferred
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import OTHER_FORMATS
 from kernbot.core.oom.diagnosis import attach_diagnosis
+from kernbot.core.oom.lines import PLAIN_WORDS
 from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
 from kernbot.core.syn.flood import MARKER, is_wrapped_head, parse_syn_flood
@@ -43,6 +44,16 @@ class RecordDetector(Protocol):
         instead of returning them; a detector whose events are cheap may keep returning them."""
         ...
 
+    def takes_plain(self, lo: int, hi: int, n: int) -> bool:
+        """Whether `feed_plain` can take `n` records of plain lines (`kernbot.core.blocks`: the
+        OOM parser's plain shapes, no `plain_words`) whose monotonic times lie within [lo, hi]."""
+        ...
+
+    def feed_plain(self, texts: list[str], last_mono: int) -> None:
+        """The effect of `feed` on a record of each of `texts` (none emits an event), the last
+        at `last_mono`; only after `takes_plain` said yes."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DetectorKind:
@@ -51,6 +62,8 @@ class DetectorKind:
     """(host, boot_id) -> a detector for one stream of records."""
     keywords: tuple[bytes, ...]
     """Every record that starts, continues or ends one of its events contains one of these."""
+    plain_words: tuple[str, ...] = ()
+    """Words whose absence (with the OOM parser's plain shapes) lets it take lines in bulk."""
 
 
 class _SynLines:
@@ -95,6 +108,12 @@ class _SynLines:
     def defer_to(self, sink: list[Event | Deferred]) -> None:
         pass  # one line, one event, never revised: nothing to save by deferring
 
+    def takes_plain(self, lo: int, hi: int, n: int) -> bool:
+        return self._head is None  # and no MARKER in them (its `plain_words`): `feed` is a no-op
+
+    def feed_plain(self, texts: list[str], last_mono: int) -> None:
+        pass
+
 
 class _OomReports:
     """The OOM report assembler. Besides its own `pending`, a report that was emitted early but
@@ -121,6 +140,12 @@ class _OomReports:
     def defer_to(self, sink: list[Event | Deferred]) -> None:
         self._asm.defer_to(sink)
 
+    def takes_plain(self, lo: int, hi: int, n: int) -> bool:
+        return self._asm.takes_plain(lo, hi, n)
+
+    def feed_plain(self, texts: list[str], last_mono: int) -> None:
+        self._asm.feed_plain(texts, last_mono)
+
 
 OOM_KEYWORDS: tuple[bytes, ...] = (
     b" invoked oom-killer: ",
@@ -143,8 +168,8 @@ OOM_KEYWORDS: tuple[bytes, ...] = (
 header, kill, reaper, group and panic lines."""
 
 DETECTORS: tuple[DetectorKind, ...] = (
-    DetectorKind("syn_flood", _SynLines, (b"SYN flooding on port",)),
-    DetectorKind("oom_kill", _OomReports, OOM_KEYWORDS),
+    DetectorKind("syn_flood", _SynLines, (b"SYN flooding on port",), (MARKER,)),
+    DetectorKind("oom_kill", _OomReports, OOM_KEYWORDS, PLAIN_WORDS),
 )
 """Every detector over kernel log records, in the order they see each record."""
 
@@ -205,6 +230,19 @@ class Detector:
         if out is None:
             return []
         return self._advised(out) if self.advise or self.diagnose else out
+
+    def feed_plain(self, texts: list[str], lo: int, hi: int, last_mono: int) -> bool:
+        """Feed a kernel record of each of `texts`, lines of the OOM parser's plain shapes
+        holding no detector's `plain_words` (`kernbot.core.blocks`), at monotonic times within
+        [lo, hi], the last at `last_mono`, in one step; False (nothing fed) when some detector
+        must see them one by one. None of them can emit an event."""
+        n = len(texts)
+        for det in self._detectors:
+            if not det.takes_plain(lo, hi, n):
+                return False
+        for det in self._detectors:
+            det.feed_plain(texts, last_mono)
+        return True
 
     def flush(self) -> list[Event]:
         """Emit what is still pending (a truncated OOM report)."""

@@ -5,16 +5,18 @@ floods. Parsing every line costs microseconds each; finding a few fixed keywords
 `bytes.find` costs nanoseconds per line. So `detect_bytes` finds the keyword positions, backs
 up a few lines before each (so the line reader sees the record a continuation line belongs to),
 and feeds lines from there for as long as the detector has a report half read. Everything else
-is skipped without being decoded. The result is the same as feeding every line
+is skipped without being decoded. Inside a report, runs of lines the OOM parser has no use for
+but their text (stack, memory.stat, task rows) go to the detectors in one step
+(`kernbot.core.blocks`). The result is the same as feeding every line
 (`detect_bytes(data, fast=False)`), which the tests check on the corpus and on mixed logs.
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Iterable, Iterator
-from typing import cast
 
+from kernbot.core.blocks import PlainRuns
+from kernbot.core.bytesearch import MEMMEM, base_address
 from kernbot.core.deferred import Deferred
 from kernbot.core.detector import DETECTORS, Detector, finish_event
 from kernbot.core.events import Event
@@ -32,22 +34,14 @@ BACKUP_LINES = 2
 """Lines fed before a keyword line: the reader needs the line a continuation belongs to."""
 MAX_CONTINUATION = 2000
 """How far back to look for the head of a run of indented continuation lines."""
+_RUN_STARTS = b"[ "
+"""First bytes of a run of plain lines (`kernbot.core.blocks`): a stamp or an indent."""
 AFTER_LINES = 2
 """Lines fed after the last keyword line once nothing is pending (readers emit one line late)."""
 
 
-def _libc_memmem() -> Callable[..., int | None] | None:
-    """libc's memmem(3): two to three times faster than `bytes.find` for these needles."""
-    try:
-        fn = ctypes.CDLL(None).memmem
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_void_p
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
-    return cast(Callable[..., int | None], fn)
-
-
-_MEMMEM = _libc_memmem()
+_MEMMEM = MEMMEM
+"""libc's memmem(3): two to three times faster than `bytes.find` for these needles."""
 CHUNK = 2 << 20
 """Bytes searched for every needle before moving on: stays in the CPU cache."""
 
@@ -55,8 +49,7 @@ CHUNK = 2 << 20
 def _offsets_memmem(data: bytes, memmem: Callable[..., int | None], size: int) -> set[int]:
     """All needles, one cache-sized chunk at a time (one pass over memory, not sixteen)."""
     found: set[int] = set()
-    keep = ctypes.c_char_p(data)  # points into `data` itself (bytes are immutable: no copy)
-    base = ctypes.cast(keep, ctypes.c_void_p).value or 0
+    base = base_address(data)
     overlap = max(map(len, KEYWORDS)) - 1
     for chunk_start in range(0, size, CHUNK):
         chunk_end = min(chunk_start + CHUNK, size)
@@ -228,6 +221,9 @@ class ByteScanner:
         fmt: str | None = None,
     ) -> None:
         self._feeder = _Feeder(host, boot_id, year, cap, fmt)
+        self._plain = PlainRuns(self._feeder.reader, self._feeder.detector) if fast else None
+        """Runs of a report's plain lines fed at once (`kernbot.core.blocks`); the reference
+        result (`fast=False`) feeds every line one by one."""
         self.max_line = MAX_LINE
         self._every_line = not fast
         self._buf = b""
@@ -280,6 +276,8 @@ class ByteScanner:
 
     def _scan(self, data: bytes, size: int) -> int:
         """Feed the lines of `data[:size]` (whole lines) that can matter; the first unfed byte."""
+        if self._plain is not None:
+            self._plain.reset()
         if not self._every_line and JSON_PRETTY in data:
             self._every_line = True  # pretty-printed `dmesg --json`: file-wide state
         pos = 0
@@ -311,6 +309,8 @@ class ByteScanner:
         feeder = self._feeder
         detector = feeder.detector
         read = feeder.reader.feed
+        plain = self._plain
+        slow_until = 0  # a run of plain lines a detector refused: fed line by line up to here
         detect = detector.feed
         held = feeder.held
         deferred = feeder.deferred
@@ -319,6 +319,17 @@ class ByteScanner:
         lineno = self._lineno
         find = data.find
         while pos < size:
+            if (
+                plain is not None
+                and pos >= slow_until
+                and data[pos] in _RUN_STARTS
+                and (took := plain.take(data, pos, size, lineno)) is not None
+            ):
+                end, count, fed = took
+                if fed:  # detectors pending all along: `after` stays 0
+                    pos, lineno, after = end, lineno + count, 0
+                    continue
+                slow_until = end
             end = find(b"\n", pos, size)
             if end < 0:
                 end = size

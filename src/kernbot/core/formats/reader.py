@@ -205,6 +205,34 @@ class LineReader:
             return [_tuple_new(Record, (text, *meta[1], lineno))]
         return None
 
+    def plain_width(self) -> int | None:
+        """The width of the prefix that indented lines continue when `feed` would read them on
+        its fast path (a plain `dmesg` record before them, no kmsg fragment, no forced format),
+        0 when only stamped lines can be (no such record), None when neither can."""
+        if self._fragment is not None or self.forced is not None or self._json_mode:
+            return None
+        cont = self._cont
+        if cont is None or cont.fmt != "dmesg" or cont.mono_usec is None:
+            return 0
+        return cont.width
+
+    def plain_mono(self) -> int | None:
+        """The monotonic time of the record indented lines continue (see `plain_width`)."""
+        cont = self._cont
+        return None if cont is None else cont.mono_usec
+
+    def took_lines(self, lineno: int, last_head: tuple[str, int, int] | None) -> None:
+        """The state `feed` leaves after lines its fast path read one record each, without
+        feeding them (`kernbot.core.blocks`): `lineno` the last line's number, `last_head` the
+        text, prefix width and monotonic time of the last stamped line among them, if any."""
+        self._lineno = lineno
+        self._after_kmsg = False
+        if last_head is not None:
+            text, width, mono = last_head
+            self._cont = _tuple_new(Head, (text, "dmesg", width, None, mono, *_NO_META))
+            if len(self._indent) != width:
+                self._indent = " " * width
+
     def _shared(self, head: Head) -> tuple[object, ...]:
         """The fields after `text` and before `lineno` of every record `to_records` makes of
         `head` (the reader's own host and boot id where the head carries none)."""

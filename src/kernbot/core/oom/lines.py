@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 UNLIMITED_KB = 9007199254740988
 """What a memcg prints for an unlimited limit (PAGE_COUNTER_MAX pages, in kB)."""
@@ -264,8 +265,10 @@ _KILLED = re.compile(
     r"(?P<rest>(?: (?:total-vm|vsz):.*)?)\s*$"
 )
 _KB = re.compile(r"(?P<key>total-vm|vsz|anon-rss|file-rss|shmem-rss|pgtables):(?P<v>\d+)kB")
-_KILLED_UID = re.compile(r"\bUID:(\d+)")
-_KILLED_ADJ = re.compile(r"\boom_score_adj:(-?\d+)")
+_KILLED_UID = re.compile(r"UID:(\d+)")
+_KILLED_ADJ = re.compile(r"oom_score_adj:(-?\d+)")
+"""Each searched as a word (`_word_search`: what `\\b` before it would say, without the
+position-by-position scan a leading `\\b` costs)."""
 _REAPED = re.compile(
     r"^oom_reaper: reaped process (?P<pid>\d+) \((?P<comm>.*)\), now anon-rss:(?P<anon>\d+)kB,"
     r" file-rss:(?P<file>\d+)kB, shmem-rss:(?P<shmem>\d+)kB"
@@ -311,6 +314,51 @@ def _anywhere(t: str) -> bool:
     )
 
 
+PLAIN_WORDS: tuple[str, ...] = (
+    " invoked oom-killer: ",
+    " cpuset=",
+    "free:",
+    "managed:",
+    "sec_pagetables:",
+    "unstable:",
+    "process ",
+    "killed",
+    "OOM",
+    "oom killer ",
+    "Memory limit reached of cgroup ",
+)
+"""`_anywhere`'s pieces and `_may_be_plain`'s: a text holding none of these that `is_plain` takes
+by its shape is one of `parse_line`'s three quick Nones (a stack frame, a register dump, a
+memory.stat line, a task table row). `kernbot.core.blocks` feeds runs of such lines at once."""
+PLAIN_ANY_FIRST = frozenset(chr(c) for c in range(0x20, 0x7F)) - _MAY_START - set("0123456789")
+"""First characters of a plain line that may hold anything but `PLAIN_WORDS` (ASCII only:
+`str.isdecimal` is true for other scripts' digits)."""
+PLAIN_NO_COLON_FIRST = _MAY_START - {"[", "T", "C"}
+"""First characters of a plain line that holds no `:` and no `=` (`anon 4096`, `shmem 0`)."""
+PLAIN_C_NOT = "CPU: "
+"""A line starting with `C` is plain unless it starts with this (the stack header): of the
+kinds `parse_any` tries, only that one starts with `C` and holds none of `PLAIN_WORDS`
+(`Call Trace:`, `Code: …`)."""
+_PLAIN_ROW = re.compile(r"\[ *\d+\]")
+
+
+def is_plain(t: str) -> bool:
+    """Whether `t` has a plain line's shape (see `PLAIN_WORDS`; the words are not checked here):
+    the Python twin of the pattern `kernbot.core.blocks` matches whole runs of lines with.
+    With no `PLAIN_WORDS` in `t`, `parse_line(t)` is None (tests check both on every corpus
+    line and on generated ones)."""
+    if not t:
+        return False
+    first = t[0]
+    if first in PLAIN_ANY_FIRST:
+        return True
+    if first in PLAIN_NO_COLON_FIRST:
+        return ":" not in t and "=" not in t
+    if first == "C":
+        return not t.startswith(PLAIN_C_NOT)
+    return _PLAIN_ROW.match(t) is not None
+
+
 def _int(s: str | None) -> int | None:
     return int(s) if s is not None else None
 
@@ -319,18 +367,28 @@ def _limit(kb: int) -> int | None:
     return None if kb >= UNLIMITED_KB else kb
 
 
+@lru_cache(maxsize=32)
 def _version(rest: str) -> tuple[int, int, int] | None:
+    """The kernel version in a stack header's tail (taint flags, release, build): the same for
+    every report of a boot, and the search has no fixed prefix to skip ahead with (~2.5 us)."""
     m = _VERSION.search(rest)
     if not m:
         return None
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
+@lru_cache(maxsize=32)
+def _oom_kill_head(head: str) -> dict[str, str | None]:
+    """The fields of an `oom-kill:` line before `,task=` (its memcg and cpuset: the same for
+    every kill of a cgroup in an OOM loop, and the lazy groups cost ~6 us a line). Callers
+    only read the dict."""
+    m = _OOM_KILL_HEAD.match(head)
+    return m.groupdict() if m else {}
+
+
 def _parse_oom_kill(body: str) -> OomKillLine:
     tail = _OOM_KILL_TAIL.search(body)
-    head = body[: tail.start()] if tail else body
-    m = _OOM_KILL_HEAD.match(head)
-    g: dict[str, str | None] = m.groupdict() if m else {}
+    g = _oom_kill_head(body[: tail.start()] if tail else body)
     return OomKillLine(
         constraint=g.get("constraint") or None,
         nodemask=g.get("nodemask"),
@@ -345,11 +403,23 @@ def _parse_oom_kill(body: str) -> OomKillLine:
     )
 
 
+def _word_search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """`pattern` (starting with a word character) searched where a word starts, as `\\b`
+    before it would: the first match not preceded by a word character."""
+    at = 0
+    while (m := pattern.search(text, at)) is not None:
+        start = m.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
+            return m
+        at = start + 1
+    return None
+
+
 def _parse_killed(m: re.Match[str]) -> Killed:
     rest = m.group("rest") or ""
-    kb = {k.group("key"): int(k.group("v")) for k in _KB.finditer(rest)}
-    uid_new = _KILLED_UID.search(rest)
-    adj = _KILLED_ADJ.search(rest)
+    kb = {key: int(v) for key, v in _KB.findall(rest)}
+    uid_new = _word_search(_KILLED_UID, rest)
+    adj = _word_search(_KILLED_ADJ, rest)
     uid = _int(m.group("uid6") or m.group("uid7") or (uid_new.group(1) if uid_new else None))
     return Killed(
         pid=int(m.group("pid")),

@@ -191,6 +191,26 @@ class OomAssembler:
     def flush(self) -> list[OomKillEvent]:
         return self._close()
 
+    def takes_plain(self, lo: int, hi: int, n: int) -> bool:
+        """Whether `feed_plain` can take `n` records that `parse_line` says None for, whose
+        monotonic times lie within [lo, hi]: neither a gap nor a run of unrelated lines closes
+        the open report among them, and no wrapped `Task in` line waits for its tail."""
+        r = self._open
+        if r is None or r.killed is not None:
+            return True
+        if r.wrapped_task_in or r.unrecognised_run + n >= MAX_UNRECOGNISED_RUN:
+            return False
+        last = r.last_mono
+        return hi - (lo if last is None or lo < last else last) <= GAP_USEC
+
+    def feed_plain(self, texts: list[str], last_mono: int) -> None:
+        """`feed` of a record for each of `texts` (see `takes_plain`), the last at `last_mono`:
+        none emits anything; an open report without its kill line keeps them."""
+        self._fed += len(texts)
+        r = self._open
+        if r is not None and r.killed is None:
+            r.absorb_plain(texts, last_mono)
+
     @staticmethod
     def _stale_after(last_mono: int | None, rec: Record) -> bool:
         return (

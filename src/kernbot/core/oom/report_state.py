@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kernbot.core.events import MAX_LINES
 from kernbot.core.oom import lines as ol
-from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row
+from kernbot.core.oom.task_table import TableLayout, TaskRow, parse_row, table_layout
 from kernbot.core.record import Record
 
 EVIDENCE = ol.REPORT_STARTERS
@@ -154,6 +154,33 @@ class ReportState:
             self.evidence = True
         self._apply(parsed)
 
+    def absorb_plain(self, texts: list[str], last_mono: int) -> None:
+        """`absorb(rec, None)` for records of these texts, the last at `last_mono`: lines
+        `parse_line` says None for (`kernbot.core.blocks`), with `wrapped_task_in` unset."""
+        lines = self.lines
+        n = len(texts)
+        room = _HEAD_LINES - len(lines)
+        if room >= n:
+            lines.extend(texts)
+        else:
+            if room > 0:
+                lines.extend(texts[:room])
+            self.lines_omitted += n - max(room, 0)
+        self.last_mono = last_mono
+        layout = self.layout
+        if layout is None:
+            self.unrecognised_run += n
+            return
+        run = self.unrecognised_run
+        tasks = self.tasks
+        for text in texts:
+            if text[0] == "[" and (task := parse_row(layout, text)):
+                tasks.append(task)
+                run = 0
+            else:
+                run += 1
+        self.unrecognised_run = run
+
     def _apply(self, p: ol.Parsed) -> None:
         match p:
             case ol.Header():
@@ -179,7 +206,7 @@ class ReportState:
             case ol.TasksState():
                 pass
             case ol.TableHeader(columns=cols):
-                self.layout = TableLayout(cols)
+                self.layout = table_layout(cols)
             case ol.OomKillLine():
                 self.oom_kill = p
             case ol.KillProcess(sharing=False):

@@ -1,0 +1,190 @@
+"""Feed a run of an OOM report's plain lines (stack, registers, memory.stat, task rows) at once.
+
+Inside a report most lines mean nothing to the OOM parser: `parse_line` says None for them, and
+the report only keeps their text (and reads task rows by the table's header). Fed one by one,
+each costs a `Record`, two detector calls and the parser's tests (~3.5 us a line). Here one
+regular expression over the bytes recognises a whole run of them, and the run goes to the
+detectors as a list of texts (`Detector.feed_plain`) with the line reader's state set as if it
+had read them (`LineReader.took_lines`).
+
+Exact by construction, line by line (the tests compare with feeding every line): a line is in a
+run only if
+- `LineReader.feed` would read it on its fast path into one `dmesg` record: a `[secs.micros] `
+  stamp of the run's width or an indented continuation of the record before it, no `\\r`, no
+  second stamp glued on, no caller id, no ` kernel: ` (`READER_WORDS`);
+- its text has one of the OOM parser's plain shapes (`kernbot.core.oom.lines.is_plain`: the
+  first character, no `:`/`=` after some, a task row's `[ pid]`), and holds no detector's
+  `plain_words`, so `parse_line` says None and no SYN line starts or ends there.
+Words are found with memmem (`kernbot.core.bytesearch`) over a window of lines ahead, once,
+and a run stops before the first line holding one. A detector that must see the lines one by
+one (a gap in time, a long run of unrelated lines, a wrapped line waiting for its tail) refuses,
+and the caller feeds that run line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+
+from kernbot.core.bytesearch import find_all
+from kernbot.core.detector import DETECTORS, Detector
+from kernbot.core.formats.reader import LineReader
+from kernbot.core.oom.lines import PLAIN_ANY_FIRST, PLAIN_C_NOT, PLAIN_NO_COLON_FIRST
+
+READER_WORDS = (" kernel: ",)
+"""A line holding one goes through the reader's general path (`journalctl -o short-monotonic`)."""
+_ALL_WORDS = dict.fromkeys((*READER_WORDS, *(w for d in DETECTORS for w in d.plain_words)))
+WORDS: tuple[bytes, ...] = tuple(w.encode() for w in _ALL_WORDS)
+WINDOW = 32 << 10
+"""Bytes of lines searched for `WORDS` at a time (a few hundred lines)."""
+MAX_RUN = 256
+"""Lines fed in one step at most (a task table of a big host is thousands)."""
+
+_STAMP = re.compile(rb"\[ {0,12}\d{1,12}\.\d{6}\] ")
+_NOT_GLUED = rb"\[(?! {0,12}\d{1,12}\.\d{6}\] )"
+
+
+def _chars(chars: frozenset[str]) -> bytes:
+    return b"[" + b"".join(re.escape(c.encode()) for c in sorted(chars)) + b"]"
+
+
+def _tail(extra: bytes) -> bytes:
+    """The rest of a line: no newline, `\\r` or stamp glued on (nor `extra`)."""
+    cls = rb"[^\n\r\[" + extra + rb"]*"
+    return cls + rb"(?:" + _NOT_GLUED + cls + rb")*"
+
+
+_TEXT = (
+    rb"(?:"
+    + _chars(PLAIN_ANY_FIRST)
+    + _tail(b"")
+    + rb"|"
+    + _chars(PLAIN_NO_COLON_FIRST)
+    + _tail(b":=")
+    + rb"|C(?!"
+    + re.escape(PLAIN_C_NOT[1:].encode())
+    + rb")"
+    + _tail(b"")
+    + rb"|\[ *\d+\]"
+    + _tail(b"")
+    + rb")"
+)
+_RUNS: dict[int, re.Pattern[bytes]] = {}
+
+
+def _run_pattern(width: int) -> re.Pattern[bytes]:
+    """A run of lines whose prefix is `width` wide: stamped or indented continuation lines."""
+    found = _RUNS.get(width)
+    if found is None:
+        digits = width - 10  # `[` blanks and digits `.` six digits `] `
+        stamp = b""
+        if 1 <= digits <= 24:
+            stamp = rb"\[(?= {0,12}\d{1,12}\.)[ \d]{%d}\.\d{6}\] |" % digits
+        indent = rb" {%d}(?= *[!-~])" % width
+        found = re.compile(rb"(?:(?:" + stamp + indent + rb")" + _TEXT + rb"\n){1,%d}" % MAX_RUN)
+        _RUNS[width] = found
+    return found
+
+
+def _usec(stamp: str, width: int) -> int:
+    return int(stamp[1 : width - 9]) * 1_000_000 + int(stamp[width - 8 : width - 2])
+
+
+class PlainRuns:
+    """Finds runs of plain lines in one buffer of whole lines (`reset` for the next) and feeds
+    them to one reader's and one detector's state."""
+
+    def __init__(self, reader: LineReader, detector: Detector) -> None:
+        self.reader = reader
+        self.detector = detector
+        self._hits: list[int] = []
+        """Offsets of `WORDS` in the window searched last, sorted."""
+        self._start = 0
+        self._until = 0
+        self._width = 15
+        self._pattern = _run_pattern(15)
+        """The prefix width of the last run that started with a stamp (`[    1.000000] `)."""
+        self.lines_fed = 0
+        """Lines fed in runs so far (tests and benchmarks read it)."""
+
+    def reset(self) -> None:
+        self._hits, self._start, self._until = [], 0, 0
+
+    def _limit(self, data: bytes, pos: int, size: int) -> int:
+        """Where a run starting at `pos` must stop: the start of the first line at or after
+        `pos` that holds a word, or the end of the window searched."""
+        if not self._start <= pos < self._until:
+            nl = data.find(b"\n", min(pos + WINDOW, size - 1), size)
+            until = size if nl < 0 else nl + 1
+            self._hits, self._start, self._until = find_all(data, WORDS, pos, until), pos, until
+        hits = self._hits
+        i = bisect_left(hits, pos)
+        if i == len(hits):
+            return self._until
+        return data.rfind(b"\n", pos, hits[i]) + 1
+
+    def _match(self, data: bytes, pos: int, size: int) -> tuple[re.Match[bytes], int] | None:
+        """The lines at `pos` that have a run's shape, and their prefix width."""
+        if data[pos] == 0x20:  # ` `: continues the record before
+            width = self.reader.plain_width() or 0
+            if not width:
+                return None
+            m = _run_pattern(width).match(data, pos, size)
+            return None if m is None else (m, width)
+        width = self._width  # `[`: most runs have the last run's width
+        m = self._pattern.match(data, pos, size)
+        if m is None:
+            stamp = _STAMP.match(data, pos)
+            if stamp is None or stamp.end() - pos == width:
+                return None
+            width = stamp.end() - pos
+            m = _run_pattern(width).match(data, pos, size)
+            if m is None:
+                return None
+            self._width, self._pattern = width, _run_pattern(width)
+        if self.reader.plain_width() is None:
+            return None
+        return m, width
+
+    def take(self, data: bytes, pos: int, size: int, lineno: int) -> tuple[int, int, bool] | None:
+        """A run of plain lines at `pos` (which holds `[` or a blank) while the detector is
+        pending: (its end, its line count, whether it was fed); None when there is none. A run
+        not fed must be fed line by line."""
+        if not self.detector.pending:  # first: outside a report every line may run on
+            return None
+        found = self._match(data, pos, size)
+        if found is None:
+            return None
+        m, width = found
+        reader = self.reader
+        end = m.end()
+        limit = self._limit(data, pos, size)
+        if limit < end:  # a line with a word: the run stops before it (lines match one by one)
+            if limit <= pos:
+                return None
+            end = limit
+        lines = data[pos : end - 1].decode("utf-8", "replace").split("\n")
+        n = len(lines)
+        texts = [line[width:] for line in lines]
+        stamps = [line[:width] for line in lines if line[0] == "["]
+        last_head: tuple[str, int, int] | None = None
+        if stamps:
+            lo, hi = _usec(min(stamps), width), _usec(max(stamps), width)
+            i = n - 1
+            while lines[i][0] != "[":
+                i -= 1
+            last = _usec(lines[i], width)
+            last_head = (texts[i], width, last)
+            if lines[0][0] == " ":
+                cont = reader.plain_mono()
+                assert cont is not None  # plain_width() said so
+                lo, hi = min(lo, cont), max(hi, cont)
+        else:
+            cont = reader.plain_mono()
+            assert cont is not None
+            lo = hi = last = cont
+        if not self.detector.feed_plain(texts, lo, hi, last):
+            return end, n, False
+        reader.took_lines(lineno + n, last_head)
+        self.lines_fed += n
+        return end, n, True
