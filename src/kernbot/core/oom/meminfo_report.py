@@ -33,6 +33,9 @@ _PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
 _PAGES_HINT = re.compile(r"[a-z_]:\d")
 """What every `_PAGES_TOKEN` holds: a cheap search first spares register dumps (`RAX: …`) the
 lookbehind scan."""
+_COLON_DIGIT = re.compile(r":\d")
+"""Part of every `_PAGES_HINT`: a search that starts from a literal runs ~10x faster on a long
+line (the `oom-kill:` line) than one that starts from a character class."""
 _KB_TOKEN = re.compile(r"([a-z_()]+):(\d+)kB", re.IGNORECASE)
 _ZONE = re.compile(
     r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device)"
@@ -221,7 +224,12 @@ def _may_hold_numbers(raw: str) -> bool:
         or ": usage " in raw
         or "Memory cgroup stats for " in raw
         or "Unreclaimable slab info" in raw
-        or ("kB" not in raw and "CPU" not in raw and _PAGES_HINT.search(raw) is not None)
+        or (
+            "kB" not in raw
+            and "CPU" not in raw
+            and _COLON_DIGIT.search(raw) is not None  # what `_PAGES_HINT` needs, found faster
+            and _PAGES_HINT.search(raw) is not None
+        )
     )
 
 
