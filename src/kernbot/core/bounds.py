@@ -15,8 +15,9 @@ limit is the kernel's (or DNS's) own, with room for how the kernel prints the va
 - integers: int64 (what SQLite and PostgreSQL BIGINT store); revisions and counts are >= 0.
 
 Any other string is capped at the kmsg record size and any other integer at int64 by
-`check_bounded`, which the wire models run on every field, so a violation is a 422 naming the
-field, never a 5xx.
+`bounded`: every event model field is `Bounded` (the check in the JSON branch of its schema,
+`WireOnly`), the wire bodies run it on every field (`check_bounded`), so a violation is a 422
+naming the field, never a 5xx.
 """
 
 from __future__ import annotations
