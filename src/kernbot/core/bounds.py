@@ -15,17 +15,20 @@ limit is the kernel's (or DNS's) own, with room for how the kernel prints the va
 - integers: int64 (what SQLite and PostgreSQL BIGINT store); revisions and counts are >= 0.
 
 Any other string is capped at the kmsg record size and any other integer at int64 by
-`check_bounded`, which the wire models run on every field, so a violation is a 422 naming the
-field, never a 5xx.
+`bounded`: every event model field is `Bounded` (the check in the JSON branch of its schema,
+`WireOnly`), the wire bodies run it on every field (`check_bounded`), so a violation is a 422
+naming the field, never a 5xx.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import Field, GetCoreSchemaHandler, ValidationInfo
+from pydantic_core import core_schema
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -52,26 +55,43 @@ def _wire(info: ValidationInfo) -> bool:
     return info.mode == "json"
 
 
-def _at_most(limit: int, *, key: bool = False) -> AfterValidator:
+class WireOnly:
+    """A check run on JSON input only (`core_schema.json_or_python_schema`), for the reason
+    `_wire` gives: the check is in the JSON branch of the field's schema, so pydantic-core never
+    calls it for a model built in Python (an OOM event has ~100 raw lines and a dozen task
+    names: a Python callback each that returned at once was a fifth of building the event)."""
+
+    __slots__ = ("check",)
+
+    def __init__(self, check: Callable[[Any], Any]) -> None:
+        self.check = check
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.no_info_after_validator_function(self.check, schema),
+            python_schema=schema,
+        )
+
+
+def _at_most(limit: int, *, key: bool = False) -> WireOnly:
     """A length check that, unlike StringConstraints, also accepts lone surrogates (the agent
     keeps undecodable kernel bytes as surrogate escapes). `key`: the value is stored in and
     looked up by a text column, which on PostgreSQL cannot hold NUL."""
 
-    def check(value: str, info: ValidationInfo) -> str:
-        if not _wire(info):
-            return value
+    def check(value: str) -> str:
         if len(value) > limit:
             raise ValueError(f"at most {limit} characters")
         if key and "\x00" in value:
             raise ValueError("contains a NUL character")
         return value
 
-    return AfterValidator(check)
+    return WireOnly(check)
 
 
-def _host_name(value: str, info: ValidationInfo) -> str:
-    if not _wire(info):
-        return value
+def _host_name(value: str) -> str:
     if not value or len(value) > HOST_NAME_MAX or not _HOST_RE.fullmatch(value):
         raise ValueError(
             f"a host name: 1 to {HOST_NAME_MAX} letters, digits, '.', '-' or '_' "
@@ -85,7 +105,7 @@ Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Revision = Count
 Comm = Annotated[str, _at_most(COMM_MAX_CHARS)]
-HostName = Annotated[str, AfterValidator(_host_name)]
+HostName = Annotated[str, WireOnly(_host_name)]
 CgroupPath = Annotated[str, _at_most(PATH_MAX)]
 Url = Annotated[str, _at_most(URL_MAX, key=True)]
 K8sName = Annotated[str, _at_most(K8S_NAME_MAX, key=True)]
@@ -108,11 +128,16 @@ def _check_scalar(item: object) -> None:
 
 
 def check_bounded(value: Any, info: ValidationInfo) -> Any:
+    """`bounded` for JSON input (`_wire`); a field validator of the wire bodies' fields."""
+    if not _wire(info):
+        return value
+    return bounded(value)
+
+
+def bounded(value: Any) -> Any:
     """Raise ValueError when `value` (or anything inside it) is an integer outside int64, a
     string longer than a kmsg record, a float that is not finite (JSON cannot hold it), or a
     container of more than MAX_CONTAINER items."""
-    if not _wire(info):
-        return value
     stack = [value]
     while stack:
         item = stack.pop()
@@ -125,3 +150,8 @@ def check_bounded(value: Any, info: ValidationInfo) -> Any:
         else:
             _check_scalar(item)
     return value
+
+
+T = TypeVar("T")
+Bounded = Annotated[T, WireOnly(bounded)]
+"""A field checked by `bounded` when it arrives as JSON (the event models' fields)."""

@@ -14,11 +14,11 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
 from kernbot.core.bounds import (
+    Bounded,
     CgroupPath,
     Comm,
     EventId,
@@ -39,13 +39,18 @@ MAX_LINES = 400
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    """Every field that can carry a number, a string or a container is `Bounded` (or a bounded
+    string type of kernbot.core.bounds), so JSON input gets `check_bounded` on it; a field of a
+    model type needs nothing (its own fields are checked). The check sits in the JSON branch of
+    each field's schema, so the models the core builds in Python never call it."""
 
-    _bounded = field_validator("*")(check_bounded)  # see kernbot.core.bounds
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     @model_validator(mode="after")
     def _bounded_extra(self, info: ValidationInfo) -> _Model:
-        for name, value in (self.__pydantic_extra__ or {}).items():
+        if info.mode != "json" or not self.__pydantic_extra__:
+            return self
+        for name, value in self.__pydantic_extra__.items():
             try:
                 check_bounded(value, info)
             except ValueError as exc:
@@ -55,25 +60,25 @@ class _Model(BaseModel):
 
 class Trigger(_Model):
     comm: Comm | None = None
-    pid: int | None = None
-    gfp_mask: str | None = None
-    order: int | None = None
-    oom_score_adj: int | None = None
+    pid: Bounded[int | None] = None
+    gfp_mask: Bounded[str | None] = None
+    order: Bounded[int | None] = None
+    oom_score_adj: Bounded[int | None] = None
 
 
 class Victim(_Model):
-    pid: int | None = None
+    pid: Bounded[int | None] = None
     comm: Comm | None = None
-    uid: int | None = None
-    total_vm_kb: int | None = None
-    anon_rss_kb: int | None = None
-    file_rss_kb: int | None = None
-    shmem_rss_kb: int | None = None
-    pgtables_kb: int | None = None
-    oom_score_adj: int | None = None
-    oom_score: int | None = None
+    uid: Bounded[int | None] = None
+    total_vm_kb: Bounded[int | None] = None
+    anon_rss_kb: Bounded[int | None] = None
+    file_rss_kb: Bounded[int | None] = None
+    shmem_rss_kb: Bounded[int | None] = None
+    pgtables_kb: Bounded[int | None] = None
+    oom_score_adj: Bounded[int | None] = None
+    oom_score: Bounded[int | None] = None
     """Computed like the kernel's oom_badness() on the /proc/PID/oom_score scale of that era."""
-    printed_score: int | None = None
+    printed_score: Bounded[int | None] = None
     """The `score N` the kernel printed (old kernels only): a memory cgroup OOM prints it on
     that cgroup's scale, not /proc's."""
     pgtables_bytes_labelled_kb: bool = False
@@ -83,99 +88,99 @@ class Victim(_Model):
 class ProcessRef(_Model):
     """A process named by a report line beside the victim."""
 
-    pid: int | None = None
-    comm: str | None = None
+    pid: Bounded[int | None] = None
+    comm: Bounded[str | None] = None
 
 
 class ContainerOwner(_Model):
     """A non-Kubernetes owner of the cgroup: a container, an LXC guest or a systemd unit."""
 
-    kind: str
+    kind: Bounded[str]
     """`container`, `lxc`, `systemd-unit`, `user-session` or `root`."""
-    runtime: str | None = None
-    container_id: str | None = None
-    lxc_id: str | None = None
-    unit: str | None = None
+    runtime: Bounded[str | None] = None
+    container_id: Bounded[str | None] = None
+    lxc_id: Bounded[str | None] = None
+    unit: Bounded[str | None] = None
 
 
 class Memcg(_Model):
     oom_path: CgroupPath | None = None
     task_path: CgroupPath | None = None
-    usage_kb: int | None = None
-    limit_kb: int | None = None
+    usage_kb: Bounded[int | None] = None
+    limit_kb: Bounded[int | None] = None
     """None when the kernel printed the 'unlimited' value."""
-    failcnt: int | None = None
-    swap_usage_kb: int | None = None
-    swap_limit_kb: int | None = None
-    memsw_usage_kb: int | None = None
+    failcnt: Bounded[int | None] = None
+    swap_usage_kb: Bounded[int | None] = None
+    swap_limit_kb: Bounded[int | None] = None
+    memsw_usage_kb: Bounded[int | None] = None
     """cgroup v1 memory+swap counter."""
-    memsw_limit_kb: int | None = None
-    memsw_failcnt: int | None = None
+    memsw_limit_kb: Bounded[int | None] = None
+    memsw_failcnt: Bounded[int | None] = None
 
 
 class Kubernetes(_Model):
-    pod_uid: str | None = None
-    container_id: str | None = None
+    pod_uid: Bounded[str | None] = None
+    container_id: Bounded[str | None] = None
     qos: Literal["guaranteed", "burstable", "besteffort"] | None = None
-    runtime: str | None = None
+    runtime: Bounded[str | None] = None
     namespace: K8sName | None = None
     pod: K8sName | None = None
     container: K8sName | None = None
-    name_source: str | None = None
+    name_source: Bounded[str | None] = None
     """Where namespace/pod/container came from (`pod-logs`, `kubernetes-api`), when known."""
 
 
 class Task(_Model):
     """One row of the kernel's task table (memory values converted to kB)."""
 
-    pid: int
-    uid: int | None = None
-    tgid: int | None = None
-    total_vm_kb: int | None = None
-    rss_kb: int | None = None
-    pgtables_kb: int | None = None
-    swapents_kb: int | None = None
-    oom_score_adj: int | None = None
+    pid: Bounded[int]
+    uid: Bounded[int | None] = None
+    tgid: Bounded[int | None] = None
+    total_vm_kb: Bounded[int | None] = None
+    rss_kb: Bounded[int | None] = None
+    pgtables_kb: Bounded[int | None] = None
+    swapents_kb: Bounded[int | None] = None
+    oom_score_adj: Bounded[int | None] = None
     name: Comm = ""
-    oom_score: int | None = None
+    oom_score: Bounded[int | None] = None
 
 
 class MemInfo(_Model):
     """Totals from a global OOM's Mem-Info / show_mem, in kB."""
 
-    total_ram_kb: int | None = None
-    free_kb: int | None = None
-    total_swap_kb: int | None = None
-    free_swap_kb: int | None = None
-    reserved_kb: int | None = None
+    total_ram_kb: Bounded[int | None] = None
+    free_kb: Bounded[int | None] = None
+    total_swap_kb: Bounded[int | None] = None
+    free_swap_kb: Bounded[int | None] = None
+    reserved_kb: Bounded[int | None] = None
 
 
 class Reaper(_Model):
-    pid: int | None = None
+    pid: Bounded[int | None] = None
     comm: Comm | None = None
     reaped: bool = True
-    anon_rss_kb: int | None = None
-    file_rss_kb: int | None = None
-    shmem_rss_kb: int | None = None
+    anon_rss_kb: Bounded[int | None] = None
+    file_rss_kb: Bounded[int | None] = None
+    shmem_rss_kb: Bounded[int | None] = None
 
 
 class Advice(_Model):
     """A suggested fix: data, rendered by Slack and the CLI alike."""
 
-    title: str
-    why: str
-    commands: list[str] = Field(default_factory=list)
+    title: Bounded[str]
+    why: Bounded[str]
+    commands: Bounded[list[str]] = Field(default_factory=list)
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
 class Finding(_Model):
     """One likely cause of an OOM kill (ARCHITECTURE.md: `diagnosis`), most likely first."""
 
-    cause: str
+    cause: Bounded[str]
     """A code (`memcg_limit`, `one_process`, `slab`...); codes are added, never renamed."""
-    summary: str
+    summary: Bounded[str]
     """One sentence with the numbers."""
-    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+    evidence: Bounded[dict[str, JsonValue]] = Field(default_factory=dict)
     """The numbers (kB unless named otherwise) and where in the report they came from:
     `lines` holds indices into the event's `lines`."""
 
@@ -185,35 +190,35 @@ class MemoryAccounting(_Model):
 
     scope: Literal["memcg", "host"]
     """`memcg`: the total is the cgroup's limit; `host`: the total is RAM."""
-    total_kb: int | None = None
-    usage_kb: int | None = None
-    parts_kb: dict[str, int] = Field(default_factory=dict)
+    total_kb: Bounded[int | None] = None
+    usage_kb: Bounded[int | None] = None
+    parts_kb: Bounded[dict[str, int]] = Field(default_factory=dict)
     """anon, page_cache, shmem, slab_unreclaimable, slab_reclaimable, kernel_stack,
     page_tables, hugepages, kernel_other, unevictable, free, unaccounted: each kB once."""
-    dirty_writeback_kb: int | None = None
-    hugepages_free_kb: int | None = None
-    swap_used_kb: int | None = None
-    swap_total_kb: int | None = None
-    tasks_rss_kb: int = 0
-    lines: dict[str, list[int]] = Field(default_factory=dict)
+    dirty_writeback_kb: Bounded[int | None] = None
+    hugepages_free_kb: Bounded[int | None] = None
+    swap_used_kb: Bounded[int | None] = None
+    swap_total_kb: Bounded[int | None] = None
+    tasks_rss_kb: Bounded[int] = 0
+    lines: Bounded[dict[str, list[int]]] = Field(default_factory=dict)
     """Part -> indices into the event's `lines` its number came from."""
-    not_in_report: list[str] = Field(default_factory=list)
+    not_in_report: Bounded[list[str]] = Field(default_factory=list)
 
 
 class _EventBase(_Model):
-    version: int = WIRE_VERSION
+    version: Bounded[int] = WIRE_VERSION
     id: EventId | None = None
     """Idempotency key: `boot_id:seq` when both are known, else a stable hash of the first line."""
     revision: Revision = 0
     """Live assembly posts an event early and later updates it under the same id; higher wins."""
     time: Time | None = None
     """ISO 8601 wall time when known."""
-    mono_usec: int | None = None
+    mono_usec: Bounded[int | None] = None
     host: HostName | None = None
-    boot_id: str | None = None
-    seq: int | None = None
-    lines: list[Line] = Field(default_factory=list, max_length=MAX_LINES)
-    advice: list[Advice] = Field(default_factory=list)
+    boot_id: Bounded[str | None] = None
+    seq: Bounded[int | None] = None
+    lines: Bounded[Annotated[list[Line], Field(max_length=MAX_LINES)]] = Field(default_factory=list)
+    advice: Bounded[list[Advice]] = Field(default_factory=list)
     history: bool = False
     """Read from the log's past (before the agent started, or too old): kept, never alerted."""
     test: bool = False
@@ -232,7 +237,7 @@ class _EventBase(_Model):
 
 class OomKillEvent(_EventBase):
     kind: Literal["oom_kill"] = "oom_kill"
-    constraint: str | None = None
+    constraint: Bounded[str | None] = None
     """CONSTRAINT_MEMCG / CONSTRAINT_NONE / ... as printed; derived (`CONSTRAINT_MEMCG`) on old
     kernels."""
     global_oom: bool = False
@@ -241,45 +246,45 @@ class OomKillEvent(_EventBase):
     memcg: Memcg | None = None
     kubernetes: Kubernetes | None = None
     meminfo: MemInfo | None = None
-    tasks: list[Task] = Field(default_factory=list)
+    tasks: Bounded[list[Task]] = Field(default_factory=list)
     reaper: Reaper | None = None
     panic: bool = False
     """panic_on_oom: the kernel panicked instead of killing."""
     group_kill: bool = False
     """memory.oom.group: the whole cgroup was killed."""
-    group_victims: list[Victim] = Field(default_factory=list)
+    group_victims: Bounded[list[Victim]] = Field(default_factory=list)
     complete: bool = True
     """False when the report was truncated (no kill line seen, or flushed on timeout)."""
-    totalpages: int | None = None
-    kernel_era: str | None = None
+    totalpages: Bounded[int | None] = None
+    kernel_era: Bounded[str | None] = None
     """Which score formula applied: `5.9+`, `2.6.36-5.8`, `pre-2.6.36`."""
     missing_from_log: bool = False
     """Counted in /proc/vmstat oom_kill but the log lines were lost (agent reconciliation)."""
-    exiting_victims: list[ProcessRef] = Field(default_factory=list)
+    exiting_victims: Bounded[list[ProcessRef]] = Field(default_factory=list)
     """`OOM victim ... is already exiting`: the kernel waited instead of killing another."""
     mm_pinned_by: ProcessRef | None = None
     """The victim's memory is shared with this process, so it could not be reaped yet."""
     sysrq: bool = False
     """Triggered by hand (SysRq-f / `echo f > /proc/sysrq-trigger`), not by a shortage."""
-    sysrq_ignored: str | None = None
+    sysrq_ignored: Bounded[str | None] = None
     """Why the kernel ignored a manual OOM request, as printed."""
-    lines_omitted: int = 0
+    lines_omitted: Bounded[int] = 0
     """Lines of the report dropped beyond MAX_LINES."""
-    group_path: str | None = None
+    group_path: Bounded[str | None] = None
     """memory.oom.group: the cgroup whose tasks were all killed."""
     container: ContainerOwner | None = None
     """The cgroup's owner when it is not a Kubernetes pod."""
-    diagnosis: list[Finding] = Field(default_factory=list)
+    diagnosis: Bounded[list[Finding]] = Field(default_factory=list)
     """Likely causes, most likely first (ARCHITECTURE.md, "Event JSON")."""
-    diagnosis_gaps: list[str] = Field(default_factory=list)
+    diagnosis_gaps: Bounded[list[str]] = Field(default_factory=list)
     """What the diagnosis could not judge, and why (a section missing from the report)."""
     accounting: MemoryAccounting | None = None
     """Where the memory went, from the report (`kernbot.core.oom.accounting`)."""
     context: OomContext = Field(default_factory=OomContext)
     """Live host context added by the agent."""
-    risk_id: str | None = None
+    risk_id: Bounded[str | None] = None
     """The `oom_risk` episode that warned about this cgroup before the kill, when there was one."""
-    risk_started: str | None = None
+    risk_started: Bounded[str | None] = None
     """ISO time that episode started (the warning came this long before the kill)."""
     killed: bool = True
     """False when the report shows no kill (a header without a kill line: truncated, panic, or
@@ -293,10 +298,10 @@ class OomKillEvent(_EventBase):
 class SynFloodEvent(_EventBase):
     kind: Literal["syn_flood"] = "syn_flood"
     family: Literal["ipv4", "ipv6"] = "ipv4"
-    addr: str | None = None
-    port: int | None = None
+    addr: Bounded[str | None] = None
+    port: Bounded[int | None] = None
     action: Literal["cookies", "drop"] = "cookies"
-    proto: str | None = None
+    proto: Bounded[str | None] = None
     """What the kernel printed as the proto: `TCP`, `TCPv6`, `request_sock_TCP`,
     `request_sock_subflow_v4`..."""
     episode: Literal["start", "ongoing", "ended"] | None = None
@@ -314,10 +319,10 @@ class PsiAvg10(_Model):
 
 
 class TopProcess(_Model):
-    pid: int
-    comm: str = ""
-    rss_kb: int | None = None
-    growth_kb_per_s: float | None = None
+    pid: Bounded[int]
+    comm: Bounded[str] = ""
+    rss_kb: Bounded[int | None] = None
+    growth_kb_per_s: Bounded[float | None] = None
     """RSS growth since the episode's previous event (None on its first)."""
 
 
@@ -330,31 +335,31 @@ class OomRiskEvent(_EventBase):
 
     kind: Literal["oom_risk"] = "oom_risk"
     state: RiskState = "start"
-    cgroup: str = "/"
+    cgroup: Bounded[str] = "/"
     kubernetes: Kubernetes | None = None
     container: ContainerOwner | None = None
-    usage_kb: int | None = None
-    working_set_kb: int | None = None
-    limit_kb: int | None = None
-    growth_kb_per_s: float | None = None
-    eta_s: float | None = None
+    usage_kb: Bounded[int | None] = None
+    working_set_kb: Bounded[int | None] = None
+    limit_kb: Bounded[int | None] = None
+    growth_kb_per_s: Bounded[float | None] = None
+    eta_s: Bounded[float | None] = None
     """Seconds to the limit at the current growth; None when not growing."""
     psi: PsiAvg10 | None = None
-    top: list[TopProcess] = Field(default_factory=list)
-    kill_id: str | None = None
+    top: Bounded[list[TopProcess]] = Field(default_factory=list)
+    kill_id: Bounded[str | None] = None
     """The `oom_kill` event that ended the episode (state `killed`)."""
-    percent: float | None = None
+    percent: Bounded[float | None] = None
     """Working set as a percentage of the limit."""
-    peak_percent: float | None = None
-    high_kb: int | None = None
+    peak_percent: Bounded[float | None] = None
+    high_kb: Bounded[int | None] = None
     """cgroup v2 memory.high (the throttling threshold), when set."""
-    reasons: list[str] = Field(default_factory=list)
+    reasons: Bounded[list[str]] = Field(default_factory=list)
     """Which thresholds the episode crossed: `percent`, `eta`, `psi`."""
-    started: str | None = None
+    started: Bounded[str | None] = None
     """ISO time the episode started."""
-    ended: str | None = None
-    cgroup_version: int | None = None
-    memory_events: dict[str, int] = Field(default_factory=dict)
+    ended: Bounded[str | None] = None
+    cgroup_version: Bounded[int | None] = None
+    memory_events: Bounded[dict[str, int]] = Field(default_factory=dict)
     """The cgroup's own counters when the event was made: v2 memory.events (high, max, oom,
     oom_kill), v1 failcnt, under_oom, oom_kill."""
 

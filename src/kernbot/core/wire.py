@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from kernbot.core.bounds import HostName, Url
+from kernbot.core.bounds import HostName, Url, check_bounded
 from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import (
     WIRE_VERSION,
@@ -58,6 +58,7 @@ def newer_major(raw: bytes) -> int | None:
 
 class _Wire(_Model):
     model_config = ConfigDict(extra="allow")
+    _bounded = field_validator("*")(check_bounded)  # see kernbot.core.bounds
     version: int = WIRE_VERSION
 
 

@@ -19,6 +19,7 @@ is in `unaccounted` and said in `gaps`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
 from kernbot.core.oom.meminfo_report import (
@@ -49,12 +50,12 @@ CONFINED = frozenset({"CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY"})
 """Constraints whose report prints only the allowed nodes' zones."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramGroup:
-    """Processes of one name in the task table."""
+class ProgramGroup(NamedTuple):
+    """Processes of one name in the task table (a tuple: built for every name of every report's
+    table, ~3x cheaper than a frozen dataclass)."""
 
     name: str
-    count: int
+    processes: int
     rss_kb: int
     largest_kb: int
     pids: tuple[int, ...] = ()

@@ -271,14 +271,14 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
             )
         ]
     for g in acc.groups[:1]:
-        if g.count >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
+        if g.processes >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
             return [
                 Finding(
                     cause="many_processes",
-                    summary=f"{g.count} processes of {g.name} added up to {_mib(g.rss_kb)}, "
+                    summary=f"{g.processes} processes of {g.name} added up to {_mib(g.rss_kb)}, "
                     f"{_pct(g.rss_kb / base)} {of}; the largest held {_mib(g.largest_kb)}: too "
                     "many workers, none large alone.",
-                    evidence={"kb": g.rss_kb, "count": g.count, "program": g.name}
+                    evidence={"kb": g.rss_kb, "count": g.processes, "program": g.name}
                     | {"largest_kb": g.largest_kb, "share": round(g.rss_kb / base, 3)}
                     | {"base_kb": base, "lines": _lines(_row_lines(ev, *g.pids))},
                 )
@@ -288,7 +288,7 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
 
 def _spread(acc: Accounting, base: int) -> str:
     anon = acc.parts.get("anon", acc.tasks_rss_kb)
-    n = sum(g.count for g in acc.groups)
+    n = sum(g.processes for g in acc.groups)
     return (
         f"no single cause: anon memory {_mib(anon)} ({_pct(anon / base)}) is spread over "
         f"{n} processes of {len(acc.groups)} programs, none holding half"

@@ -20,6 +20,8 @@ events keep their shape):
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
+
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
@@ -81,15 +83,21 @@ def _header_adj(h: ol.Header | None) -> int | None:
     return h.oom_score_adj if h.oom_score_adj is not None else h.oom_adj
 
 
+_TASKS: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
+"""A report's task rows validated into `Task`s in one call: a `Task(**row)` per row cost ~1.6x
+(the dozen rows of a typical report: ~18 us against ~11 us)."""
+
+
 def _scored_tasks(
     r: ReportState, era: str | None, totalpages: int | None, memcg_oom: bool
 ) -> list[Task]:
     # CAP_SYS_ADMIN is not in the report; containers (memcg OOMs) rarely hold it, root hosts do.
     bonus_era = root_bonus_era(r) and not memcg_oom
     norm = normalised_3x(r)
-    tasks: list[Task] = []
+    rows: list[dict[str, object]] = []
     for t in r.tasks:
-        score = oom_score(
+        row: dict[str, object] = t._asdict()  # a TaskRow holds Task's other fields
+        row["oom_score"] = oom_score(
             era=era,
             rss_kb=t.rss_kb or 0,
             swapents_kb=t.swapents_kb or 0,
@@ -99,8 +107,8 @@ def _scored_tasks(
             root_bonus=bonus_era and t.uid == 0,
             normalised_3x=norm,
         )
-        tasks.append(Task(**t._asdict(), oom_score=score))  # a TaskRow holds Task's other fields
-    return tasks
+        rows.append(row)
+    return _TASKS.validate_python(rows)
 
 
 def _trigger(r: ReportState) -> Trigger:

@@ -33,6 +33,9 @@ _PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
 _PAGES_HINT = re.compile(r"[a-z_]:\d")
 """What every `_PAGES_TOKEN` holds: a cheap search first spares register dumps (`RAX: …`) the
 lookbehind scan."""
+_COLON_DIGIT = re.compile(r":\d")
+"""Part of every `_PAGES_HINT`: a search that starts from a literal runs ~10x faster on a long
+line (the `oom-kill:` line) than one that starts from a character class."""
 _KB_TOKEN = re.compile(r"([a-z_()]+):(\d+)kB", re.IGNORECASE)
 _ZONE = re.compile(
     r"^(?:Node (?P<node>\d+) )?(?P<zone>DMA|DMA32|Normal|HighMem|Movable|Device)"
@@ -59,6 +62,8 @@ _COUNTER = re.compile(
 _STATS = re.compile(r"^Memory cgroup stats for (?P<path>\S*?):(?P<rest>.*)$")
 _V1_TOKEN = re.compile(r"([a-z_]+):(\d+)KB")
 _V2_LINE = re.compile(r"^\s*(?P<key>[a-z_]+) (?P<value>\d+)\s*$")
+_V2_RUN = re.compile(r"(?:[^\S\n]*[a-z_]+ \d+[^\S\n]*(?:\n|\Z))*")
+"""A run of `_V2_LINE` lines joined by newlines (none of them holding one)."""
 _SLAB_ROW = re.compile(r"^\s*(?P<name>\S+)\s+(?P<used>\d+)KB\s+(?P<total>\d+)KB\s*$")
 
 
@@ -169,12 +174,15 @@ def parse_report(lines: list[str]) -> MemReport:
     for i, raw in enumerate(lines):
         if i < skip_to:
             continue  # read as memory.stat lines of a cgroup v2 block below
-        if ":" not in raw and "=" not in raw and not in_slab and "#01" not in raw:
-            # no pattern can take it (stack frames, task rows) unless it is `^\d+ pages RAM`
-            # or the slab header: the general path's own test, on the raw line
-            head = raw.lstrip()
-            if not head[:1].isdecimal() and not head.startswith("Unreclaimable slab info"):
-                continue
+        if not in_slab and "#01" not in raw:
+            if ":" not in raw and "=" not in raw:
+                # no pattern can take it (stack frames, task rows) unless it is `^\d+ pages
+                # RAM` or the slab header: the general path's own test, on the raw line
+                head = raw.lstrip()
+                if not head[:1].isdecimal() and not head.startswith("Unreclaimable slab info"):
+                    continue
+            elif not _may_hold_numbers(raw):
+                continue  # register dumps, `CPU: … Comm: …`, the `oom-kill:` line
         text = raw.rstrip() if "#01" not in raw else _clean(raw)
         stripped = text.strip()
         if in_slab:
@@ -199,9 +207,53 @@ def parse_report(lines: list[str]) -> MemReport:
     return rep
 
 
+def _may_hold_numbers(raw: str) -> bool:
+    """False when `raw` holds none of the fixed pieces that a branch of `_parse_memcg` or
+    `_parse_global` tests for before its pattern (nor the slab header): a few substring tests
+    instead of the dozen those make after stripping the line. Keep in step with them;
+    `tests/test_meminfo_report.py` checks it on every fixture and on mutated reports."""
+    return (
+        " free:" in raw
+        or "Node " in raw
+        or "*" in raw
+        or "hugepages_total=" in raw
+        or " swap" in raw
+        or "RAM" in raw
+        or "reserved" in raw
+        or "pagecache" in raw
+        or ": usage " in raw
+        or "Memory cgroup stats for " in raw
+        or "Unreclaimable slab info" in raw
+        or (
+            "kB" not in raw
+            and "CPU" not in raw
+            and _COLON_DIGIT.search(raw) is not None  # what `_PAGES_HINT` needs, found faster
+            and _PAGES_HINT.search(raw) is not None
+        )
+    )
+
+
 def _v2_values(values: dict[str, int], lines: list[str], start: int) -> int:
     """Read memory.stat's `key N` lines (bytes) from `start` into `values` (kB); the index of
-    the first line that is not one."""
+    the first line that is not one.
+
+    The block (~40 lines) is matched in one piece: the lines from `start` joined, the run of
+    `key N` lines at its head found by one regex (`_V2_LINE` per line, whitespace but the
+    newline standing for `\\s`), its keys and numbers split off. Lines holding a newline or a
+    syslog `#01x` escape take `_v2_lines`, the same reading line by line."""
+    block = "\n".join(lines[start:])
+    if "#01" in block or block.count("\n") != len(lines) - start - 1:
+        return _v2_lines(values, lines, start)
+    run = _V2_RUN.match(block)
+    text = run.group() if run else ""
+    # each line of the run is whitespace, a key, a space, a number, whitespace: split() (the
+    # whitespace of `\\s`) gives key, number, key, number...
+    words = text.split()
+    values.update(zip(words[::2], [int(n) // 1024 for n in words[1::2]], strict=True))
+    return start + text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
+def _v2_lines(values: dict[str, int], lines: list[str], start: int) -> int:
     match = _V2_LINE.match
     for i in range(start, len(lines)):
         raw = lines[i]
