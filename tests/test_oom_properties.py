@@ -115,3 +115,28 @@ def test_the_first_character_test_on_every_corpus_line() -> None:
     for line in [*CORPUS_LINES, *PLAIN_LINES]:
         for text in (line, line.lstrip(), " " + line, "x" + line, "[" + line, "[ 1] " + line):
             assert parse_line(text) == (parse_any(text) if text else None), text
+
+
+def test_a_garbled_report_still_gives_an_event_the_wire_takes() -> None:
+    """A glued or garbled line can put 80 characters where a comm stands and a log file's line
+    may be far longer than a kernel record: the kill is still a kill, its names and lines cut to
+    what the bot accepts (an event the bot refuses would be dropped by the agent's shipper)."""
+    garbage = "Dec  1 10:00:00 host kernel: " + "x" * 80
+    lines = [
+        garbage + " invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        "Mem-Info: " + "z" * 9000,
+        "Out of memory: Killed process 1234 (" + "y" * 80 + ") total-vm:1000kB, anon-rss:100kB,"
+        " file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:10kB oom_score_adj:0",
+    ]
+    asm = OomAssembler()
+    events: list[OomKillEvent] = []
+    for n, text in enumerate(lines):
+        events += asm.feed(Record(text=text, mono_usec=n))
+    events += asm.flush()
+    (ev,) = events
+    assert ev.killed and ev.victim.pid == 1234
+    assert ev.victim.comm == "y" * 63 + "…"
+    assert ev.trigger is not None and ev.trigger.comm == garbage[:63] + "…"
+    assert [len(line) for line in ev.lines] == [len(lines[0]), 8192, len(lines[2])]
+    back = OomKillEvent.model_validate_json(ev.model_dump_json())
+    assert back.victim.comm == ev.victim.comm

@@ -61,10 +61,14 @@ class WireOnly:
     calls it for a model built in Python (an OOM event has ~100 raw lines and a dozen task
     names: a Python callback each that returned at once was a fifth of building the event)."""
 
-    __slots__ = ("check",)
+    __slots__ = ("check", "python")
 
-    def __init__(self, check: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, check: Callable[[Any], Any], python: Callable[[Any], Any] | None = None
+    ) -> None:
         self.check = check
+        self.python = python
+        """What a model built in Python does instead (`clip_comm`), or nothing."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -72,7 +76,11 @@ class WireOnly:
         schema = handler(source)
         return core_schema.json_or_python_schema(
             json_schema=core_schema.no_info_after_validator_function(self.check, schema),
-            python_schema=schema,
+            python_schema=(
+                schema
+                if self.python is None
+                else core_schema.no_info_after_validator_function(self.python, schema)
+            ),
         )
 
 
@@ -91,6 +99,19 @@ def _at_most(limit: int, *, key: bool = False) -> WireOnly:
     return WireOnly(check)
 
 
+def clip(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, the cut marked with `…`."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def clip_comm(value: str) -> str:
+    """A command name the core read from a log, cut to what the wire takes. The kernel never
+    prints more (`COMM_MAX_CHARS`), but a garbled or glued line can put more text where a
+    report's comm stands; the kill is still a kill and must not be refused by the bot (an event
+    the bot refuses is dropped by the agent's shipper), so the name is cut, not the event."""
+    return clip(value, COMM_MAX_CHARS)
+
+
 def _host_name(value: str) -> str:
     if not value or len(value) > HOST_NAME_MAX or not _HOST_RE.fullmatch(value):
         raise ValueError(
@@ -104,7 +125,7 @@ _HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Revision = Count
-Comm = Annotated[str, _at_most(COMM_MAX_CHARS)]
+Comm = Annotated[str, WireOnly(_at_most(COMM_MAX_CHARS).check, clip_comm)]
 HostName = Annotated[str, WireOnly(_host_name)]
 CgroupPath = Annotated[str, _at_most(PATH_MAX)]
 Url = Annotated[str, _at_most(URL_MAX, key=True)]

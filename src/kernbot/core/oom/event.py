@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
+from kernbot.core.bounds import KMSG_RECORD_MAX, clip
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
@@ -196,6 +197,15 @@ def report_event_id(r: ReportState, host: str | None, boot_id: str | None) -> st
     return stable_event_id(first, host or first.host, boot_id or first.boot_id)
 
 
+def _wire_lines(lines: list[str]) -> list[str]:
+    """The report's lines, each cut to what the wire takes (`KMSG_RECORD_MAX`): the kernel's
+    records are shorter, but a log file's line may be up to a MiB (the agent's file source) and
+    an event the bot refuses would be dropped, kill and all."""
+    if lines and max(map(len, lines)) > KMSG_RECORD_MAX:
+        return [clip(line, KMSG_RECORD_MAX) for line in lines]
+    return lines
+
+
 def build_event(
     r: ReportState, *, host: str | None, boot_id: str | None, lines: int | None = None
 ) -> OomKillEvent:
@@ -228,7 +238,7 @@ def build_event(
         host=host or first.host,
         boot_id=boot,
         seq=first.seq,
-        lines=r.lines[:lines] if lines is not None else list(r.lines),
+        lines=_wire_lines(r.lines[:lines] if lines is not None else list(r.lines)),
         constraint=constraint,
         global_oom=global_oom,
         trigger=_trigger(r),

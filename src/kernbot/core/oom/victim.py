@@ -8,6 +8,7 @@ what earlier ones left empty.
 
 from __future__ import annotations
 
+from kernbot.core.bounds import clip_comm
 from kernbot.core.events import Task, Victim
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import normalised_3x
@@ -52,6 +53,8 @@ def victim(
         v.pid, v.comm = rp.pid, rp.comm
     elif ok is not None and ok.pid is not None:
         v.pid, v.comm = ok.pid, ok.task
+    if v.comm is not None:
+        v.comm = clip_comm(v.comm)  # set by assignment: not validated (`bounds.clip_comm`)
     if ok is not None and ok.pid == v.pid and v.uid is None:
         v.uid = ok.uid
     if kp is not None and kp.score is not None and kp.pid == v.pid:
