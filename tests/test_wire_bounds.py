@@ -136,3 +136,23 @@ def test_bounded_strings_and_extra_fields_are_json_only_too() -> None:
     task = events.Task.model_validate(big)
     assert task.name == "n" * 63 + "…" and task.model_extra == {"anything": 2**64}
     assert events.OomKillEvent(host="not a host name", lines=["l" * 9000]).host == "not a host name"
+
+
+def test_fit_to_wire_makes_sizes_and_ranges_fit_and_nothing_else() -> None:
+    """The shipper's last resort (`wire.fit_to_wire`): each value the JSON wire refuses for its
+    size or range is cut or clamped, the result validates; other faults are not mended."""
+    from kernbot.core.wire import fit_to_wire
+
+    ev = events.OomKillEvent(id="boot:1\x00", revision=0, host="h")
+    body = json.loads(ev.model_dump_json())
+    body["victim"] = {"pid": -(10**30), "comm": "c" * 70}
+    body["lines"] = ["x"] * 500
+    body["revision"] = -3
+    fitted = fit_to_wire(json.dumps(body))
+    assert fitted is not None
+    back = events.OomKillEvent.model_validate_json(fitted)
+    assert back.victim.pid == -(2**63) and back.victim.comm == "c" * 63 + "…"
+    assert len(back.lines) == 400 and back.revision == 0 and back.id == "boot:1\ufffd"
+    assert fit_to_wire(ev.model_copy(update={"id": "boot:1"}).model_dump_json()) is None  # fits
+    assert fit_to_wire(json.dumps(body | {"victim": {"pid": "not a number"}})) is None
+    assert fit_to_wire("not json") is None and fit_to_wire("[1]") is None

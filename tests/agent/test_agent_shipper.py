@@ -125,3 +125,29 @@ async def test_heartbeat_reaches_the_bot(tmp_path: Path) -> None:
         await ship.close()
     finally:
         await bot.stop()
+
+
+async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(tmp_path: Path) -> None:
+    """The bot refuses (422) an event whose pid is past int64 or whose line is longer than a
+    kmsg record, which a garbled log line can make; the shipper does not drop the kill: it
+    posts it once more with those values made to fit, and the rest of the batch goes through."""
+    bot = await FakeBot().start()
+    box = Outbox(tmp_path / "o.db")
+    try:
+        bad = _ev(2)
+        bad["victim"] = {"pid": 10**25, "comm": "x"}
+        bad["lines"] = ["l" * 9000, "kept"]
+        box.put("boot:1", 0, "oom_kill", _ev(1))
+        box.put("boot:2", 0, "oom_kill", bad)
+        box.put("bad", 0, "oom_kill", {"kind": "not-a-kind"})  # cannot be made to fit
+        ship = _shipper(box, bot)
+        assert await ship.ship_once()
+        assert bot.refused >= 2
+        got = {e["id"]: e for e in bot.events}
+        assert sorted(got) == ["boot:1", "boot:2"]
+        assert got["boot:2"]["victim"]["pid"] == 2**63 - 1
+        assert got["boot:2"]["lines"] == ["l" * 8191 + "…", "kept"]
+        assert box.depth() == 0 and box.counter("rejected") == 1
+        await ship.close()
+    finally:
+        await bot.stop()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from kernbot.core.wire import EventBatch, Heartbeat
 
@@ -27,6 +28,8 @@ class FakeBot:
         self.heartbeats: list[dict[str, Any]] = []
         self.posts = 0
         self.unauthorized = 0
+        self.refused = 0
+        """Posts answered 422 because a body did not validate."""
         self.status: int | None = None
         """When set, answer every POST with this HTTP status (and record nothing)."""
         self.port = 0
@@ -48,7 +51,11 @@ class FakeBot:
             return web.json_response({"error": "unauthorized"}, status=401)
         if self.status is not None:
             return web.json_response({"error": "injected"}, status=self.status)
-        batch = EventBatch.model_validate(await request.json())
+        try:  # as the real bot: JSON mode, where the wire bounds apply; 422 naming the field
+            batch = EventBatch.model_validate_json(await request.read())
+        except ValidationError as exc:
+            self.refused += 1
+            return web.json_response({"error": str(exc)[:2000]}, status=422)
         now = time.monotonic()
         for ev in batch.events:
             body = ev.model_dump(mode="json")

@@ -19,7 +19,7 @@ import aiohttp
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox, Queued
 from kernbot.bearer import authorization
-from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat
+from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat, fit_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,21 @@ class Shipper:
             self.last_error = f"{type(exc).__name__}: {exc}"
             return "retry"
 
+    async def _post_fitted(self, q: Queued) -> str:
+        """Post `q` again with what the wire refuses made to fit (`fit_to_wire`), once; the
+        verdict, or 'reject' when nothing could be made to fit. A kill whose text a garbled
+        line made too long is delivered cut, not dropped."""
+        refused = self.last_error
+        fitted = fit_to_wire(q.text)
+        if fitted is None:
+            return "reject"
+        verdict = await self._post([Queued(q.row, q.event_id, q.revision, fitted)])
+        if verdict == "ok":
+            log.warning(
+                "bot refused event %s as it was (%s); delivered cut to fit", q.event_id, refused
+            )
+        return verdict
+
     async def ship_once(self) -> bool:
         """Send everything queued; False when the bot could not take it (retry later)."""
         if self.bot_url is None:
@@ -124,10 +139,14 @@ class Shipper:
             if verdict == "reject" and len(items) > 1:
                 for q in items:  # find the bad one(s); the rest go through
                     one = await self._post([q])
+                    if one == "reject":
+                        one = await self._post_fitted(q)
                     if one == "retry":
                         return self._failed()
                     (self.outbox.ack if one == "ok" else self.outbox.drop)([q])
                 continue
+            if verdict == "reject":
+                verdict = await self._post_fitted(items[0])
             if verdict == "retry":
                 return self._failed()
             if verdict == "reject":

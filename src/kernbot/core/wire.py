@@ -7,10 +7,12 @@ Every body carries `version`; receivers validate with these models and reject wh
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from kernbot.core.bounds import HostName, Url, check_bounded
+from kernbot.core.bounds import INT64_MAX, INT64_MIN, HostName, Url, check_bounded, clip
 from kernbot.core.context import Listener, ProcInfo, Psi
 from kernbot.core.events import (
     WIRE_VERSION,
@@ -33,6 +35,7 @@ __all__ = [
     "ProcInfo",
     "SynResponse",
     "TopResponse",
+    "fit_to_wire",
     "newer_major",
 ]
 
@@ -133,3 +136,76 @@ class DmesgResponse(_Wire):
     host: str
     lines: list[str] = Field(default_factory=list)
     truncated: bool = False
+
+
+_EVENT = TypeAdapter(Event)
+_LIMIT = re.compile(r"(?:at most|longer than) (\d+) characters")
+
+
+def fit_to_wire(text: str) -> str | None:
+    """The event JSON `text` with each value the wire refuses for its size or range made to fit
+    (a string cut, with `…`, to its limit; an integer clamped to its range; a list cut to its
+    length; a NUL replaced), or None when it cannot be made to fit (not JSON, not an event,
+    some other fault) or fits already.
+
+    The agent's last resort before it drops an event the bot refused: the core cuts what a
+    garbled line can make too long when it builds an event (`bounds.clip_comm`, the lines), and
+    this catches the rest (a 25-digit pid) so a kill is delivered rather than lost."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for attempt in range(3):
+        try:
+            _EVENT.validate_json(json.dumps(body))
+        except ValidationError as exc:
+            if not all(_fit(body, err) for err in exc.errors()):
+                return None
+            continue
+        return json.dumps(body) if attempt else None  # None: it fits already
+    return None
+
+
+def _fit(body: dict[str, Any], err: Any) -> bool:
+    """Make the value `err` names fit; False when this error is not about size or range."""
+    loc = list(err["loc"])
+    if loc and loc[0] == body.get("kind"):
+        loc = loc[1:]  # the union's tag
+    if not loc:
+        return False
+    parent: Any = body
+    try:
+        for key in loc[:-1]:
+            parent = parent[key]
+        value = parent[loc[-1]]
+    except (KeyError, IndexError, TypeError):
+        return False
+    fitted = _fitted(value, err)
+    if fitted is None:
+        return False
+    parent[loc[-1]] = fitted
+    return True
+
+
+def _fitted(value: Any, err: Any) -> Any:
+    """`value` made to fit what `err` says of it, or None."""
+    ctx = err.get("ctx") or {}
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        low, high = ctx.get("ge", INT64_MIN), ctx.get("le", INT64_MAX)
+        if not isinstance(low, int) or not isinstance(high, int):
+            return None
+        clamped = max(low, min(high, value))
+        return clamped if clamped != value else None
+    if isinstance(value, str):
+        m = _LIMIT.search(str(err.get("msg", "")))
+        fixed = value.replace("\x00", "\ufffd")
+        if m is not None:
+            fixed = clip(fixed, int(m.group(1)))
+        return fixed if fixed != value else None
+    if isinstance(value, list) and isinstance(ctx.get("max_length"), int):
+        return value[: ctx["max_length"]]
+    return None
