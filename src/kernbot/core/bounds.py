@@ -48,7 +48,7 @@ MAX_CONTAINER = 100_000
 """Most items in any list or mapping (a task table of 100k tasks is already 8+ MB)."""
 
 
-def _wire(info: ValidationInfo) -> bool:
+def is_wire(info: ValidationInfo) -> bool:
     """Bounds guard what arrives over the wire (JSON). Models built in Python by the core from a
     log (`kernbot scan` of any file, the agent's detectors) are not refused for it: a bad line
     must never stop a scan, and the bot refuses what does not fit when it arrives."""
@@ -57,7 +57,7 @@ def _wire(info: ValidationInfo) -> bool:
 
 class WireOnly:
     """A check run on JSON input only (`core_schema.json_or_python_schema`), for the reason
-    `_wire` gives: the check is in the JSON branch of the field's schema, so pydantic-core never
+    `is_wire` gives: the check is in the JSON branch of the field's schema, so pydantic-core never
     calls it for a model built in Python (an OOM event has ~100 raw lines and a dozen task
     names: a Python callback each that returned at once was a fifth of building the event)."""
 
@@ -84,10 +84,13 @@ class WireOnly:
         )
 
 
-def _at_most(limit: int, *, key: bool = False) -> WireOnly:
+def _at_most(
+    limit: int, *, key: bool = False, python: Callable[[Any], Any] | None = None
+) -> WireOnly:
     """A length check that, unlike StringConstraints, also accepts lone surrogates (the agent
     keeps undecodable kernel bytes as surrogate escapes). `key`: the value is stored in and
-    looked up by a text column, which on PostgreSQL cannot hold NUL."""
+    looked up by a text column, which on PostgreSQL cannot hold NUL. `python`: what a model
+    built in Python does instead (`WireOnly.python`)."""
 
     def check(value: str) -> str:
         if len(value) > limit:
@@ -96,7 +99,7 @@ def _at_most(limit: int, *, key: bool = False) -> WireOnly:
             raise ValueError("contains a NUL character")
         return value
 
-    return WireOnly(check)
+    return WireOnly(check, python)
 
 
 def clip(value: str, limit: int) -> str:
@@ -125,7 +128,7 @@ _HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Revision = Count
-Comm = Annotated[str, WireOnly(_at_most(COMM_MAX_CHARS).check, clip_comm)]
+Comm = Annotated[str, _at_most(COMM_MAX_CHARS, python=clip_comm)]
 HostName = Annotated[str, WireOnly(_host_name)]
 CgroupPath = Annotated[str, _at_most(PATH_MAX)]
 Url = Annotated[str, _at_most(URL_MAX, key=True)]
@@ -149,8 +152,8 @@ def _check_scalar(item: object) -> None:
 
 
 def check_bounded(value: Any, info: ValidationInfo) -> Any:
-    """`bounded` for JSON input (`_wire`); a field validator of the wire bodies' fields."""
-    if not _wire(info):
+    """`bounded` for JSON input (`is_wire`); a field validator of the wire bodies' fields."""
+    if not is_wire(info):
         return value
     return bounded(value)
 

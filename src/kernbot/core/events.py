@@ -27,7 +27,8 @@ from kernbot.core.bounds import (
     Line,
     Revision,
     Time,
-    check_bounded,
+    bounded,
+    is_wire,
 )
 from kernbot.core.context import OomContext, SynContext
 
@@ -40,7 +41,7 @@ MAX_LINES = 400
 
 class _Model(BaseModel):
     """Every field that can carry a number, a string or a container is `Bounded` (or a bounded
-    string type of kernbot.core.bounds), so JSON input gets `check_bounded` on it; a field of a
+    string type of kernbot.core.bounds), so JSON input gets `bounded` on it; a field of a
     model type needs nothing (its own fields are checked). The check sits in the JSON branch of
     each field's schema, so the models the core builds in Python never call it."""
 
@@ -48,11 +49,11 @@ class _Model(BaseModel):
 
     @model_validator(mode="after")
     def _bounded_extra(self, info: ValidationInfo) -> _Model:
-        if info.mode != "json" or not self.__pydantic_extra__:
+        if not self.__pydantic_extra__ or not is_wire(info):
             return self
         for name, value in self.__pydantic_extra__.items():
             try:
-                check_bounded(value, info)
+                bounded(value)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return self
