@@ -228,7 +228,8 @@ HEADERS = [
     "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
     "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents"
     " oom_score_adj name",
-    "[  pid  ]   uid  rss  rss name",  # a column twice: the general path keeps the last
+    # a column twice: the general path keeps the last
+    "[  pid  ]   uid  tgid total_vm  rss  rss name",
 ]
 ROW_PIECES = [
     " ", "  ", "\t", "0", "7", "123", "-5", "+5", "1_0", "\u0661", "x", "name", "a b", "\r", "\n",

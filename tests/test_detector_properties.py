@@ -83,3 +83,13 @@ noise = st.sampled_from(
 def test_fast_path_equals_every_line(lines: list[str]) -> None:
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
     assert dump(detect_bytes(data)) == dump(detect_bytes(data, fast=False))
+
+
+def test_a_table_header_without_the_keyword_is_no_report_either_way() -> None:
+    """Found by `test_fast_path_equals_every_line`: a mangled table header (`uid gid total_vm`)
+    started a report when every line was fed, but the scan finds headers by `tgid total_vm` and
+    skipped it. Every kernel prints `tgid total_vm`, so the parser asks for it too."""
+    head = "[  pid  ]   uid{} total_vm      rss pgtables_bytes swapents oom_score_adj name"
+    for cols, found in ((" gid", 0), ("  tgid", 1)):
+        data = ("[   30.745824] " + head.format(cols)).encode()
+        assert len(detect_bytes(data)) == len(detect_bytes(data, fast=False)) == found

@@ -246,7 +246,10 @@ _COUNTER = re.compile(
 )
 _STATS = re.compile(r"^Memory cgroup stats for (?P<path>.*?):(?:\s|$)")
 _TASKS_STATE = re.compile(r"^Tasks state \(memory values in pages\):")
-_TABLE_HEADER = re.compile(r"^\[\s*pid\s*\]\s+(?P<cols>uid\s.*\bname)\s*$")
+_TABLE_HEADER = re.compile(r"^\[\s*pid\s*\]\s+(?P<cols>uid\s(?=.*tgid total_vm).*\bname)\s*$")
+"""Every kernel's task table header holds `tgid total_vm` (2.6 to 6.x), and so must one taken
+here: it is the keyword `kernbot.core.prefilter` finds a table header by, so a header without it
+would start a report when every line is fed and none when lines are skipped."""
 _OOM_KILL_HEAD = re.compile(
     r"^(?:constraint=(?P<constraint>[A-Z_]*))?(?:,?nodemask=(?P<nodemask>.*?))?"
     r"(?:,cpuset=(?P<cpuset>.*?))?(?:,mems_allowed=(?P<mems>.*?))?"
