@@ -132,9 +132,47 @@ def loop_template() -> list[str]:
     return out
 
 
+LOOP_VARIES = (
+    ("PID: 3923954 ", "PID: {trigger} "),
+    ("failcnt 83420", "failcnt {failcnt}"),
+    ("anon 31154200576", "anon {anon}"),
+    ("pgfault 61533557290", "pgfault {pgfault}"),
+    ("pgscan 314913254", "pgscan {pgscan}"),
+    ("pgsteal 199641295", "pgsteal {pgsteal}"),
+    (" 3195335 ", " {rss} "),
+    ("anon-rss:12625252kB", "anon-rss:{anon_rss}kB"),
+)
+"""What differs from one report of a real OOM loop to the next besides the victim's pid: the
+task that hit the limit, the failure count, memory.stat's counters, the victim's size. A loop
+of identical reports would let a cache of parsed lines look faster than it is on a real node."""
+
+
+def _loop_report(template: list[str], kill: int) -> list[str]:
+    wobble = kill % 89
+    values = {
+        "trigger": 5_000_000 + kill,
+        "failcnt": 83420 + kill,
+        "anon": 31154200576 - wobble * 4096,
+        "pgfault": 61533557290 + kill * 1013,
+        "pgscan": 314913254 + kill * 31,
+        "pgsteal": 199641295 + kill * 17,
+        "rss": 3195335 - wobble,
+        "anon_rss": 12625252 - wobble * 4,
+    }
+    out = []
+    for msg in template:
+        text = msg
+        for old, new in LOOP_VARIES:
+            if old in text:
+                text = text.replace(old, new.format(**values))
+        out.append(text.replace(LOOP_VICTIM, str(4_000_000 + kill)))
+    return out
+
+
 def write_oom_loop(path: Path, total: int) -> int:
     """A log of back-to-back memcg OOM reports (`[mono] msg`, indented continuations); returns
-    how many reports (kills) it holds. Each report has its own victim pid and a reaper line."""
+    how many reports (kills) it holds. Each report has its own victim pid, its own numbers
+    (`LOOP_VARIES`) and a reaper line."""
     template = loop_template()
     kills = 0
     usec = 1_000_000
@@ -143,13 +181,13 @@ def write_oom_loop(path: Path, total: int) -> int:
         while written < total:
             pid = str(4_000_000 + kills)
             batch = []
-            for msg in template:
+            for msg in _loop_report(template, kills):
                 if msg.startswith("\0"):
                     batch.append(" " * 15 + msg[1:] + "\n")
                     continue
                 usec += 37
                 stamp = f"[{usec // 1_000_000:5d}.{usec % 1_000_000:06d}] "
-                batch.append(stamp + msg.replace(LOOP_VICTIM, pid) + "\n")
+                batch.append(stamp + msg + "\n")
             usec += 40_000
             batch.append(
                 f"[{usec // 1_000_000:5d}.{usec % 1_000_000:06d}] oom_reaper: reaped process "
