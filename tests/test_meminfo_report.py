@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kernbot.core.oom.meminfo_report import (
     _ANCHORS,
+    _PREFIXES,
     _v2_lines,
     _v2_values,
     parse_report,
@@ -113,18 +114,19 @@ def test_the_shortcut_reads_what_the_general_path_reads() -> None:
     assert sum(parse_report([x]) == parse_report([]) for x in LINES) > len(LINES) // 2
 
 
-def test_every_anchor_starts_a_line_that_holds_numbers() -> None:
-    """Each first character the shortcut lets through is one some pattern needs (a slab cache
-    row follows, which only the slab header makes a number)."""
+def test_every_prefix_begins_a_line_that_holds_numbers() -> None:
+    """Each beginning the shortcut lets through is one some pattern needs (a slab cache row
+    follows, which only the slab header makes a number)."""
     empty = parse_report([])
-    for first in _ANCHORS:
+    assert {p[0] for p in _PREFIXES} == _ANCHORS
+    for prefix in _PREFIXES:
         held = [
             x
             for x in CRAFTED
-            if x.lstrip()[:1] == first
+            if x.startswith(prefix)
             and parse_report_reference([x, "kmalloc-64  12KB  16KB"]) != empty
         ]
-        assert held, first
+        assert held, prefix
 
 
 def test_v2_block_read_in_one_go_is_read_as_line_by_line() -> None:

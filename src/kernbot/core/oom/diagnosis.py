@@ -487,16 +487,21 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
     def size(t: Task) -> int:
         return (t.rss_kb or 0) + (t.swapents_kb or 0) + (t.pgtables_kb or 0)
 
-    row = next((t for t in ev.tasks if t.pid == v.pid), None)
-    if row is None:
-        return None
-    others = [
-        t
-        for t in ev.tasks
-        if t.pid != v.pid and (t.oom_score_adj or 0) > -1000 and (t.oom_score_adj or 0) < adj
-    ]
-    bigger = max(others, key=size, default=None)
-    if bigger is None or size(bigger) <= size(row):
+    # one pass: the victim's first row, and the first of the biggest tasks with a lower adj
+    # (not -1000) than the victim's
+    row: Task | None = None
+    bigger: Task | None = None
+    bigger_kb = 0
+    pid = v.pid
+    for t in ev.tasks:
+        if t.pid == pid:
+            if row is None:
+                row = t
+            continue
+        t_adj = t.oom_score_adj or 0
+        if -1000 < t_adj < adj and (bigger is None or size(t) > bigger_kb):
+            bigger, bigger_kb = t, size(t)
+    if row is None or bigger is None or bigger_kb <= size(row):
         return None
     return Finding(
         cause="adj_forced",

@@ -19,8 +19,8 @@ lines in bytes. Every number keeps the index of the line it came from, so a find
 from __future__ import annotations
 
 import re
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 
 from kernbot.core.oom.task_table import PAGE_KB
 
@@ -34,10 +34,26 @@ _PAGES_TOKEN = re.compile(r"(?<![\w(])([a-z_]+):(\d+)(?![\d\w])")
 _PAGES_HINT = re.compile(r"[a-z_]:\d")
 """What every `_PAGES_TOKEN` holds: a cheap search first spares register dumps (`RAX: …`) the
 lookbehind scan."""
-_ANCHORS = frozenset("mskMNDHFTU")
-"""First characters of the anchored patterns below (`memory`/`swap`/`kmem` counters, `Memory
-cgroup stats`, `Node`, the zones `DMA`/`Normal`/`HighMem`/`Movable`/`Device`, `Free`/`Total
-swap`, `Unreclaimable slab info`); the others start with a digit. Keep in step with them."""
+_PREFIXES = (
+    "memory",
+    "swap",
+    "kmem",
+    "Memory cgroup stats for ",
+    "Node ",
+    "DMA",
+    "Normal",
+    "HighMem",
+    "Movable",
+    "Device",
+    "Free swap",
+    "Total swap",
+    "Unreclaimable slab info",
+)
+"""How every anchored pattern below begins (the memory/swap/kmem counters, the stats header, the
+node, zone and free-list lines, the swap lines, the slab header); the others begin with a digit.
+Keep in step with them."""
+_ANCHORS = frozenset(p[0] for p in _PREFIXES)
+"""Their first characters: one set lookup before the prefixes are compared."""
 _COLON_DIGIT = re.compile(r":\d")
 """Part of every `_PAGES_HINT`: a search that starts from a literal runs ~10x faster on a long
 line (the `oom-kill:` line) than one that starts from a character class."""
@@ -169,29 +185,34 @@ def _clean(text: str) -> str:
 def parse_report(lines: list[str]) -> MemReport:
     """Every memory number in `lines`; unknown lines are skipped, nothing raises.
 
-    Every pattern but one is anchored, and each anchored one starts with a letter of
-    `_ANCHORS` or a digit (`memory: usage`, `Node 0 Normal free:`, `Free swap`...): a line
-    whose first visible character is none of these can only hold Mem-Info page counts
-    (`shmem:12`), and most lines of a report (stack frames, registers, task rows) hold none.
-    Such a line costs a strip and a few substring tests instead of the general path
-    (`_read_line`), which `parse_report_reference` runs on every line (tests compare them).
+    Every pattern but one is anchored, and each anchored one begins with one of `_PREFIXES`
+    or a digit (`memory: usage`, `Node 0 Normal free:`, `Free swap`...): a line that begins
+    otherwise can only hold Mem-Info page counts (`shmem:12`), and most lines of a report
+    (stack frames, registers, task rows) hold none. Such a line costs a strip and a few
+    substring tests instead of the general path (`_read_line`), which
+    `parse_report_reference` runs on every line (tests compare them).
     """
     rep = MemReport()
     in_slab = False
-    anchors = _ANCHORS
+    anchors, prefixes = _ANCHORS, _PREFIXES
     at = enumerate(lines)
     for i, raw in at:
         if not in_slab and "#01" not in raw:
-            first = raw.lstrip()[:1]
-            if first not in anchors and not first.isdecimal():
-                if (
+            head = raw.lstrip()
+            first = head[:1]
+            if (
+                not (first in anchors and head.startswith(prefixes))
+                and not first.isdecimal()
+                and (
                     ":" not in raw
                     or "kB" in raw
                     or "CPU" in raw
                     or _COLON_DIGIT.search(raw) is None
                     or _PAGES_HINT.search(raw) is None
-                ):
-                    continue  # no pattern can take it: see the docstring
+                    or _PAGES_TOKEN.search(raw) is None
+                )
+            ):
+                continue  # no pattern can take it: see the docstring
         in_slab, end = _read_line(rep, lines, i, in_slab)
         if end > i + 1:  # a cgroup v2 memory.stat block, read by `_read_line`
             next(islice(at, end - i - 2, None), None)
