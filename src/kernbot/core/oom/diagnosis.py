@@ -225,7 +225,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     return out
 
 
-def _task_kb(t: Task, ev: OomKillEvent) -> int:
+def _task_kb(t: Task) -> int:
     """A task's resident memory as the table printed it (anon + file + shmem pages mapped), the
     same measure for every task so the comparison is fair; file pages shared with others count
     in each, so a sum can pass the total."""
@@ -254,10 +254,10 @@ def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
 
 
 def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> list[Finding]:
-    top = max(ev.tasks, key=lambda t: _task_kb(t, ev), default=None)
+    top = max(ev.tasks, key=_task_kb, default=None)
     if top is None or not base:
         return []
-    kb = _task_kb(top, ev)
+    kb = _task_kb(top)
     top_share = kb / base
     if top_share >= MOST:
         return [
