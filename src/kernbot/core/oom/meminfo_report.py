@@ -197,7 +197,7 @@ def parse_report(lines: list[str]) -> MemReport:
     anchors, prefixes = _ANCHORS, _PREFIXES
     at = enumerate(lines)
     for i, raw in at:
-        if not in_slab and "#01" not in raw:
+        if not in_slab and ("#" not in raw or "#01" not in raw):  # memchr first
             head = raw.lstrip()
             first = head[:1]
             if (
