@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
 from kernbot.core.oom.meminfo_report import (
@@ -127,7 +127,7 @@ def _set(acc: Accounting, part: str, kb: int | None, *lines: int | None) -> None
     if None in lines:
         cited.extend(i for i in lines if i is not None)
     else:
-        cited.extend(lines)  # type: ignore[arg-type]  # no None among them
+        cited.extend(cast("tuple[int, ...]", lines))  # no None among them
 
 
 def _account_host(acc: Accounting, rep: MemReport) -> None:
