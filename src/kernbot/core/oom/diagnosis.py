@@ -225,7 +225,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     return out
 
 
-def _task_kb(t: Task, ev: OomKillEvent) -> int:
+def _task_kb(t: Task) -> int:
     """A task's resident memory as the table printed it (anon + file + shmem pages mapped), the
     same measure for every task so the comparison is fair; file pages shared with others count
     in each, so a sum can pass the total."""
@@ -254,10 +254,10 @@ def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
 
 
 def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> list[Finding]:
-    top = max(ev.tasks, key=lambda t: _task_kb(t, ev), default=None)
+    top = max(ev.tasks, key=_task_kb, default=None)
     if top is None or not base:
         return []
-    kb = _task_kb(top, ev)
+    kb = _task_kb(top)
     top_share = kb / base
     if top_share >= MOST:
         return [
@@ -487,16 +487,21 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
     def size(t: Task) -> int:
         return (t.rss_kb or 0) + (t.swapents_kb or 0) + (t.pgtables_kb or 0)
 
-    row = next((t for t in ev.tasks if t.pid == v.pid), None)
-    if row is None:
-        return None
-    others = [
-        t
-        for t in ev.tasks
-        if t.pid != v.pid and (t.oom_score_adj or 0) > -1000 and (t.oom_score_adj or 0) < adj
-    ]
-    bigger = max(others, key=size, default=None)
-    if bigger is None or size(bigger) <= size(row):
+    # one pass: the victim's first row, and the first of the biggest tasks with a lower adj
+    # (not -1000) than the victim's
+    row: Task | None = None
+    bigger: Task | None = None
+    bigger_kb = 0
+    pid = v.pid
+    for t in ev.tasks:
+        if t.pid == pid:
+            if row is None:
+                row = t
+            continue
+        t_adj = t.oom_score_adj or 0
+        if -1000 < t_adj < adj and (bigger is None or size(t) > bigger_kb):
+            bigger, bigger_kb = t, size(t)
+    if row is None or bigger is None or bigger_kb <= size(row):
         return None
     return Finding(
         cause="adj_forced",
