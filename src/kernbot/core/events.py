@@ -6,7 +6,7 @@ older bot accepts a newer agent's events. Everything here is plain data; no I/O.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -57,6 +57,29 @@ class _Model(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return self
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M:
+    """`cls(**fields)` without running validation: for values that Python-mode validation
+    keeps exactly as they are, in a model without private attributes or `model_post_init`
+    (what `model_construct` does, minus its Python loop over every field and its defaults).
+
+    `fields` must hold every field, in order, each already what validation would give (an
+    `int` for an int field, a comm cut by `clip_comm`, a fresh list, a model instance), and is
+    kept as the model's `__dict__`; `fields_set` is what `model_fields_set` answers. The OOM
+    event build uses it for the dozen task rows of each event (`kernbot.core.oom.event`);
+    `tests/test_oom_build.py` compares every such model with a validated one."""
+    model = _new(cls)
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", fields_set)
+    _set(model, "__pydantic_extra__", {})
+    _set(model, "__pydantic_private__", None)
+    return model
 
 
 class Trigger(_Model):

@@ -20,9 +20,9 @@ events keep their shape):
 
 from __future__ import annotations
 
-from pydantic import TypeAdapter
+from typing import Any
 
-from kernbot.core.bounds import KMSG_RECORD_MAX, clip
+from kernbot.core.bounds import KMSG_RECORD_MAX, clip, clip_comm
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
@@ -33,12 +33,13 @@ from kernbot.core.events import (
     Reaper,
     Task,
     Trigger,
+    validated,
 )
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import kernel_era, normalised_3x, root_bonus_era
 from kernbot.core.oom.report_state import ReportState
 from kernbot.core.oom.score import oom_score
-from kernbot.core.oom.task_table import PAGE_KB
+from kernbot.core.oom.task_table import PAGE_KB, TaskRow
 from kernbot.core.oom.victim import killed_victim, victim
 
 
@@ -84,21 +85,31 @@ def _header_adj(h: ol.Header | None) -> int | None:
     return h.oom_score_adj if h.oom_score_adj is not None else h.oom_adj
 
 
-_TASKS: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
-"""A report's task rows validated into `Task`s in one call: a `Task(**row)` per row cost ~1.6x
-(the dozen rows of a typical report: ~18 us against ~11 us)."""
+_TASK_FIELDS = frozenset(Task.model_fields)
+SCORED_ROWS = 4096
+"""Task rows whose `Task` fields are kept per scoring scale (`_scored_tasks`): in an OOM loop
+the tasks that are not the victim print the very same row, read into the very same `TaskRow`
+(`task_table.SEEN_ROWS`), report after report."""
+_SCORED: dict[tuple[str | None, int | None, bool, bool], dict[TaskRow, dict[str, Any]]] = {}
+"""(era, totalpages, root bonus era, normalised 3.x) -> row -> the row's `Task` fields."""
 
 
-def _scored_tasks(
-    r: ReportState, era: str | None, totalpages: int | None, memcg_oom: bool
-) -> list[Task]:
-    # CAP_SYS_ADMIN is not in the report; containers (memcg OOMs) rarely hold it, root hosts do.
-    bonus_era = root_bonus_era(r) and not memcg_oom
-    norm = normalised_3x(r)
-    rows: list[dict[str, object]] = []
-    for t in r.tasks:
-        row: dict[str, object] = t._asdict()  # a TaskRow holds Task's other fields
-        row["oom_score"] = oom_score(
+def _task_fields(
+    t: TaskRow, era: str | None, totalpages: int | None, bonus_era: bool, norm: bool
+) -> dict[str, Any]:
+    """What validating the row's dict with its score into a `Task` keeps: Task's fields in
+    order, the name cut as `Comm` cuts it (every other value an int or None already)."""
+    return {
+        "pid": t.pid,
+        "uid": t.uid,
+        "tgid": t.tgid,
+        "total_vm_kb": t.total_vm_kb,
+        "rss_kb": t.rss_kb,
+        "pgtables_kb": t.pgtables_kb,
+        "swapents_kb": t.swapents_kb,
+        "oom_score_adj": t.oom_score_adj,
+        "name": clip_comm(t.name),
+        "oom_score": oom_score(
             era=era,
             rss_kb=t.rss_kb or 0,
             swapents_kb=t.swapents_kb or 0,
@@ -107,9 +118,35 @@ def _scored_tasks(
             totalpages=totalpages,
             root_bonus=bonus_era and t.uid == 0,
             normalised_3x=norm,
-        )
-        rows.append(row)
-    return _TASKS.validate_python(rows)
+        ),
+    }
+
+
+def _scored_tasks(
+    r: ReportState, era: str | None, totalpages: int | None, memcg_oom: bool
+) -> list[Task]:
+    """The report's task rows as `Task`s with their scores. A row's fields depend on the row
+    and the report's scale only, so they are kept (`_SCORED`) and each event gets its own
+    `Task`s made from a copy (`events.validated`: a validated `Task` per row was ~1 us, a
+    score ~1.5 us, a dozen per report)."""
+    # CAP_SYS_ADMIN is not in the report; containers (memcg OOMs) rarely hold it, root hosts do.
+    bonus_era = root_bonus_era(r) and not memcg_oom
+    norm = normalised_3x(r)
+    scale = (era, totalpages, bonus_era, norm)
+    known = _SCORED.get(scale)
+    if known is None:
+        if len(_SCORED) >= 8:
+            _SCORED.clear()
+        known = _SCORED[scale] = {}
+    tasks: list[Task] = []
+    for t in r.tasks:
+        fields = known.get(t)
+        if fields is None:
+            if len(known) >= SCORED_ROWS:
+                known.clear()
+            fields = known[t] = _task_fields(t, era, totalpages, bonus_era, norm)
+        tasks.append(validated(Task, fields.copy(), set(_TASK_FIELDS)))
+    return tasks
 
 
 def _trigger(r: ReportState) -> Trigger:
