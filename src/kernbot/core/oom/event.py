@@ -26,6 +26,7 @@ from kernbot.core.bounds import KMSG_RECORD_MAX, clip, clip_comm
 from kernbot.core.cgroup_identity import identify, identify_container
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
+    ContainerOwner,
     Memcg,
     MemInfo,
     OomKillEvent,
@@ -203,14 +204,6 @@ def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
     )
 
 
-def _add_corner_cases(event: OomKillEvent, r: ReportState) -> None:
-    event.exiting_victims = [ProcessRef(pid=x.pid, comm=x.comm) for x in r.exiting]
-    if r.mm_pinned is not None:
-        event.mm_pinned_by = ProcessRef(pid=r.mm_pinned.by_pid, comm=r.mm_pinned.by_comm)
-    event.sysrq = r.is_sysrq()
-    event.sysrq_ignored = r.sysrq_ignored
-
-
 def _kill_line_only(r: ReportState) -> bool:
     """Nothing of the report but its kill line (and follow-ups): the report was not printed."""
     return (
@@ -243,11 +236,24 @@ def _wire_lines(lines: list[str]) -> list[str]:
     return lines
 
 
+def _container(task_path: str | None, oom_path: str | None) -> ContainerOwner | None:
+    """The owner of the first of the paths that names one, when it is not a Kubernetes pod."""
+    for path in (task_path, oom_path):
+        if path and (owner := identify_container(path)):
+            return owner.owner()
+    return None
+
+
 def build_event(
-    r: ReportState, *, host: str | None, boot_id: str | None, lines: int | None = None
+    r: ReportState,
+    *,
+    host: str | None,
+    boot_id: str | None,
+    lines: int | None = None,
+    revision: int = 0,
 ) -> OomKillEvent:
     """The event for a report as far as it has been read (its first `lines` lines kept, when
-    given: a revision built after more lines were absorbed)."""
+    given: a revision built after more lines were absorbed), with `revision` set when not 0."""
     first = r.first
     boot = boot_id or first.boot_id
     era = kernel_era(r)
@@ -268,7 +274,15 @@ def build_event(
     for path in (task_path, oom_path):
         if path and (kube := identify(path)):
             break
-    event = OomKillEvent(
+    pinned = r.mm_pinned
+    extra: dict[str, Any] = {}
+    if revision:
+        extra["revision"] = revision
+    if pinned is not None:
+        extra["mm_pinned_by"] = ProcessRef(pid=pinned.by_pid, comm=pinned.by_comm)
+    if kube is None and (container := _container(task_path, oom_path)) is not None:
+        extra["container"] = container
+    return OomKillEvent(
         id=report_event_id(r, host, boot_id),
         time=first.wall.isoformat() if first.wall else None,
         mono_usec=first.mono_usec,
@@ -293,13 +307,10 @@ def build_event(
         report_suppressed=r.killed is not None and _kill_line_only(r),
         totalpages=totalpages,
         kernel_era=era,
+        lines_omitted=r.lines_omitted,
+        group_path=r.group_path,
+        exiting_victims=[ProcessRef(pid=x.pid, comm=x.comm) for x in r.exiting],
+        sysrq=r.is_sysrq(),
+        sysrq_ignored=r.sysrq_ignored,
+        **extra,
     )
-    event.lines_omitted = r.lines_omitted
-    event.group_path = r.group_path
-    _add_corner_cases(event, r)
-    if kube is None:
-        for path in (task_path, oom_path):
-            if path and (owner := identify_container(path)):
-                event.container = owner.owner()
-                break
-    return event

@@ -71,10 +71,13 @@ class DeferredOomEvent(Deferred):
         self._boot_id = boot_id
 
     def build(self) -> Event:
-        event = build_event(self._state, host=self._host, boot_id=self._boot_id, lines=self._lines)
-        if self.revision:
-            event.revision = self.revision
-        return event
+        return build_event(
+            self._state,
+            host=self._host,
+            boot_id=self._boot_id,
+            lines=self._lines,
+            revision=self.revision,
+        )
 
 
 class OomAssembler:
@@ -281,9 +284,7 @@ class OomAssembler:
                 r.last_id = report_event_id(r, self._host, self._boot_id)
             sink.append(DeferredOomEvent(r, revision, self._host, self._boot_id))
             return []
-        event = build_event(r, host=self._host, boot_id=self._boot_id)
-        if revision:
-            event.revision = revision
+        event = build_event(r, host=self._host, boot_id=self._boot_id, revision=revision)
         r.last_id = event.id
         if sink is not None:
             sink.append(event)

@@ -8,7 +8,6 @@ what earlier ones left empty.
 
 from __future__ import annotations
 
-from kernbot.core.bounds import clip_comm
 from kernbot.core.events import Task, Victim
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import normalised_3x
@@ -38,50 +37,73 @@ def pgtables_fixed(killed: ol.Killed, row: Task | None) -> tuple[int | None, boo
 def victim(
     r: ReportState, era: str | None, totalpages: int | None, rows: dict[int, Task]
 ) -> Victim:
-    """The main victim: from the kill line, else `Kill process`, reaper or `oom-kill:` line."""
-    v = Victim()
+    """The main victim: from the kill line, else `Kill process`, reaper or `oom-kill:` line.
+
+    Each field is worked out first and the `Victim` made once (a `Victim()` then a dozen
+    assignments, each through pydantic's `__setattr__`, cost 2-3x)."""
+    pid: int | None = None
+    comm: str | None = None
+    uid: int | None = None
+    total_vm: int | None = None
+    anon: int | None = None
+    file: int | None = None
+    shmem: int | None = None
+    adj: int | None = None
+    pgtables: int | None = None
+    printed: int | None = None
+    score: int | None = None
+    labelled = False
     k, kp, ok, rp = r.killed, r.kill_process, r.oom_kill, r.reaper
     if k is not None:
-        v.pid, v.comm, v.uid = k.pid, k.comm, k.uid
-        v.total_vm_kb, v.anon_rss_kb = k.total_vm_kb, k.anon_rss_kb
-        v.file_rss_kb, v.shmem_rss_kb = k.file_rss_kb, k.shmem_rss_kb
-        v.oom_score_adj = k.oom_score_adj
-        v.pgtables_kb, v.pgtables_bytes_labelled_kb = pgtables_fixed(k, rows.get(k.pid))
+        pid, comm, uid = k.pid, k.comm, k.uid
+        total_vm, anon, file, shmem = k.total_vm_kb, k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb
+        adj = k.oom_score_adj
+        pgtables, labelled = pgtables_fixed(k, rows.get(k.pid))
     elif kp is not None:
-        v.pid, v.comm = kp.pid, kp.comm
+        pid, comm = kp.pid, kp.comm
     elif rp is not None:
-        v.pid, v.comm = rp.pid, rp.comm
+        pid, comm = rp.pid, rp.comm
     elif ok is not None and ok.pid is not None:
-        v.pid, v.comm = ok.pid, ok.task
-    if v.comm is not None:
-        v.comm = clip_comm(v.comm)  # set by assignment: not validated (`bounds.clip_comm`)
-    if ok is not None and ok.pid == v.pid and v.uid is None:
-        v.uid = ok.uid
-    if kp is not None and kp.score is not None and kp.pid == v.pid:
+        pid, comm = ok.pid, ok.task
+    if ok is not None and ok.pid == pid and uid is None:
+        uid = ok.uid
+    if kp is not None and kp.score is not None and kp.pid == pid:
         # `Kill process P … score N or sacrifice child` then `Killed process C`: N is P's score.
-        v.printed_score = kp.score
-    row = rows.get(v.pid) if v.pid is not None else None
+        printed = kp.score
+    row = rows.get(pid) if pid is not None else None
     if row is not None:
-        if v.uid is None:
-            v.uid = row.uid
-        if v.oom_score_adj is None:
-            v.oom_score_adj = row.oom_score_adj
-        if v.comm is None:
-            v.comm = row.name
-        if v.pgtables_kb is None:
-            v.pgtables_kb = row.pgtables_kb
-        v.oom_score = row.oom_score
-    elif v.pid is not None and v.anon_rss_kb is not None:
-        rss = (v.anon_rss_kb or 0) + (v.file_rss_kb or 0) + (v.shmem_rss_kb or 0)
-        v.oom_score = oom_score(
+        if uid is None:
+            uid = row.uid
+        if adj is None:
+            adj = row.oom_score_adj
+        if comm is None:
+            comm = row.name
+        if pgtables is None:
+            pgtables = row.pgtables_kb
+        score = row.oom_score
+    elif pid is not None and anon is not None:
+        score = oom_score(
             era=era,
-            rss_kb=rss,
-            pgtables_kb=v.pgtables_kb or 0,
-            oom_score_adj=v.oom_score_adj or 0,
+            rss_kb=anon + (file or 0) + (shmem or 0),
+            pgtables_kb=pgtables or 0,
+            oom_score_adj=adj or 0,
             totalpages=totalpages,
             normalised_3x=normalised_3x(r),
         )
-    return v
+    return Victim(  # `comm` is cut to what the wire takes by its type (`bounds.clip_comm`)
+        pid=pid,
+        comm=comm,
+        uid=uid,
+        total_vm_kb=total_vm,
+        anon_rss_kb=anon,
+        file_rss_kb=file,
+        shmem_rss_kb=shmem,
+        pgtables_kb=pgtables,
+        oom_score_adj=adj,
+        oom_score=score,
+        printed_score=printed,
+        pgtables_bytes_labelled_kb=labelled,
+    )
 
 
 def killed_victim(k: ol.Killed) -> Victim:
