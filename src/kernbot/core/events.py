@@ -72,8 +72,9 @@ def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M
     `fields` must hold every field, in order, each already what validation would give (an
     `int` for an int field, a comm cut by `clip_comm`, a fresh list, a model instance), and is
     kept as the model's `__dict__`; `fields_set` is what `model_fields_set` answers. The OOM
-    event build uses it for the dozen task rows of each event (`kernbot.core.oom.event`);
-    `tests/test_oom_build.py` compares every such model with a validated one."""
+    event build makes its event, victim, trigger, memcg, reaper and dozen task rows so, from
+    values the report's parser typed (`kernbot.core.oom.event`: validating them was half of
+    building the event); `tests/test_oom_build.py` compares each with a validated one."""
     model = _new(cls)
     _set(model, "__dict__", fields)
     _set(model, "__pydantic_fields_set__", fields_set)

@@ -24,8 +24,11 @@ from typing import Any
 
 from kernbot.core.bounds import KMSG_RECORD_MAX, clip, clip_comm
 from kernbot.core.cgroup_identity import identify, identify_container
+from kernbot.core.context import OomContext
 from kernbot.core.event_id import stable_event_id
 from kernbot.core.events import (
+    MAX_LINES,
+    WIRE_VERSION,
     ContainerOwner,
     Memcg,
     MemInfo,
@@ -150,34 +153,41 @@ def _scored_tasks(
     return tasks
 
 
+_TRIGGER_FIELDS = frozenset(Trigger.model_fields)
+_MEMCG_FIELDS = frozenset(Memcg.model_fields)
+_REAPER_FIELDS = frozenset(Reaper.model_fields)
+
+
 def _trigger(r: ReportState) -> Trigger:
-    h = r.header
-    return Trigger(
-        comm=h.comm if h else (r.stack.comm if r.stack else None),
-        pid=r.stack.pid if r.stack else None,
-        gfp_mask=h.gfp_mask if h else None,
-        order=h.order if h else None,
-        oom_score_adj=_header_adj(h),
-    )
+    h, stack = r.header, r.stack
+    comm = h.comm if h else (stack.comm if stack else None)
+    fields = {
+        "comm": clip_comm(comm) if comm is not None else None,
+        "pid": stack.pid if stack else None,
+        "gfp_mask": h.gfp_mask if h else None,
+        "order": h.order if h else None,
+        "oom_score_adj": _header_adj(h),
+    }
+    return validated(Trigger, fields, set(_TRIGGER_FIELDS))
 
 
 def _memcg(r: ReportState, oom_path: str | None, task_path: str | None) -> Memcg:
     mem = r.counters.get("memory")
     swap = r.counters.get("swap")
     memsw = r.counters.get("memory+swap")
-    memcg = Memcg(
-        oom_path=oom_path,
-        task_path=task_path,
-        usage_kb=mem.usage_kb if mem else None,
-        limit_kb=mem.limit_kb if mem else None,
-        failcnt=mem.failcnt if mem else None,
-        swap_usage_kb=swap.usage_kb if swap else None,
-        swap_limit_kb=swap.limit_kb if swap else None,
-        memsw_usage_kb=memsw.usage_kb if memsw else None,
-        memsw_limit_kb=memsw.limit_kb if memsw else None,
-        memsw_failcnt=memsw.failcnt if memsw else None,
-    )
-    return memcg
+    fields = {
+        "oom_path": oom_path,
+        "task_path": task_path,
+        "usage_kb": mem.usage_kb if mem else None,
+        "limit_kb": mem.limit_kb if mem else None,
+        "failcnt": mem.failcnt if mem else None,
+        "swap_usage_kb": swap.usage_kb if swap else None,
+        "swap_limit_kb": swap.limit_kb if swap else None,
+        "memsw_usage_kb": memsw.usage_kb if memsw else None,
+        "memsw_limit_kb": memsw.limit_kb if memsw else None,
+        "memsw_failcnt": memsw.failcnt if memsw else None,
+    }
+    return validated(Memcg, fields, set(_MEMCG_FIELDS))
 
 
 def _meminfo(r: ReportState) -> MemInfo:
@@ -194,14 +204,15 @@ def _meminfo(r: ReportState) -> MemInfo:
 def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
     if rp is None:
         return None
-    return Reaper(
-        pid=rp.pid,
-        comm=rp.comm,
-        reaped=rp.reaped,
-        anon_rss_kb=rp.anon_rss_kb,
-        file_rss_kb=rp.file_rss_kb,
-        shmem_rss_kb=rp.shmem_rss_kb,
-    )
+    fields = {
+        "pid": rp.pid,
+        "comm": clip_comm(rp.comm),
+        "reaped": rp.reaped,
+        "anon_rss_kb": rp.anon_rss_kb,
+        "file_rss_kb": rp.file_rss_kb,
+        "shmem_rss_kb": rp.shmem_rss_kb,
+    }
+    return validated(Reaper, fields, set(_REAPER_FIELDS))
 
 
 def _kill_line_only(r: ReportState) -> bool:
@@ -253,7 +264,12 @@ def build_event(
     revision: int = 0,
 ) -> OomKillEvent:
     """The event for a report as far as it has been read (its first `lines` lines kept, when
-    given: a revision built after more lines were absorbed), with `revision` set when not 0."""
+    given: a revision built after more lines were absorbed), with `revision` set when not 0.
+
+    Made as validation would make it from these values (`events.validated`): each is typed by
+    the report's parser (ints, bools, strs, models made here), the comms cut by `clip_comm` as
+    their `Comm` type does, the lists fresh; what validation refuses (more than MAX_LINES
+    lines) goes through the constructor and is refused as before."""
     first = r.first
     boot = boot_id or first.boot_id
     era = kernel_era(r)
@@ -275,42 +291,100 @@ def build_event(
         if path and (kube := identify(path)):
             break
     pinned = r.mm_pinned
-    extra: dict[str, Any] = {}
+    container = None if kube is not None else _container(task_path, oom_path)
+    wire_lines = _wire_lines(r.lines[:lines] if lines is not None else list(r.lines))
+    fields: dict[str, Any] = {
+        "version": WIRE_VERSION,
+        "id": report_event_id(r, host, boot_id),
+        "revision": revision,
+        "time": first.wall.isoformat() if first.wall else None,
+        "mono_usec": first.mono_usec,
+        "host": host or first.host,
+        "boot_id": boot,
+        "seq": first.seq,
+        "lines": wire_lines,
+        "advice": [],
+        "history": False,
+        "test": False,
+        "kind": "oom_kill",
+        "constraint": constraint,
+        "global_oom": global_oom,
+        "trigger": _trigger(r),
+        "victim": victim(r, era, totalpages, rows),
+        "memcg": _memcg(r, oom_path, task_path) if memcg_oom or task_path is not None else None,
+        "kubernetes": kube,
+        "meminfo": _meminfo(r) if not memcg_oom and (r.meminfo or r.managed_kb) else None,
+        "tasks": tasks,
+        "reaper": _reaper(r.reaper),
+        "panic": r.panic is not None,
+        "group_kill": r.group_path is not None,
+        "group_victims": [killed_victim(k) for k in r.group_victims],
+        "complete": r.killed is not None,
+        "totalpages": totalpages,
+        "kernel_era": era,
+        "missing_from_log": False,
+        "exiting_victims": [ProcessRef(pid=x.pid, comm=x.comm) for x in r.exiting],
+        "mm_pinned_by": (
+            None if pinned is None else ProcessRef(pid=pinned.by_pid, comm=pinned.by_comm)
+        ),
+        "sysrq": r.is_sysrq(),
+        "sysrq_ignored": r.sysrq_ignored,
+        "lines_omitted": r.lines_omitted,
+        "group_path": r.group_path,
+        "container": container,
+        "diagnosis": [],
+        "diagnosis_gaps": [],
+        "accounting": None,
+        "context": OomContext(),
+        "risk_id": None,
+        "risk_started": None,
+        "killed": r.killed is not None or bool(r.group_victims) or r.reaper is not None,
+        "report_suppressed": r.killed is not None and _kill_line_only(r),
+    }
+    given = set(_EVENT_GIVEN)
     if revision:
-        extra["revision"] = revision
+        given.add("revision")
     if pinned is not None:
-        extra["mm_pinned_by"] = ProcessRef(pid=pinned.by_pid, comm=pinned.by_comm)
-    if kube is None and (container := _container(task_path, oom_path)) is not None:
-        extra["container"] = container
-    return OomKillEvent(
-        id=report_event_id(r, host, boot_id),
-        time=first.wall.isoformat() if first.wall else None,
-        mono_usec=first.mono_usec,
-        host=host or first.host,
-        boot_id=boot,
-        seq=first.seq,
-        lines=_wire_lines(r.lines[:lines] if lines is not None else list(r.lines)),
-        constraint=constraint,
-        global_oom=global_oom,
-        trigger=_trigger(r),
-        victim=victim(r, era, totalpages, rows),
-        memcg=_memcg(r, oom_path, task_path) if memcg_oom or task_path is not None else None,
-        kubernetes=kube,
-        meminfo=_meminfo(r) if not memcg_oom and (r.meminfo or r.managed_kb) else None,
-        tasks=tasks,
-        reaper=_reaper(r.reaper),
-        panic=r.panic is not None,
-        group_kill=r.group_path is not None,
-        group_victims=[killed_victim(k) for k in r.group_victims],
-        complete=r.killed is not None,
-        killed=r.killed is not None or bool(r.group_victims) or r.reaper is not None,
-        report_suppressed=r.killed is not None and _kill_line_only(r),
-        totalpages=totalpages,
-        kernel_era=era,
-        lines_omitted=r.lines_omitted,
-        group_path=r.group_path,
-        exiting_victims=[ProcessRef(pid=x.pid, comm=x.comm) for x in r.exiting],
-        sysrq=r.is_sysrq(),
-        sysrq_ignored=r.sysrq_ignored,
-        **extra,
+        given.add("mm_pinned_by")
+    if container is not None:
+        given.add("container")
+    if len(wire_lines) > MAX_LINES or revision < 0:  # what validation refuses: refused as before
+        return OomKillEvent(**{name: fields[name] for name in given})
+    return validated(OomKillEvent, fields, given)
+
+
+_EVENT_GIVEN = frozenset(
+    (
+        "id",
+        "time",
+        "mono_usec",
+        "host",
+        "boot_id",
+        "seq",
+        "lines",
+        "constraint",
+        "global_oom",
+        "trigger",
+        "victim",
+        "memcg",
+        "kubernetes",
+        "meminfo",
+        "tasks",
+        "reaper",
+        "panic",
+        "group_kill",
+        "group_victims",
+        "complete",
+        "killed",
+        "report_suppressed",
+        "totalpages",
+        "kernel_era",
+        "lines_omitted",
+        "group_path",
+        "exiting_victims",
+        "sysrq",
+        "sysrq_ignored",
     )
+)
+"""The fields `build_event` always sets (`model_fields_set`); `revision`, `mm_pinned_by` and
+`container` too when they are not the default."""

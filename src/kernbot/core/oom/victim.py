@@ -8,11 +8,14 @@ what earlier ones left empty.
 
 from __future__ import annotations
 
-from kernbot.core.events import Task, Victim
+from kernbot.core.bounds import clip_comm
+from kernbot.core.events import Task, Victim, validated
 from kernbot.core.oom import lines as ol
 from kernbot.core.oom.era import normalised_3x
 from kernbot.core.oom.report_state import ReportState
 from kernbot.core.oom.score import oom_score
+
+_VICTIM_FIELDS = frozenset(Victim.model_fields)
 
 
 def pgtables_fixed(killed: ol.Killed, row: Task | None) -> tuple[int | None, bool]:
@@ -39,8 +42,9 @@ def victim(
 ) -> Victim:
     """The main victim: from the kill line, else `Kill process`, reaper or `oom-kill:` line.
 
-    Each field is worked out first and the `Victim` made once (a `Victim()` then a dozen
-    assignments, each through pydantic's `__setattr__`, cost 2-3x)."""
+    Each field is worked out first and the `Victim` made once, as validation would make it
+    (`events.validated`; a `Victim()` then a dozen assignments, each through pydantic's
+    `__setattr__`, cost ~3 us)."""
     pid: int | None = None
     comm: str | None = None
     uid: int | None = None
@@ -90,20 +94,21 @@ def victim(
             totalpages=totalpages,
             normalised_3x=normalised_3x(r),
         )
-    return Victim(  # `comm` is cut to what the wire takes by its type (`bounds.clip_comm`)
-        pid=pid,
-        comm=comm,
-        uid=uid,
-        total_vm_kb=total_vm,
-        anon_rss_kb=anon,
-        file_rss_kb=file,
-        shmem_rss_kb=shmem,
-        pgtables_kb=pgtables,
-        oom_score_adj=adj,
-        oom_score=score,
-        printed_score=printed,
-        pgtables_bytes_labelled_kb=labelled,
-    )
+    fields = {
+        "pid": pid,
+        "comm": clip_comm(comm) if comm is not None else None,  # what its `Comm` type does
+        "uid": uid,
+        "total_vm_kb": total_vm,
+        "anon_rss_kb": anon,
+        "file_rss_kb": file,
+        "shmem_rss_kb": shmem,
+        "pgtables_kb": pgtables,
+        "oom_score_adj": adj,
+        "oom_score": score,
+        "printed_score": printed,
+        "pgtables_bytes_labelled_kb": labelled,
+    }
+    return validated(Victim, fields, set(_VICTIM_FIELDS))
 
 
 def killed_victim(k: ol.Killed) -> Victim:
