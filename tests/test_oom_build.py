@@ -176,3 +176,27 @@ def test_validated_is_what_validation_gives() -> None:
     assert made.model_fields_set == Task(**fields).model_fields_set
     made.name = "x"  # an ordinary model afterwards
     assert made.model_dump()["name"] == "x"
+
+
+def events_of(path: Path) -> list[OomKillEvent]:
+    asm = OomAssembler()
+    return [e for rec in read_lines(path.read_text().splitlines()) for e in asm.feed(rec)] + (
+        asm.flush()
+    )
+
+
+def test_a_pods_names_filled_in_on_one_event_stay_off_the_next() -> None:
+    """The cgroup owners are kept per path (`event._owners`); each event gets its own copy,
+    since the agent fills a pod's names in on the event it ships."""
+    k8s = FIXTURES / "corpus" / "oom-rhel8-4.18.0-147-k8s-systemd-docker-cgv1-memcg.txt"
+    a, b = (next(e for e in events_of(k8s) if e.kubernetes is not None) for _ in "ab")
+    assert a.kubernetes is not None and b.kubernetes is not None
+    assert a.kubernetes is not b.kubernetes
+    assert a.kubernetes == b.kubernetes
+    a.kubernetes.namespace = "changed"
+    assert b.kubernetes.namespace is None
+    lxc = FIXTURES / "corpus" / "oom-proxmox-5.15-cgv2-lxc-docker-memcg.txt"
+    c, d = (next(e for e in events_of(lxc) if e.container is not None) for _ in "ab")
+    assert c.container is not None and d.container is not None
+    assert c.container is not d.container
+    assert c.container == d.container

@@ -20,7 +20,10 @@ events keep their shape):
 
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from kernbot.core.bounds import KMSG_RECORD_MAX, clip, clip_comm
 from kernbot.core.cgroup_identity import identify, identify_container
@@ -30,6 +33,7 @@ from kernbot.core.events import (
     MAX_LINES,
     WIRE_VERSION,
     ContainerOwner,
+    Kubernetes,
     Memcg,
     MemInfo,
     OomKillEvent,
@@ -247,12 +251,32 @@ def _wire_lines(lines: list[str]) -> list[str]:
     return lines
 
 
-def _container(task_path: str | None, oom_path: str | None) -> ContainerOwner | None:
-    """The owner of the first of the paths that names one, when it is not a Kubernetes pod."""
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@lru_cache(maxsize=64)
+def _owners(
+    task_path: str | None, oom_path: str | None
+) -> tuple[Kubernetes | None, ContainerOwner | None]:
+    """Who owns the report's cgroups: the pod of the first path that names one, else the other
+    owner (container, LXC guest, unit) of the first that names one. The same for every kill of a
+    cgroup in an OOM loop, so kept; the callers take copies (`_copy`): the agent fills a pod's
+    names in on its event's `kubernetes`."""
+    kube = None
+    for path in (task_path, oom_path):
+        if path and (kube := identify(path)):
+            return kube, None
     for path in (task_path, oom_path):
         if path and (owner := identify_container(path)):
-            return owner.owner()
-    return None
+            return None, owner.owner()
+    return None, None
+
+
+def _copy(model: _M | None) -> _M | None:
+    """A model of `_owners` copied (its values are strings and None)."""
+    if model is None:
+        return None
+    return validated(type(model), dict(model.__dict__), set(model.model_fields_set))
 
 
 def build_event(
@@ -286,12 +310,9 @@ def build_event(
     global_oom = (ok.global_oom if ok else False) or (
         not memcg_oom and ("start" in r.meminfo_flags or r.managed_kb > 0)
     )
-    kube = None
-    for path in (task_path, oom_path):
-        if path and (kube := identify(path)):
-            break
+    kube, container = _owners(task_path, oom_path)
+    kube, container = _copy(kube), _copy(container)
     pinned = r.mm_pinned
-    container = None if kube is not None else _container(task_path, oom_path)
     wire_lines = _wire_lines(r.lines[:lines] if lines is not None else list(r.lines))
     fields: dict[str, Any] = {
         "version": WIRE_VERSION,
