@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernbot.core.events import OomKillEvent
+from kernbot.core.oom import lines as lines_mod
 from kernbot.core.oom.lines import parse_any, parse_line
 from kernbot.core.oom.report import OomAssembler
 from kernbot.core.record import Record
@@ -115,6 +116,30 @@ def test_the_first_character_test_on_every_corpus_line() -> None:
     for line in [*CORPUS_LINES, *PLAIN_LINES]:
         for text in (line, line.lstrip(), " " + line, "x" + line, "[" + line, "[ 1] " + line):
             assert parse_line(text) == (parse_any(text) if text else None), text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(CORPUS_LINES + PLAIN_LINES + SEED_LINES), max_size=300))
+def test_lines_seen_before_read_as_the_first_time(lines: list[str]) -> None:
+    """`parse_line` remembers what it read from a line (`lines._SEEN`): the same text read
+    again, and again after the memory was emptied (`SEEN_LINES`), gives an equal result, the
+    very object for a text seen, and what the parsers give."""
+    for text in lines + lines[::-1]:
+        found = parse_line(text)
+        assert found == (parse_any(text) if text else None), text
+        if found is not None:
+            assert parse_line(text) is found
+    lines_mod._SEEN.clear()
+    for text in lines:
+        assert parse_line(text) == (parse_any(text) if text else None), text
+
+
+def test_the_memory_of_lines_stays_bounded() -> None:
+    for n in range(lines_mod.SEEN_LINES * 2 + 10):
+        parse_line(f"memory: usage {n}kB, limit 1kB, failcnt {n}")
+        assert len(lines_mod._SEEN) <= lines_mod.SEEN_LINES
+    counter = parse_line("memory: usage 7kB, limit 9kB, failcnt 3")
+    assert counter == parse_any("memory: usage 7kB, limit 9kB, failcnt 3")
 
 
 def test_a_garbled_report_still_gives_an_event_the_wire_takes() -> None:

@@ -460,7 +460,20 @@ def parse_line(text: str) -> Parsed | None:
             return None
     if ":" not in t and "=" not in t and not _may_be_plain(t, first):
         return None  # a memory.stat line (`shmem 6879`): `_parse_plain` would find nothing
-    return parse_any(t)
+    seen = _SEEN
+    if t in seen:
+        return seen[t]
+    found = seen[t] = parse_any(t)
+    if len(seen) > SEEN_LINES:
+        seen.clear()
+    return found
+
+
+SEEN_LINES = 1024
+"""Lines `parse_line` remembers what it read from (`parse_any` is a pure function of the text and
+its results are frozen): a node in an OOM loop prints the same header, stack header, memcg
+counters, `Memory cgroup stats for`, `Tasks state` and table header lines kill after kill."""
+_SEEN: dict[str, Parsed | None] = {}
 
 
 def _may_be_plain(t: str, first: str) -> bool:
