@@ -165,3 +165,47 @@ def test_a_garbled_report_still_gives_an_event_the_wire_takes() -> None:
     assert [len(line) for line in ev.lines] == [len(lines[0]), 8192, len(lines[2])]
     back = OomKillEvent.model_validate_json(ev.model_dump_json())
     assert back.victim.comm == ev.victim.comm
+
+
+KILL_TAILS = (
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB, UID:{e} pgtables:{f}kB"
+    " oom_score_adj:{g}",
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB, UID:{e} pgtables:{f}kB"
+    " oom_score_adj:{g}  ",
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB, UID:{e} pgtables:{f}kB"
+    " oom_score_adj:{g} UID:{a}",
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB, pgtables:{f}kB",
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB",
+    " total-vm:{a}kB, anon-rss:{b}kB, file-rss:{c}kB, shmem-rss:{d}kB, UID:{e}"
+    " pgtables:{f}kB oom_score_adj:{g}, anon-rss:{a}kB",
+    " vsz:{a}kB, anon-rss:{b}kB, file-rss:{c}kB",
+    "",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(KILL_TAILS),
+    st.lists(st.integers(-1000, 2**40), min_size=7, max_size=7),
+    st.sampled_from(["", "Out of memory: ", "Memory cgroup out of memory: "]),
+    st.sampled_from(["", ", UID 0,"]),
+    st.text(max_size=20),
+)
+def test_the_kill_lines_5x_tail_reads_as_every_tail_does(
+    tail: str, numbers: list[int], msg: str, uid: str, comm: str
+) -> None:
+    """`_parse_killed` reads the 5.x tail in one match; every other tail the general way."""
+    values = dict(
+        zip(
+            "abcdefg",
+            (abs(n) if k != "g" else n for k, n in zip("abcdefg", numbers, strict=True)),
+            strict=True,
+        )
+    )
+    line = f"{msg}Killed process 42{uid} ({comm.replace(chr(10), ' ')}){tail.format(**values)}"
+    m = lines_mod._KILLED.match(line)
+    if m is None:
+        return
+    if tail == KILL_TAILS[0] and not uid:  # the fast path is taken
+        assert lines_mod._KILLED_5X.fullmatch(m.group("rest"))
+    assert lines_mod._parse_killed(m) == lines_mod.killed_general(m)

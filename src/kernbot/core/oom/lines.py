@@ -268,6 +268,11 @@ _KILLED = re.compile(
     r"(?P<rest>(?: (?:total-vm|vsz):.*)?)\s*$"
 )
 _KB = re.compile(r"(?P<key>total-vm|vsz|anon-rss|file-rss|shmem-rss|pgtables):(?P<v>\d+)kB")
+_KILLED_5X = re.compile(
+    r" total-vm:(\d+)kB, anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB,"
+    r" UID:(\d+) pgtables:(\d+)kB oom_score_adj:(-?\d+)"
+)
+"""The kill line's tail as 5.x and 6.x print it (`__oom_kill_process`), read in one match."""
 _KILLED_UID = re.compile(r"UID:(\d+)")
 _KILLED_ADJ = re.compile(r"oom_score_adj:(-?\d+)")
 """Each searched as a word (`_word_search`: what `\\b` before it would say, without the
@@ -419,22 +424,35 @@ def _word_search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
 
 
 def _parse_killed(m: re.Match[str]) -> Killed:
-    rest = m.group("rest") or ""
+    pid, comm, msg, uid6, uid7, rest = m.group("pid", "comm", "msg", "uid6", "uid7", "rest")
+    memcg = msg == "Memory cgroup out of memory"
+    if uid6 is None and uid7 is None and (tail := _KILLED_5X.fullmatch(rest)):
+        # The 5.x+ tail (each field once, `UID:` and `oom_score_adj:` after a blank): what the
+        # general reading below gives, without its findall and two word searches.
+        vm, anon, file, shmem, uid, pgtables, adj = map(int, tail.groups())
+        return Killed(int(pid), comm, memcg, uid, vm, anon, file, shmem, pgtables, adj)
+    return killed_general(m)
+
+
+def killed_general(m: re.Match[str]) -> Killed:
+    """`_parse_killed` for every shape of the kill line's tail (each era printed other fields)."""
+    pid, comm, msg, uid6, uid7, rest = m.group("pid", "comm", "msg", "uid6", "uid7", "rest")
+    memcg = msg == "Memory cgroup out of memory"
+    rest = rest or ""
     kb = {key: int(v) for key, v in _KB.findall(rest)}
     uid_new = _word_search(_KILLED_UID, rest)
-    adj = _word_search(_KILLED_ADJ, rest)
-    uid = _int(m.group("uid6") or m.group("uid7") or (uid_new.group(1) if uid_new else None))
+    adj_found = _word_search(_KILLED_ADJ, rest)
     return Killed(
-        pid=int(m.group("pid")),
-        comm=m.group("comm"),
-        memcg=m.group("msg") == "Memory cgroup out of memory",
-        uid=uid,
+        pid=int(pid),
+        comm=comm,
+        memcg=memcg,
+        uid=_int(uid6 or uid7 or (uid_new.group(1) if uid_new else None)),
         total_vm_kb=kb.get("total-vm", kb.get("vsz")),
         anon_rss_kb=kb.get("anon-rss"),
         file_rss_kb=kb.get("file-rss"),
         shmem_rss_kb=kb.get("shmem-rss"),
         pgtables_kb=kb.get("pgtables"),
-        oom_score_adj=_int(adj.group(1)) if adj else None,
+        oom_score_adj=_int(adj_found.group(1)) if adj_found else None,
     )
 
 
