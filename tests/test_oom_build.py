@@ -16,7 +16,17 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 import oom_build_reference as ref
-from kernbot.core.events import OomKillEvent, Task, Victim, validated
+from kernbot.core.events import (
+    ContainerOwner,
+    Kubernetes,
+    Memcg,
+    OomKillEvent,
+    Reaper,
+    Task,
+    Trigger,
+    Victim,
+    validated,
+)
 from kernbot.core.formats.reader import read_lines
 from kernbot.core.oom import event as ev
 from kernbot.core.oom.report import OomAssembler
@@ -176,6 +186,11 @@ def test_validated_is_what_validation_gives() -> None:
     assert made.model_fields_set == Task(**fields).model_fields_set
     made.name = "x"  # an ordinary model afterwards
     assert made.model_dump()["name"] == "x"
+    # What `validated` assumes of every model the build makes with it.
+    for cls in (Task, Victim, Trigger, Memcg, Reaper, OomKillEvent, Kubernetes, ContainerOwner):
+        assert cls.model_config.get("extra") == "allow", cls
+        assert not cls.__private_attributes__, cls
+        assert not cls.__pydantic_post_init__, cls
 
 
 def events_of(path: Path) -> list[OomKillEvent]:

@@ -66,8 +66,9 @@ _set = object.__setattr__
 
 def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M:
     """`cls(**fields)` without running validation: for values that Python-mode validation
-    keeps exactly as they are, in a model without private attributes or `model_post_init`
-    (what `model_construct` does, minus its Python loop over every field and its defaults).
+    keeps exactly as they are, in one of the event models here (extra fields allowed, no
+    private attributes, no `model_post_init`, no field validators but the wire-only bounds):
+    what `model_construct` does, minus its Python loop over every field and its defaults.
 
     `fields` must hold every field, in order, each already what validation would give (an
     `int` for an int field, a comm cut by `clip_comm`, a fresh list, a model instance), and is
