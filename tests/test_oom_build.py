@@ -215,3 +215,27 @@ def test_a_pods_names_filled_in_on_one_event_stay_off_the_next() -> None:
     assert c.container is not None and d.container is not None
     assert c.container is not d.container
     assert c.container == d.container
+
+
+def test_the_kept_owners_stay_small() -> None:
+    """Paths past OWNER_PATHS_MAX (a garbled line) are worked out but not kept."""
+    ev._kept_owners.cache_clear()
+    long = "/kubepods/burstable/pod" + "0" * ev.OWNER_PATHS_MAX
+    assert ev._owners(long, None) == ev._owners_of(long, None)
+    short = "/lxc/101/ns/system.slice/nginx.service"
+    assert ev._owners(short, "/lxc/101") == ev._owners_of(short, "/lxc/101")
+    assert ev._kept_owners.cache_info().currsize == 1
+
+
+def test_the_kept_task_fields_stay_bounded() -> None:
+    from kernbot.core.oom.task_table import TaskRow
+
+    r = ReportState(first=Record(text="x"))
+    r.tasks = [TaskRow(n, 0, n, 4 * n, 4 * n, 0, 0, 0, f"t{n}") for n in range(ev.SCORED_ROWS + 5)]
+    for totalpages in range(1000, 1000 + ev.SCORED_SCALES * 2):
+        tasks = ev._scored_tasks(r, "5.9+", totalpages, True)
+        assert len(tasks) == len(r.tasks)
+        assert len(ev._SCORED) <= ev.SCORED_SCALES
+        assert all(len(rows) <= ev.SCORED_ROWS for rows in ev._SCORED.values())
+    same = ev._scored_tasks(r, "5.9+", totalpages, True)
+    assert same == ref._scored_tasks(r, "5.9+", totalpages, True)

@@ -140,6 +140,9 @@ def test_the_memory_of_lines_stays_bounded() -> None:
         assert len(lines_mod._SEEN) <= lines_mod.SEEN_LINES
     counter = parse_line("memory: usage 7kB, limit 9kB, failcnt 3")
     assert counter == parse_any("memory: usage 7kB, limit 9kB, failcnt 3")
+    long = "memory: usage 7kB, limit 9kB, failcnt 3" + " " * lines_mod.SEEN_LINE_MAX
+    assert parse_line(long) == parse_any(long)
+    assert long not in lines_mod._SEEN
 
 
 def test_a_garbled_report_still_gives_an_event_the_wire_takes() -> None:

@@ -94,10 +94,12 @@ def _header_adj(h: ol.Header | None) -> int | None:
 
 
 _TASK_FIELDS = frozenset(Task.model_fields)
-SCORED_ROWS = 4096
+SCORED_ROWS = 1024
 """Task rows whose `Task` fields are kept per scoring scale (`_scored_tasks`): in an OOM loop
 the tasks that are not the victim print the very same row, read into the very same `TaskRow`
-(`task_table.SEEN_ROWS`), report after report."""
+(`task_table.SEEN_ROWS`), report after report. At most SCORED_SCALES x SCORED_ROWS dicts of
+ten small values (~2 MB; a cgroup in a loop keeps one scale, its limit)."""
+SCORED_SCALES = 4
 _SCORED: dict[tuple[str | None, int | None, bool, bool], dict[TaskRow, dict[str, Any]]] = {}
 """(era, totalpages, root bonus era, normalised 3.x) -> row -> the row's `Task` fields."""
 
@@ -143,7 +145,7 @@ def _scored_tasks(
     scale = (era, totalpages, bonus_era, norm)
     known = _SCORED.get(scale)
     if known is None:
-        if len(_SCORED) >= 8:
+        if len(_SCORED) >= SCORED_SCALES:
             _SCORED.clear()
         known = _SCORED[scale] = {}
     tasks: list[Task] = []
@@ -254,15 +256,25 @@ def _wire_lines(lines: list[str]) -> list[str]:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-@lru_cache(maxsize=64)
+OWNER_PATHS_MAX = 4096
+"""Longer cgroup paths (a garbled line) are not kept by `_owners`: its memory stays small."""
+
+
 def _owners(
     task_path: str | None, oom_path: str | None
 ) -> tuple[Kubernetes | None, ContainerOwner | None]:
     """Who owns the report's cgroups: the pod of the first path that names one, else the other
     owner (container, LXC guest, unit) of the first that names one. The same for every kill of a
-    cgroup in an OOM loop, so kept; the callers take copies (`_copy`): the agent fills a pod's
-    names in on its event's `kubernetes`."""
-    kube = None
+    cgroup in an OOM loop, so kept (`_kept_owners`); the callers take copies (`_copy`): the agent
+    fills a pod's names in on its event's `kubernetes`."""
+    if len(task_path or "") + len(oom_path or "") <= OWNER_PATHS_MAX:
+        return _kept_owners(task_path, oom_path)
+    return _owners_of(task_path, oom_path)
+
+
+def _owners_of(
+    task_path: str | None, oom_path: str | None
+) -> tuple[Kubernetes | None, ContainerOwner | None]:
     for path in (task_path, oom_path):
         if path and (kube := identify(path)):
             return kube, None
@@ -270,6 +282,9 @@ def _owners(
         if path and (owner := identify_container(path)):
             return None, owner.owner()
     return None, None
+
+
+_kept_owners = lru_cache(maxsize=64)(_owners_of)
 
 
 def _copy(model: _M | None) -> _M | None:

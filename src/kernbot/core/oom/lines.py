@@ -481,16 +481,21 @@ def parse_line(text: str) -> Parsed | None:
     seen = _SEEN
     if t in seen:
         return seen[t]
-    found = seen[t] = parse_any(t)
-    if len(seen) > SEEN_LINES:
-        seen.clear()
+    found = parse_any(t)
+    if len(t) <= SEEN_LINE_MAX:
+        seen[t] = found
+        if len(seen) > SEEN_LINES:
+            seen.clear()
     return found
 
 
 SEEN_LINES = 1024
 """Lines `parse_line` remembers what it read from (`parse_any` is a pure function of the text and
-its results are frozen): a node in an OOM loop prints the same header, stack header, memcg
-counters, `Memory cgroup stats for`, `Tasks state` and table header lines kill after kill."""
+its results are frozen): a node in an OOM loop prints the same header, swap counter, `Memory
+cgroup stats for`, `Tasks state` and table header lines kill after kill."""
+SEEN_LINE_MAX = 1024
+"""Longer lines are not remembered (an OOM report's are shorter; a log file's line may be a MiB):
+the memory stays at most ~1 MB of text."""
 _SEEN: dict[str, Parsed | None] = {}
 
 
