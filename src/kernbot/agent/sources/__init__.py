@@ -1,4 +1,5 @@
-"""Kernel log sources: each turns one transport into `Item`s (records + the position after them).
+"""Kernel log sources: each turns one transport into `Item`s (records + the position after them),
+or, a log file, into whole lines as bytes that the pipeline reads (`Batch.data`).
 
 A source only reads and converts; detection, enrichment and shipping happen downstream, so every
 source is a small plugin behind the `Source` protocol, registered by name in `SOURCES`
@@ -27,7 +28,8 @@ class SourceUnavailable(KernbotError):
 
 @dataclass(slots=True)
 class Item:
-    """What one raw unit (a kmsg record, a journal entry, a file line) became."""
+    """What one raw unit (a kmsg record, a journal entry, a line of stdin or of a file that
+    `\\r` ends lines of) became."""
 
     records: list[Record]
     position: Position | None

@@ -11,6 +11,9 @@ written meanwhile is not left waiting.
 Rotation (the path now names a new inode) drains the old file and starts the new one at 0;
 truncation (size below our offset) restarts at 0; a missing file is waited for.
 Position = inode + byte offset after the last whole line.
+
+What a read found goes to the pipeline as it is, whole lines with their offset and this
+source's line reader (`Batch.data`; `kernbot.agent.file_lines` reads them there, issue 11).
 """
 
 from __future__ import annotations
