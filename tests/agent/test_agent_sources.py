@@ -20,12 +20,27 @@ from kernbot.agent.sources import Batch, SourceConfig, SourceUnavailable, make_s
 from kernbot.agent.sources.logfile import LogFileSource
 
 
+def _lines(batch: Batch) -> list[tuple[list[str], Position | None]]:
+    """Each line of a batch: its records' texts and the position after it. A file's batch
+    holds bytes (`Batch.data`), read here as the pipeline reads them, with the source's reader."""
+    if not batch.data:
+        return [([r.text for r in item.records], batch.resume_at(item)) for item in batch.items]
+    assert batch.reader is not None and batch.place is not None
+    out: list[tuple[list[str], Position | None]] = []
+    end = batch.start
+    for raw in batch.data.splitlines(keepends=True):
+        end += len(raw)
+        texts = [r.text for r in batch.reader.feed(raw.decode().rstrip("\n"))]
+        out.append((texts, batch.place(end)))
+    return out
+
+
 async def _texts(it: AsyncIterator[Batch], want: int, timeout: float = 5.0) -> list[str]:  # noqa: ASYNC109
     out: list[str] = []
 
     async def take() -> None:
         async for batch in it:
-            out.extend(r.text for item in batch.items for r in item.records)
+            out.extend(text for texts, _ in _lines(batch) for text in texts)
             if len(out) >= want:
                 return
 
@@ -69,7 +84,7 @@ async def test_file_source_resumes_at_inode_and_offset(tmp_path: Path) -> None:
     it = src.batches()
     positions: list[Position | None] = []
     async for batch in it:
-        positions.extend(batch.resume_at(i) for i in batch.items)
+        positions.extend(pos for _, pos in _lines(batch))
         if len(positions) >= 1:
             break
     await it.aclose()  # type: ignore[attr-defined]

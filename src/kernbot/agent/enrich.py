@@ -213,18 +213,20 @@ class Enricher:
         if ev.kubernetes is None and ev.memcg is not None:
             path = ev.memcg.task_path or ev.memcg.oom_path
             ev.kubernetes = identify(path) if path else None
-        ctx.kills_24h = self._count_kill(ev)
-        ctx.recurrence = self._recurrence(ev)
-
-    def _recurrence(self, ev: OomKillEvent) -> Recurrence | None:
-        now = self.clock()
         at = _event_ts(ev)
+        ctx.kills_24h = self._count_kill(ev, at)
+        ctx.recurrence = self._recurrence(ev, at)
+
+    def _recurrence(self, ev: OomKillEvent, at: float | None) -> Recurrence | None:
+        now = self.clock()
         kill = as_kill(ev, at if at is not None and at <= now else now)
         if kill is None:
             return None
         event_id = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
         self._remember(event_id, kill)  # first: the newest MAX_PER_KEY include this one
-        known = [k for i, k in self._by_key[kill.key].items() if i != event_id]
+        # This kill is among them: `recurrence` counts it once either way (one kill per time,
+        # `current` last), and a copy of the values is cheaper than leaving it out.
+        known = list(self._by_key[kill.key].values())
         return recurrence(kill, known, more=kill.key in self._capped)
 
     def _snapshot(self, event_id: str | None) -> _Snapshot:
@@ -290,8 +292,9 @@ class Enricher:
         k8s = cache[key]
         p.namespace, p.pod, p.container = k8s.namespace, k8s.pod, k8s.container
 
-    def _count_kill(self, ev: OomKillEvent) -> int:
-        """Kills in the last 24 h in the same memcg (all kills when the memcg is unknown)."""
+    def _count_kill(self, ev: OomKillEvent, at: float | None) -> int:
+        """Kills in the last 24 h in the same memcg (all kills when the memcg is unknown); `at`
+        is the event's time."""
         now = self.clock()
         while self._kills and self._kills[0][0] < now - DAY_S:
             _, gone_cgroup, gone_key = self._kills.popleft()
@@ -300,11 +303,9 @@ class Enricher:
         cgroup = ev.memcg.task_path or ev.memcg.oom_path if ev.memcg is not None else None
         key = ev.id or f"{ev.boot_id}:{ev.seq}:{ev.victim.pid}"
         if key not in self._kill_keys:
-            at = _event_ts(ev)
-            if at is None or at > now:
-                at = now
-            if at >= now - DAY_S:
-                self._kills.append((at, cgroup, key))
+            when = now if at is None or at > now else at
+            if when >= now - DAY_S:
+                self._kills.append((when, cgroup, key))
                 self._kill_keys.add(key)
                 self._per_cgroup[cgroup] += 1
         return len(self._kills) if cgroup is None else self._per_cgroup[cgroup]

@@ -28,12 +28,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from kernbot.agent.clock import SYSTEM_CLOCK, Clock
+from kernbot.agent.file_lines import FileLines, line_ends, read_all
 from kernbot.agent.history import RecentLines, event_epoch
 from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.position import Position
@@ -88,6 +89,9 @@ class Stats:
     records_read: int = 0
     records_lost: int = 0
     records_garbled: int = 0
+    records_in_runs: int = 0
+    """Records of a log file's batches fed to the detector in runs of an OOM report's plain
+    lines (`kernbot.core.blocks`): part of `records_read`."""
     events: Counter[str] = field(default_factory=Counter)
 
 
@@ -145,6 +149,8 @@ class Pipeline:
         self._committing = False
         self._pending_position: Position | None = None
         """The safe position the batch reached, taken once its events are stored."""
+        self._lines = FileLines(detector)
+        """Reads log files' batches of bytes (`_read_data`)."""
 
     def feed(self, batch: Batch) -> None:
         self._in_batch = True
@@ -155,20 +161,10 @@ class Pipeline:
             self._commit()
 
     def _feed(self, batch: Batch) -> None:
-        items = batch.items
-        texts = [rec.text for item in items for rec in item.records]
+        texts = self._read_data(batch) if batch.data else self._read_items(batch)
         self.stats.records_read += len(texts)
         self.recent.extend(texts)
-        if self.detector.pending or may_hold_event("\n".join(texts)):
-            self._detect(batch)
-        elif items:
-            # Nothing in this batch can start or continue a report: the detector would return
-            # no events and stay idle, so skip it and only move the position.
-            last = next((p for i in reversed(items) if (p := batch.resume_at(i)) is not None), None)
-            if last is not None:
-                self._latest_position = last
-                self._advance(last)
-        if items:
+        if batch.items or batch.data:
             self.last_record_mono = self.clock.mono()
             self.metrics.records_read.inc(len(texts))
         if batch.lost:
@@ -180,6 +176,71 @@ class Pipeline:
             self.metrics.records_garbled.inc(batch.garbled)
         if batch.not_kernel:
             self.metrics.records_not_kernel.inc(batch.not_kernel)
+
+    def _read_items(self, batch: Batch) -> list[str]:
+        """Detect in a batch of records; their texts."""
+        items = batch.items
+        texts = [rec.text for item in items for rec in item.records]
+        if self.detector.pending or may_hold_event("\n".join(texts)):
+            self._detect(batch)
+        elif items:
+            # Nothing in this batch can start or continue a report: the detector would return
+            # no events and stay idle, so skip it and only move the position.
+            last = next((p for i in reversed(items) if (p := batch.resume_at(i)) is not None), None)
+            if last is not None:
+                self._latest_position = last
+                self._advance(last)
+        return texts
+
+    def _read_data(self, batch: Batch) -> list[str]:
+        """Read and detect in a batch of whole lines (`Batch.data`); the texts of their records.
+
+        The same records, events, counts and positions as the batch's lines read one by one
+        into `Item`s (`kernbot.agent.sources.logfile.read_items`; the tests compare them), for
+        less: without a keyword in the bytes and no report pending the lines are only read (as
+        `_read_items` skips the detector), else runs of a pending report's plain lines go to
+        the detector in one step (`kernbot.agent.file_lines`)."""
+        texts: list[str] = []
+        if self.detector.pending or _has_keyword(batch.data):
+            try:
+                self._detect_lines(batch, self._lines.lines(batch, texts))
+            finally:
+                self.stats.records_in_runs = self._lines.in_runs
+            return texts
+        read = read_all(batch, texts)
+        if may_hold_event("\n".join(texts)):  # a keyword a JSON escape hid (`\\u0020`)
+            self._detect_lines(batch, zip(read, line_ends(batch.data), strict=True))
+        elif batch.place is not None:
+            last = batch.place(batch.start + len(batch.data))
+            self._latest_position = last
+            self._advance(last)
+        return texts
+
+    def _detect_lines(self, batch: Batch, lines: Iterable[tuple[list[Record], int]]) -> None:
+        """`_detect` for the lines of `batch.data`: (records, offset after the line) each."""
+        old = batch.backlog and self.first_start
+        detector = self.detector
+        detect = detector.feed
+        deferred = self.deferred
+        done = 0  # the end of the last line fed
+        safe = 0  # the end of the last line after which no report was half read
+        try:
+            for records, end in lines:
+                for rec in records:
+                    for ev in detect(rec):
+                        self._emit(ev, old, detected=True)
+                if deferred:
+                    self._take_deferred(old)
+                done = end
+                if not detector.pending:
+                    safe = end
+        finally:
+            place = batch.place
+            if place is not None and done:
+                latest = place(batch.start + done)
+                self._latest_position = latest
+                if safe:
+                    self._advance(latest if safe == done else place(batch.start + safe))
 
     def _detect(self, batch: Batch) -> None:
         old = batch.backlog and self.first_start
@@ -356,6 +417,11 @@ class Pipeline:
         self.history.add_many(rows)
         if self.outbox.put_many(rows):
             self.on_stored()
+
+
+def _has_keyword(data: bytes) -> bool:
+    """Whether a line of `data` may start an event (`may_hold_event` on the bytes)."""
+    return any(k in data for k in KEYWORDS)
 
 
 def _encode(ev: Event) -> str:

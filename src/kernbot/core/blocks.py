@@ -106,6 +106,8 @@ class PlainRuns:
         """The prefix width of the last run that started with a stamp (`[    1.000000] `)."""
         self.lines_fed = 0
         """Lines fed in runs so far (tests and benchmarks read it)."""
+        self.texts: list[str] = []
+        """The records' texts of the run `take` fed last (the agent keeps every line's text)."""
 
     def reset(self) -> None:
         self._hits, self._start, self._until = [], 0, 0
@@ -187,4 +189,5 @@ class PlainRuns:
             return end, n, False
         reader.took_lines(lineno + n, last_head)
         self.lines_fed += n
+        self.texts = texts
         return end, n, True

@@ -1,4 +1,5 @@
-"""Kernel log sources: each turns one transport into `Item`s (records + the position after them).
+"""Kernel log sources: each turns one transport into `Item`s (records + the position after them),
+or, a log file, into whole lines as bytes that the pipeline reads (`Batch.data`).
 
 A source only reads and converts; detection, enrichment and shipping happen downstream, so every
 source is a small plugin behind the `Source` protocol, registered by name in `SOURCES`
@@ -11,11 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kernbot.agent.position import Position
 from kernbot.core.record import Record
 from kernbot.errors import KernbotError
+
+if TYPE_CHECKING:
+    from kernbot.core.formats.reader import LineReader
 
 
 class SourceUnavailable(KernbotError):
@@ -24,7 +28,8 @@ class SourceUnavailable(KernbotError):
 
 @dataclass(slots=True)
 class Item:
-    """What one raw unit (a kmsg record, a journal entry, a file line) became."""
+    """What one raw unit (a kmsg record, a journal entry, a line of stdin or of a file that
+    `\\r` ends lines of) became."""
 
     records: list[Record]
     position: Position | None
@@ -39,6 +44,16 @@ class Item:
 @dataclass(slots=True)
 class Batch:
     items: list[Item] = field(default_factory=list)
+    data: bytes = b""
+    """Whole lines as a file holds them, for the pipeline to read with `reader` (a log file's
+    batch: `items` is then empty). Issue 11: the pipeline reads them the way `kernbot scan`
+    does, a run of an OOM report's plain lines in one step (`kernbot.core.blocks`), instead of
+    a record, an `Item` and two detector calls per line."""
+    start: int = 0
+    """The byte offset of `data` in its file: a line ending at `data[i]` is resumed after at
+    `place(start + i + 1)`."""
+    reader: LineReader | None = None
+    """The source's reader of `data` (its state runs on from one batch to the next)."""
     lost: int = 0
     """Records the transport says were lost (kmsg EPIPE / sequence gaps)."""
     garbled: int = 0

@@ -11,6 +11,9 @@ written meanwhile is not left waiting.
 Rotation (the path now names a new inode) drains the old file and starts the new one at 0;
 truncation (size below our offset) restarts at 0; a missing file is waited for.
 Position = inode + byte offset after the last whole line.
+
+What a read found goes to the pipeline as it is, whole lines with their offset and this
+source's line reader (`Batch.data`; `kernbot.agent.file_lines` reads them there, issue 11).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, Item, SourceUnavailable
+
+if TYPE_CHECKING:
+    from kernbot.core.formats.reader import LineReader
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,31 @@ MAX_LINE = 1 << 20
 SIG_BYTES = 64
 """The last bytes read are re-checked before each read: a file rewritten in place (copytruncate
 followed by more writes than we had read) no longer has them at our offset."""
+
+
+def put_lines(batch: Batch, data: bytes, start: int, reader: LineReader) -> None:
+    """Whole lines read at offset `start` of the file into `batch`: as bytes for the pipeline
+    to read (`Batch.data`), or read here one by one (`read_items`) when a `\r` ends some of
+    them (`splitlines` ends a line at one: the file source always did, the pipeline's reading of
+    bytes does not)."""
+    if b"\r" in data:
+        read_items(batch, data, start, reader)
+    else:
+        batch.data, batch.start, batch.reader = data, start, reader
+
+
+def read_items(batch: Batch, data: bytes, start: int, reader: LineReader) -> None:
+    """The lines of `data` (at offset `start` of the file) as an `Item` each, read one by one:
+    what the pipeline makes of `Batch.data` (the tests compare the two)."""
+    offset = start
+    for raw in data.splitlines(keepends=True):
+        offset += len(raw)
+        try:
+            records = reader.feed(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        except ValueError:
+            records = []
+            batch.garbled += 1
+        batch.items.append(Item(records=list(records), position=None, end=offset))
 
 
 class _Wakeup:
@@ -142,7 +173,7 @@ class LogFileSource:
         fh.seek(self._offset)
         self._fh, self._inode, self._resume, self._sig = fh, resume.inode, None, b""
 
-    def _read_lines(self, batch: Batch, reader: Any) -> bool:
+    def _read_lines(self, batch: Batch, reader: LineReader) -> bool:
         """Read what was added; True when a whole `CHUNK` came (more is waiting)."""
         fh = self._fh
         assert fh is not None
@@ -157,18 +188,11 @@ class LogFileSource:
             end = len(data) - 1
         fh.seek(self._offset + end + 1)
         self._sig = data[max(0, end + 1 - SIG_BYTES) : end + 1]
-        offset = self._offset
         inode = self._inode
         batch.place = lambda end: Position(source=self.name, inode=inode, offset=end)
-        for raw in data[: end + 1].splitlines(keepends=True):
-            offset += len(raw)
-            try:
-                records = reader.feed(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            except ValueError:
-                records = []
-                batch.garbled += 1
-            batch.items.append(Item(records=list(records), position=None, end=offset))
-        self._offset = offset
+        lines = data[: end + 1]
+        put_lines(batch, lines, self._offset, reader)
+        self._offset += len(lines)
         return len(data) == CHUNK
 
     def _rewritten(self, fh: BinaryIO) -> bool:
@@ -235,7 +259,7 @@ class LogFileSource:
             wake.clear()  # before the read: a write after it wakes the wait below
             self._restart_if_rewritten(cur)
             more = self._read_lines(batch, reader)
-            if batch.items:
+            if batch.items or batch.data:
                 yield batch
                 if more:  # a backlog: read on at once
                     continue
