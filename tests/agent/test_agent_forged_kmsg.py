@@ -50,13 +50,26 @@ async def _metric(agent: AgentProcess, name: str) -> float:
     return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(name))
 
 
+async def _settled(agent: AgentProcess, name: str, timeout_s: float = 60.0) -> float:
+    """The metric once the first start has read the existing log as history: unchanged for 1.5 s
+    (a journal holding a thousand earlier kills takes longer than a fixed sleep to read)."""
+    value, steady = await _metric(agent, name), 0
+    for _ in range(int(timeout_s / 0.5)):
+        await asyncio.sleep(0.5)
+        now = await _metric(agent, name)
+        steady = steady + 1 if now == value else 0
+        value = now
+        if steady >= 3:
+            return value
+    raise AssertionError(f"{name} still moving after {timeout_s} s: {value}")
+
+
 async def _forged_reach_nothing(agent: AgentProcess, bot: FakeBot) -> None:
     agent.start()
     await asyncio.to_thread(agent.wait_serving)
-    await asyncio.sleep(2.0)  # the first start reads the existing log as history
+    kills_before = await _settled(agent, 'kernbot_agent_events_total{kind="oom_kill"}')
     before = await _metric(agent, "kernbot_agent_records_not_kernel_total")
     events_before = len(bot.events)
-    kills_before = await _metric(agent, 'kernbot_agent_events_total{kind="oom_kill"}')
     marker = f"forged-{uuid.uuid4().hex[:8]}"
     pid = 1012
     _forge(pid, marker)
