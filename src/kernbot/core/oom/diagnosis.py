@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent, Task
-from kernbot.core.oom.accounting import CONFINED, Accounting, account
+from kernbot.core.oom.accounting import CONFINED, Accounting, account, unvalidated
 from kernbot.core.oom.meminfo_report import pages_kb
 from kernbot.core.oom.task_table import PAGE_KB
 from kernbot.core.units import size
@@ -41,6 +41,17 @@ class Diagnosis:
     gaps: list[str] = field(default_factory=list)
     """What could not be judged, and why (a section the report did not carry)."""
     accounting: Accounting | None = None
+
+
+_FINDING_FIELDS = frozenset({"cause", "summary", "evidence"})
+
+
+def _finding(cause: str, summary: str, evidence: dict[str, Any]) -> Finding:
+    """`Finding(cause=…, summary=…, evidence=…)` made as validation makes it (`unvalidated`):
+    `evidence` holds JSON values only, each list and dict its own."""
+    return unvalidated(
+        Finding, {"cause": cause, "summary": summary, "evidence": evidence}, _FINDING_FIELDS
+    )
 
 
 def _mib(kb: int) -> str:
@@ -119,7 +130,7 @@ def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
             f"{path} hit its memory+swap limit of {_mib(memsw.limit_kb)} "
             f"({_mib(mem.usage_kb)} in RAM, {_mib(memsw.usage_kb - mem.usage_kb)} in swap)."
         )
-        return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+        return _finding(cause="memcg_limit", summary=summary, evidence=evidence)
     evidence["lines"] = _lines(ev_lines)
     if acc.total_kb is not None and acc.usage_kb is not None:
         summary = (
@@ -128,7 +139,7 @@ def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
         )
     else:
         summary = f"{path} hit its own memory limit (usage and limit not in the report)."
-    return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+    return _finding(cause="memcg_limit", summary=summary, evidence=evidence)
 
 
 def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
@@ -143,7 +154,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     shmem = parts.get("shmem")
     if shmem is not None and share(shmem) >= LARGE_SHARE:
         out.append(
-            Finding(
+            _finding(
                 cause="shmem",
                 summary=f"shmem (tmpfs, /dev/shm, SysV shared memory) held {_mib(shmem)}, "
                 f"{_pct(share(shmem))} {of}; killing a process does not free it.",
@@ -160,7 +171,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
         caches = sorted(acc.report.slab_caches, key=lambda c: -c.used_kb)[:3]
         named = ", ".join(f"{c.name} {_mib(c.used_kb)}" for c in caches)
         out.append(
-            Finding(
+            _finding(
                 cause="slab",
                 summary=f"unreclaimable kernel slab held {_mib(slab)}, {_pct(share(slab))} {of}"
                 + (f"; biggest caches: {named}." if named else "."),
@@ -187,7 +198,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
             " pipe buffers, zram, drivers, BPF maps)"
         )
         out.append(
-            Finding(
+            _finding(
                 cause="kernel_other",
                 summary=f"{what} held {_mib(other)}, {_pct(share(other))} {of}.",
                 evidence={"kb": other, "share": round(share(other), 3), "base_kb": base}
@@ -199,7 +210,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
         cache = parts.get("page_cache", 0)
         wb = acc.writeback_kb or 0
         out.append(
-            Finding(
+            _finding(
                 cause="page_cache",
                 summary=f"{_mib(dirty)} of page cache was waiting for the disk ({_mib(dirty - wb)} "
                 f"dirty, {_mib(wb)} under writeback; {_pct(share(dirty))} {of}, page cache "
@@ -214,7 +225,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     if huge and share(huge) >= LARGE_SHARE:
         free = acc.hugepages_free_kb or 0
         out.append(
-            Finding(
+            _finding(
                 cause="hugepages",
                 summary=f"{_mib(huge)} ({_pct(share(huge))} {of}) is reserved as hugepages, "
                 f"{_mib(free)} of it unused, and no ordinary process can use it.",
@@ -261,7 +272,7 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
     top_share = kb / base
     if top_share >= MOST:
         return [
-            Finding(
+            _finding(
                 cause="one_process",
                 summary=f"{top.name} (pid {top.pid}) alone held {_mib(kb)}, "
                 f"{_pct(top_share)} {of}: a leak or a heap sized beyond the limit.",
@@ -273,7 +284,7 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
     for g in acc.groups[:1]:
         if g.processes >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
             return [
-                Finding(
+                _finding(
                     cause="many_processes",
                     summary=f"{g.processes} processes of {g.name} added up to {_mib(g.rss_kb)}, "
                     f"{_pct(g.rss_kb / base)} {of}; the largest held {_mib(g.largest_kb)}: too "
@@ -395,7 +406,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
             f"the allocation was confined ({ev.constraint}) but the report names no nodes: "
             "its cpuset or NUMA memory policy ran out while other nodes may have had memory."
         )
-        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+        return _finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
     allowed, mask, mask_line = found
     rep = acc.report
     free: dict[int, int] = {}
@@ -418,7 +429,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
     if not shown:
         evidence["lines"] = lines
         summary = f"{head}; the report does not print what {where} had free."
-        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+        return _finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
     allowed_free = sum(free[n] for n in shown)
     evidence["allowed_free_kb"] = allowed_free
     said = [
@@ -444,7 +455,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
             )
     evidence["lines"] = lines
     ran_out = "the nodes" if len(allowed) > 1 else "the node"
-    return Finding(
+    return _finding(
         cause="cpuset_or_mempolicy",
         summary=f"{head}: {', '.join(said)}; {ran_out} ran out, not the host.",
         evidence=evidence,
@@ -466,7 +477,7 @@ def _fragmentation(ev: OomKillEvent, acc: Accounting) -> Finding | None:
         return None
     z = max(above, key=lambda z: z.free_kb)
     largest = max((f.largest_order_kb() for f in lists), default=0)
-    return Finding(
+    return _finding(
         cause="fragmentation",
         summary=f"an order-{order} allocation ({need_kb} kB contiguous) failed while zone "
         f"{z.name} had {_mib(z.free_kb)} free, above its {_mib(z.min_kb or 0)} min watermark, "
@@ -503,7 +514,7 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
             bigger, bigger_kb = t, size(t)
     if row is None or bigger is None or bigger_kb <= size(row):
         return None
-    return Finding(
+    return _finding(
         cause="adj_forced",
         summary=f"oom_score_adj {adj}, not size, chose {v.comm} (pid {v.pid}, "
         f"{_mib(size(row))}): {bigger.name} (pid {bigger.pid}, adj {bigger.oom_score_adj or 0}) "
@@ -516,24 +527,24 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
 
 def _swap(acc: Accounting) -> list[Finding]:
     total, used = acc.swap_total_kb, acc.swap_used_kb
-    lines = acc.sources.get("swap", [])
     if total is None:
         return []
     if total == 0:
         where = "the cgroup may not use swap" if acc.scope == "memcg" else "no swap is configured"
         return [
-            Finding(
+            _finding(
                 cause="no_swap",
                 summary=f"{where}, so every anonymous page had to stay in RAM.",
-                evidence={"swap_total_kb": 0, "lines": lines},
+                evidence={"swap_total_kb": 0, "lines": list(acc.sources.get("swap", ()))},
             )
         ]
     if used is not None and used >= total * SWAP_FULL:
         return [
-            Finding(
+            _finding(
                 cause="swap_exhausted",
                 summary=f"swap was full: {_mib(used)} of {_mib(total)} in use.",
-                evidence={"swap_used_kb": used, "swap_total_kb": total, "lines": lines},
+                evidence={"swap_used_kb": used, "swap_total_kb": total}
+                | {"lines": list(acc.sources.get("swap", ()))},
             )
         ]
     return []
