@@ -160,6 +160,20 @@ def _set(acc: Accounting, part: str, kb: int | None, *lines: int | None) -> None
         cited.extend(cast("tuple[int, ...]", lines))  # no None among them
 
 
+def _set_all(acc: Accounting, values: tuple[tuple[str, int | None], ...], line: int) -> None:
+    """`_set(acc, part, kb, line)` for each (part, kb) in order, without a call each."""
+    parts, sources = acc.parts, acc.sources
+    for part, kb in values:
+        if kb is None:
+            continue
+        parts[part] = parts.get(part, 0) + (kb if kb > 0 else 0)
+        cited = sources.get(part)
+        if cited is None:
+            sources[part] = [line]
+        else:
+            cited.append(line)
+
+
 def _account_host(acc: Accounting, rep: MemReport) -> None:
     if not rep.has_meminfo:
         acc.gaps.append("Mem-Info (free, anon, page cache, shmem, slab)")
@@ -176,18 +190,23 @@ def _account_host(acc: Accounting, rep: MemReport) -> None:
         acc.gaps.append("total RAM")
         total_lines = []
     acc.sources["total"] = total_lines
-    if rep.has_meminfo:
+    if rep.has_meminfo and line is not None:  # Mem-Info's pages always have their line
         shmem = pages_kb(rep, "shmem") or 0
         anon_lru = pages_kb(rep, "active_anon", "inactive_anon", "isolated_anon") or 0
-        _set(acc, "anon", anon_lru - shmem, line)
-        file_lru = pages_kb(rep, "active_file", "inactive_file", "isolated_file")
-        _set(acc, "page_cache", file_lru, line)
-        _set(acc, "shmem", shmem, line)
-        _set(acc, "slab_unreclaimable", pages_kb(rep, "slab_unreclaimable"), line)
-        _set(acc, "slab_reclaimable", pages_kb(rep, "slab_reclaimable"), line)
-        _set(acc, "page_tables", pages_kb(rep, "pagetables", "sec_pagetables"), line)
-        _set(acc, "unevictable", pages_kb(rep, "unevictable"), line)
-        _set(acc, "free", pages_kb(rep, "free", "free_pcp"), line)
+        _set_all(
+            acc,
+            (
+                ("anon", anon_lru - shmem),
+                ("page_cache", pages_kb(rep, "active_file", "inactive_file", "isolated_file")),
+                ("shmem", shmem),
+                ("slab_unreclaimable", pages_kb(rep, "slab_unreclaimable")),
+                ("slab_reclaimable", pages_kb(rep, "slab_reclaimable")),
+                ("page_tables", pages_kb(rep, "pagetables", "sec_pagetables")),
+                ("unevictable", pages_kb(rep, "unevictable")),
+                ("free", pages_kb(rep, "free", "free_pcp")),
+            ),
+            line,
+        )
         acc.dirty_writeback_kb = pages_kb(rep, "dirty", "writeback")
         acc.writeback_kb = pages_kb(rep, "writeback")
         _kernel_stack(acc, rep)
@@ -314,7 +333,7 @@ def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
     if acc.total_kb is not None and acc.usage_kb is not None:
         _set(acc, "free", acc.total_kb - acc.usage_kb, mem.line if mem else None)
     if acc.usage_kb is not None and blocks:
-        known = sum(v for k, v in acc.parts.items() if k != "free")
+        known = sum(acc.parts.values()) - acc.parts.get("free", 0)
         _set(acc, "unaccounted", acc.usage_kb - known, mem.line if mem else None)
 
 
@@ -340,15 +359,21 @@ def _account_v2(acc: Accounting, block: StatsBlock) -> None:
     v = block.values_kb
     line = block.line
     shmem = v.get("shmem", 0)
-    _set(acc, "anon", v.get("anon"), line)
-    if "file" in v:
-        _set(acc, "page_cache", v["file"] - shmem, line)
-    _set(acc, "shmem", v.get("shmem"), line)
-    _set(acc, "slab_unreclaimable", v.get("slab_unreclaimable"), line)
-    _set(acc, "slab_reclaimable", v.get("slab_reclaimable"), line)
-    _set(acc, "kernel_stack", v.get("kernel_stack"), line)
+    file = v.get("file")
     pt = [v[k] for k in ("pagetables", "sec_pagetables") if k in v]
-    _set(acc, "page_tables", sum(pt) if pt else None, line)
+    _set_all(
+        acc,
+        (
+            ("anon", v.get("anon")),
+            ("page_cache", None if file is None else file - shmem),
+            ("shmem", v.get("shmem")),
+            ("slab_unreclaimable", v.get("slab_unreclaimable")),
+            ("slab_reclaimable", v.get("slab_reclaimable")),
+            ("kernel_stack", v.get("kernel_stack")),
+            ("page_tables", sum(pt) if pt else None),
+        ),
+        line,
+    )
     acc.dirty_writeback_kb = v.get("file_dirty", 0) + v.get("file_writeback", 0)
     acc.writeback_kb = v.get("file_writeback", 0)
     named = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "vmalloc")
