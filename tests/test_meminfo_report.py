@@ -8,9 +8,13 @@ from pathlib import Path
 
 from kernbot.core.oom.meminfo_report import (
     _ANCHORS,
+    _MEMCG_FIRST,
+    _MEMCG_PREFIXES,
     _PREFIXES,
+    MemReport,
     _v2_lines,
     _v2_values,
+    parse_memcg_part,
     parse_report,
     parse_report_reference,
 )
@@ -112,6 +116,41 @@ def test_the_shortcut_reads_what_the_general_path_reads() -> None:
     assert differ == []
     # and the shortcut is taken: most fixture lines are no memory line
     assert sum(parse_report([x]) == parse_report([]) for x in LINES) > len(LINES) // 2
+
+
+def test_the_memcg_part_reads_what_the_general_path_reads_of_a_cgroup() -> None:
+    """`parse_report(memcg=True)` (only lines beginning as a page counter, a stats header or
+    the slab header goes the general path) against `parse_report_reference`: the counters,
+    stats blocks and slab caches equal on every fixture, each fixture and crafted line alone
+    and mutated, and random runs of them; and each of its prefixes is needed."""
+    rng = random.Random(12)
+    here = Path(__file__).parent / "fixtures"
+    reports = [
+        path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for path in sorted([*here.glob("corpus/*.txt"), *here.glob("diagnosis/*.txt")])
+    ]
+    reports += [[line] for line in LINES]
+    reports += [[_mutated(rng, rng.choice(LINES))] for _ in range(20_000)]
+    for _ in range(3_000):
+        run = [rng.choice(LINES) for _ in range(rng.randint(0, 12))]
+        reports.append([_mutated(rng, x) if rng.random() < 0.3 else x for x in run])
+
+    def part(rep: MemReport) -> tuple[object, ...]:
+        return (rep.counters, rep.stats, rep.slab_caches)
+
+    differ = [r for r in reports if part(parse_memcg_part(r)) != part(parse_report_reference(r))]
+    assert differ == []
+    assert parse_report(reports[0], memcg=True) == parse_memcg_part(reports[0])
+    assert {p[0] for p in _MEMCG_PREFIXES} == _MEMCG_FIRST
+    empty = part(MemReport())
+    for prefix in _MEMCG_PREFIXES:
+        held = [
+            x
+            for x in CRAFTED
+            if x.startswith(prefix)
+            and part(parse_report_reference([x, "kmalloc-64  12KB  16KB"])) != empty
+        ]
+        assert held, prefix
 
 
 def test_every_prefix_begins_a_line_that_holds_numbers() -> None:

@@ -133,8 +133,10 @@ def unvalidated(cls: type[_M], fields: dict[str, Any], given: frozenset[str]) ->
 
 def account(ev: OomKillEvent) -> Accounting:
     """The accounting of one OOM event, from its lines and task table."""
-    rep = parse_report(ev.lines)
-    memcg = rep.counters.get("memory") is not None or (not ev.global_oom and ev.memcg is not None)
+    # a memory cgroup's OOM by the event itself: only the cgroup's numbers are read then
+    by_event = not ev.global_oom and ev.memcg is not None
+    rep = parse_report(ev.lines, memcg=by_event)
+    memcg = by_event or rep.counters.get("memory") is not None
     acc = Accounting(scope="memcg" if memcg else "host", report=rep)
     if memcg:
         _account_memcg(acc, rep, ev)
