@@ -81,6 +81,8 @@ class Accounting:
     swap_total_kb: int | None = None
     tasks_rss_kb: int = 0
     groups: list[ProgramGroup] = field(default_factory=list)
+    largest_task: Task | None = None
+    """The first task of the largest RSS in the table (`rss_kb`, None as 0)."""
     gaps: list[str] = field(default_factory=list)
     report: MemReport = field(default_factory=MemReport)
     nodes: list[int] | None = None
@@ -390,20 +392,28 @@ def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
     if not tasks:
         acc.gaps.append("the task table")
         return
-    # name -> [processes, rss sum, largest rss, pids]: one pass, a list per program
+    # name -> [processes, rss sum, largest rss, pids]: one pass, a list per program; and the
+    # first task of the largest rss (what `max` by rss would give)
     groups: dict[str, list[Any]] = {}
+    get = groups.get
     total = 0
+    largest, largest_kb = tasks[0], tasks[0].rss_kb or 0
     for t in tasks:
         rss = t.rss_kb or 0
         total += rss
-        group = groups.get(t.name)
+        if rss > largest_kb:
+            largest, largest_kb = t, rss
+        name = t.name
+        group = get(name)
         if group is None:
-            groups[t.name] = [1, rss, rss, [t.pid]]
+            groups[name] = [1, rss, rss, [t.pid]]
         else:
             group[0] += 1
             group[1] += rss
-            group[2] = max(group[2], rss)
+            if rss > group[2]:  # noqa: PLR1730 (max() is a call per task)
+                group[2] = rss
             group[3].append(t.pid)
+    acc.largest_task = largest
     acc.tasks_rss_kb += total
     new = tuple.__new__  # the NamedTuple's own constructor costs ~3x more, per program
     acc.groups = sorted(

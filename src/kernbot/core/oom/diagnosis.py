@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent, Task
@@ -66,6 +67,8 @@ def _pct(share: float) -> str:
 
 
 def _lines(*groups: list[int] | None) -> list[int]:
+    if len(groups) == 1:
+        return sorted(set(groups[0] or ()))
     out: set[int] = set()
     for g in groups:
         out.update(g or [])
@@ -75,8 +78,7 @@ def _lines(*groups: list[int] | None) -> list[int]:
 def diagnose(ev: OomKillEvent) -> Diagnosis:
     """The findings for one OOM kill event."""
     acc = account(ev)
-    d = Diagnosis(accounting=acc)
-    d.gaps.extend(f"not in the report: {g}" for g in acc.gaps)
+    d = Diagnosis([], [f"not in the report: {g}" for g in acc.gaps], acc)
     if ev.sysrq or ev.trigger.order == -1:
         d.gaps.append("a manual OOM (SysRq-f): no allocation failed, nothing ran out")
     elif acc.scope == "memcg":
@@ -265,7 +267,7 @@ def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
 
 
 def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> list[Finding]:
-    top = max(ev.tasks, key=_task_kb, default=None)
+    top = acc.largest_task  # max(ev.tasks, key=_task_kb), found by the accounting's pass
     if top is None or not base:
         return []
     kb = _task_kb(top)
@@ -297,9 +299,13 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
     return []
 
 
+_processes = itemgetter(1)
+"""A `ProgramGroup`'s `processes`."""
+
+
 def _spread(acc: Accounting, base: int) -> str:
     anon = acc.parts.get("anon", acc.tasks_rss_kb)
-    n = sum(g.processes for g in acc.groups)
+    n = sum(map(_processes, acc.groups))
     return (
         f"no single cause: anon memory {_mib(anon)} ({_pct(anon / base)}) is spread over "
         f"{n} processes of {len(acc.groups)} programs, none holding half"
