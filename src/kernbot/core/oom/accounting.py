@@ -80,13 +80,53 @@ class Accounting:
     swap_used_kb: int | None = None
     swap_total_kb: int | None = None
     tasks_rss_kb: int = 0
-    groups: list[ProgramGroup] = field(default_factory=list)
+    programs: dict[str, list[int]] = field(default_factory=dict)
+    """Program name -> [processes, RSS sum, largest RSS], in the task table's order."""
+    tasks: list[Task] = field(default_factory=list)
+    """The task table `programs` was added up from."""
     largest_task: Task | None = None
     """The first task of the largest RSS in the table (`rss_kb`, None as 0)."""
+    sorted_groups: list[ProgramGroup] | None = None
+    """`groups` once asked for."""
     gaps: list[str] = field(default_factory=list)
     report: MemReport = field(default_factory=MemReport)
     nodes: list[int] | None = None
     """The NUMA nodes a confined (cpuset / mempolicy) report was accounted over; None: all."""
+
+    @property
+    def groups(self) -> list[ProgramGroup]:
+        """The programs of the task table, the largest RSS sum first (ties in the table's
+        order); made when first asked for (the diagnosis mostly needs `top_group` only)."""
+        if self.sorted_groups is None:
+            pids: dict[str, list[int]] = {}
+            for t in self.tasks:
+                pids.setdefault(t.name, []).append(t.pid)
+            new = tuple.__new__  # the NamedTuple's own constructor costs ~3x more
+            self.sorted_groups = sorted(
+                [
+                    new(ProgramGroup, (n, c, rss, top, tuple(pids[n])))
+                    for n, (c, rss, top) in self.programs.items()
+                ],
+                key=_by_rss,
+                reverse=True,
+            )
+        return self.sorted_groups
+
+    def top_program(self) -> str | None:
+        """The name of `groups[0]` (None without a task table), without sorting the others."""
+        if self.sorted_groups is not None or not self.programs:
+            return self.sorted_groups[0].name if self.sorted_groups else None
+        programs = self.programs
+        return max(programs, key=lambda n: programs[n][1])  # the first of the largest sum
+
+    def top_group(self) -> ProgramGroup | None:
+        """`groups[0]` (None without a task table), without making the others."""
+        name = self.top_program()
+        if name is None:
+            return None
+        processes, rss, largest = self.programs[name]
+        pids = tuple(t.pid for t in self.tasks if t.name == name)
+        return tuple.__new__(ProgramGroup, (name, processes, rss, largest, pids))
 
     def to_model(self) -> MemoryAccounting:
         """The event's `accounting` field, made as validation makes it (`unvalidated`): every
@@ -392,10 +432,10 @@ def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
     if not tasks:
         acc.gaps.append("the task table")
         return
-    # name -> [processes, rss sum, largest rss, pids]: one pass, a list per program; and the
-    # first task of the largest rss (what `max` by rss would give)
-    groups: dict[str, list[Any]] = {}
-    get = groups.get
+    # name -> [processes, rss sum, largest rss]: one pass, a list per program; and the first
+    # task of the largest rss (what `max` by rss would give)
+    programs: dict[str, list[int]] = {}
+    get = programs.get
     total = 0
     largest, largest_kb = tasks[0], tasks[0].rss_kb or 0
     for t in tasks:
@@ -406,21 +446,17 @@ def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
         name = t.name
         group = get(name)
         if group is None:
-            groups[name] = [1, rss, rss, [t.pid]]
+            programs[name] = [1, rss, rss]
         else:
             group[0] += 1
             group[1] += rss
             if rss > group[2]:  # noqa: PLR1730 (max() is a call per task)
                 group[2] = rss
-            group[3].append(t.pid)
-    acc.largest_task = largest
     acc.tasks_rss_kb += total
-    new = tuple.__new__  # the NamedTuple's own constructor costs ~3x more, per program
-    acc.groups = sorted(
-        [new(ProgramGroup, (n, c, rss, top, tuple(p))) for n, (c, rss, top, p) in groups.items()],
-        key=_by_rss,
-        reverse=True,
-    )
+    acc.largest_task = largest
+    acc.programs = programs
+    acc.tasks = tasks
+    acc.sorted_groups = None
 
 
 _by_rss = itemgetter(2)

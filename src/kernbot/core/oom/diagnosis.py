@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent, Task
@@ -100,7 +99,7 @@ def _memcg_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
         return
     fillers = _fillers(acc, base, "of the cgroup's usage")
     fillers += _outweighing(fillers, _process_findings(ev, acc, base, "of the cgroup's usage"))
-    if not fillers and acc.groups:
+    if not fillers and acc.programs:
         d.gaps.append(_spread(acc, base))
     d.findings.extend(sorted(fillers, key=_by_size))
 
@@ -283,8 +282,12 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
                 | {"lines": _row_lines(ev, top.pid)},
             )
         ]
-    for g in acc.groups[:1]:
-        if g.processes >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
+    name = acc.top_program()
+    if name is not None:
+        processes, rss_kb, largest_kb = acc.programs[name]
+        if processes >= MANY and rss_kb / base >= MOST and largest_kb / base < MOST:
+            g = acc.top_group()
+            assert g is not None  # the group of `name`
             return [
                 _finding(
                     cause="many_processes",
@@ -299,16 +302,12 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
     return []
 
 
-_processes = itemgetter(1)
-"""A `ProgramGroup`'s `processes`."""
-
-
 def _spread(acc: Accounting, base: int) -> str:
     anon = acc.parts.get("anon", acc.tasks_rss_kb)
-    n = sum(map(_processes, acc.groups))
+    n = len(acc.tasks)  # each task is one process of one program
     return (
         f"no single cause: anon memory {_mib(anon)} ({_pct(anon / base)}) is spread over "
-        f"{n} processes of {len(acc.groups)} programs, none holding half"
+        f"{n} processes of {len(acc.programs)} programs, none holding half"
     )
 
 
@@ -327,7 +326,7 @@ def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
     nodes = f"{nodes_phrase(acc.nodes)}'s " if acc.nodes else ""
     fillers = _fillers(acc, base, f"of {nodes}RAM")
     fillers += _outweighing(fillers, _process_findings(ev, acc, usable, f"of {nodes}usable RAM"))
-    if not fillers and acc.groups and not d.findings:
+    if not fillers and acc.programs and not d.findings:
         d.gaps.append(_spread(acc, usable))
     d.findings.extend(sorted(fillers, key=_by_size))
 
