@@ -4,7 +4,10 @@ one go) against what each line holds."""
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
+
+import pytest
 
 from kernbot.core.oom.meminfo_report import (
     _ANCHORS,
@@ -184,6 +187,41 @@ def test_v2_block_read_in_one_go_is_read_as_line_by_line() -> None:
             for _ in range(rng.randint(0, 6))
         ]
         start = rng.randint(0, len(lines))
-        joined: dict[str, int] = {}
-        each: dict[str, int] = {}
+        joined: dict[str, str] = {}
+        each: dict[str, str] = {}
         assert (_v2_values(joined, lines, start), joined) == (_v2_lines(each, lines, start), each)
+
+
+def test_a_number_too_long_for_int_raises_as_when_every_value_was_converted() -> None:
+    """The v2 values are converted when read (`StatsBlock.kb`), but a number `int()` refuses
+    (longer than sys.get_int_max_str_digits()) still raises while the block is read, on both
+    paths (joined, and line by line for a `#01x` escape), as when every value was converted."""
+    big = "9" * (sys.get_int_max_str_digits() + 1)
+    for tail in ("", "#011"):
+        lines = ["Memory cgroup stats for /a:", "anon 4096" + tail, f"file {big}" + tail]
+        with pytest.raises(ValueError, match="integer string conversion"):
+            parse_report(lines)
+        with pytest.raises(ValueError, match="integer string conversion"):
+            parse_report_reference(lines)
+    ok = parse_report(["Memory cgroup stats for /a:", "anon 4096", f"file {big[:-2]}"])
+    assert ok.stats[0].kb(("anon",)) == {"anon": 4}
+
+
+def test_the_values_asked_for_are_those_of_the_whole_block() -> None:
+    """`StatsBlock.kb(keys)` (only those converted) equals `values_kb` cut to the keys, before
+    and after `values_kb` was made, on every stats block of the fixtures and random runs."""
+    rng = random.Random(13)
+    keys = ("anon", "file", "shmem", "slab", "kernel", "rss", "cache", "total_rss", "sock")
+    runs = [[rng.choice(LINES) for _ in range(rng.randint(0, 12))] for _ in range(3_000)]
+    for _ in range(3_000):
+        header = rng.choice(["Memory cgroup stats for /b:", CRAFTED[18]])
+        stats = [f"{rng.choice(keys)} {rng.randint(0, 10**12)}" for _ in range(rng.randint(0, 8))]
+        runs.append([header, *(_mutated(rng, x) if rng.random() < 0.1 else x for x in stats)])
+    seen = 0
+    for run in runs:
+        for block in parse_report(run).stats:
+            before = block.kb(keys)
+            values = block.values_kb
+            assert before == block.kb(keys) == {k: values[k] for k in keys if k in values}
+            seen += bool(before)
+    assert seen > 2_000

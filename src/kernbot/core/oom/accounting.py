@@ -366,10 +366,10 @@ def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
         if memsw.limit_kb is not None and memsw.limit_kb == mem.limit_kb:
             acc.swap_total_kb = 0
         acc.sources["swap"] = [memsw.line]
-    blocks = [b for b in rep.stats if b.values_kb]
+    blocks = [b for b in rep.stats if b.has_values()]
     if not blocks:
         acc.gaps.append("memory.stat (what filled the cgroup)")
-    elif blocks[0].v2 and "rss" not in blocks[0].values_kb:
+    elif blocks[0].v2 and "rss" not in blocks[0].tokens_kb and "rss" not in blocks[0].printed:
         # 6.x prints cgroup v1 stats as memory.stat lines too (`rss N` in bytes): keys decide.
         _account_v2(acc, blocks[0])
     else:
@@ -399,8 +399,16 @@ def _account_v1(acc: Accounting, rep: MemReport, blocks: list[StatsBlock]) -> No
         acc.gaps.append("kernel memory (no kmem: line)")
 
 
+_V2_READ = (
+    *("anon", "file", "shmem", "slab_unreclaimable", "slab_reclaimable", "kernel_stack"),
+    *("pagetables", "sec_pagetables", "file_dirty", "file_writeback", "slab", "sock"),
+    *("percpu", "vmalloc", "kernel"),
+)
+"""The memory.stat keys `_account_v2` reads."""
+
+
 def _account_v2(acc: Accounting, block: StatsBlock) -> None:
-    v = block.values_kb
+    v = block.kb(_V2_READ)
     line = block.line
     shmem = v.get("shmem", 0)
     file = v.get("file")

@@ -19,6 +19,8 @@ lines in bytes. Every number keeps the index of the line it came from, so a find
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -139,12 +141,47 @@ class PageCounter:
     line: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class StatsBlock:
     path: str
-    values_kb: dict[str, int]
+    tokens_kb: dict[str, int]
+    """cgroup v1's ` key:NKB` tokens on the header line."""
     line: int
     v2: bool
+    printed: dict[str, str] = field(default_factory=dict)
+    """A cgroup v2 header's memory.stat lines: key -> the number of bytes as printed. In kB
+    when asked for (`values_kb`, `kb`): the accounting reads 15 of the ~40 (int() and a
+    division each, ~80 ns)."""
+    converted: dict[str, int] | None = None
+
+    @property
+    def values_kb(self) -> dict[str, int]:
+        """Every value in kB, in the order printed."""
+        if not self.printed:
+            return self.tokens_kb
+        if self.converted is None:
+            kb = {k: int(v) // 1024 for k, v in self.printed.items()}
+            self.converted = {**self.tokens_kb, **kb}
+        return self.converted
+
+    def kb(self, keys: tuple[str, ...]) -> dict[str, int]:
+        """`values_kb` of these keys (those printed), converting only them."""
+        printed, tokens = self.printed, self.tokens_kb
+        if self.converted is not None or tokens:
+            values = self.values_kb
+            return {k: values[k] for k in keys if k in values}
+        return {k: int(printed[k]) // 1024 for k in keys if k in printed}
+
+    def has_values(self) -> bool:
+        return bool(self.tokens_kb or self.printed)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StatsBlock):
+            return NotImplemented
+        mine = (self.path, self.values_kb, self.line, self.v2)
+        return mine == (other.path, other.values_kb, other.line, other.v2)
+
+    __hash__ = None  # type: ignore[assignment]  # as a dataclass with eq and not frozen
 
 
 @dataclass(slots=True)
@@ -305,15 +342,15 @@ def _read_line(rep: MemReport, lines: list[str], i: int, in_slab: bool) -> tuple
         return False, i + 1  # every pattern below needs one (`^\d+ pages RAM` the digit)
     read = _parse_memcg(rep, stripped, i)
     if read is _V2_HEADER:
-        return False, _v2_values(rep.stats[-1].values_kb, lines, i + 1)
+        return False, _v2_values(rep.stats[-1].printed, lines, i + 1)
     if read is None:
         _parse_global(rep, stripped, i)
     return False, i + 1
 
 
-def _v2_values(values: dict[str, int], lines: list[str], start: int) -> int:
-    """Read memory.stat's `key N` lines (bytes) from `start` into `values` (kB); the index of
-    the first line that is not one.
+def _v2_values(values: dict[str, str], lines: list[str], start: int) -> int:
+    """Read memory.stat's `key N` lines (bytes) from `start` into `values` (the numbers as
+    printed, `StatsBlock.printed`); the index of the first line that is not one.
 
     The block (~40 lines) is matched in one piece: the lines from `start` joined, the run of
     `key N` lines at its head found by one regex (`_V2_LINE` per line, whitespace but the
@@ -328,11 +365,13 @@ def _v2_values(values: dict[str, int], lines: list[str], start: int) -> int:
     # each line of the run is whitespace, a key, a space, a number, whitespace: split() (the
     # whitespace of `\\s`) gives key, number, key, number...
     words = text.split()
-    values.update(zip(words[::2], [int(n) // 1024 for n in words[1::2]], strict=True))
+    numbers = words[1::2]
+    _convertible(text, numbers)
+    values.update(zip(words[::2], numbers, strict=True))
     return start + text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
-def _v2_lines(values: dict[str, int], lines: list[str], start: int) -> int:
+def _v2_lines(values: dict[str, str], lines: list[str], start: int) -> int:
     match = _V2_LINE.match
     for i in range(start, len(lines)):
         raw = lines[i]
@@ -340,8 +379,19 @@ def _v2_lines(values: dict[str, int], lines: list[str], start: int) -> int:
         if m is None:
             return i
         key, value = m.groups()
-        values[key] = int(value) // 1024
+        _convertible(value, (value,))
+        values[key] = value
     return len(lines)
+
+
+def _convertible(text: str, numbers: Iterable[str]) -> None:
+    """Raise what `int()` raises for a number longer than Python converts (4,300 digits unless
+    set otherwise), as the block's values were once converted as they were read; a text
+    shorter than that holds none."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text) > limit:
+        for n in numbers:
+            int(n)
 
 
 _V2_HEADER = "v2"
