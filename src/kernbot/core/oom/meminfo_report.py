@@ -275,9 +275,9 @@ _MEMCG_PREFIXES = (
 )
 """How the lines that hold `counters` (`_COUNTER`), `stats` (`_STATS`) or open the slab table
 begin; a stats header's memory.stat block and the slab table's rows follow it."""
-_MEMCG_FIRST = frozenset(p[0] for p in _MEMCG_PREFIXES)
-_SPACE = frozenset(c for c in map(chr, range(0x110000)) if c.isspace())
-"""What `str.lstrip` strips."""
+_COUNTERS = ("memory", "swap", "kmem")
+"""How a page counter line begins; no such line is a stats or slab header (`_read_line` for one
+comes to `_parse_memcg` and `_parse_global` on the stripped text)."""
 
 
 def parse_memcg_part(lines: list[str]) -> MemReport:
@@ -293,18 +293,18 @@ def parse_memcg_part(lines: list[str]) -> MemReport:
     """
     rep = MemReport()
     in_slab = False
-    space, firsts, prefixes = _SPACE, _MEMCG_FIRST, _MEMCG_PREFIXES
+    prefixes = _MEMCG_PREFIXES
     at = enumerate(lines)
     for i, raw in at:
-        if not in_slab and ("#" not in raw or "#01" not in raw):
-            first = raw[:1]
-            if first in space:
-                head = raw.lstrip()
-                first = head[:1]
-            else:
-                head = raw
-            if first not in firsts or not head.startswith(prefixes):
-                continue
+        if in_slab or ("#" in raw and "#01" in raw):
+            pass
+        elif not raw.lstrip().startswith(prefixes):
+            continue
+        elif raw.lstrip().startswith(_COUNTERS):  # `_read_line`'s way for such a line
+            text = raw.strip()
+            if (":" in text or "=" in text) and _parse_memcg(rep, text, i) is None:
+                _parse_global(rep, text, i)
+            continue
         in_slab, end = _read_line(rep, lines, i, in_slab)
         if end > i + 1:  # a cgroup v2 memory.stat block, read by `_read_line`
             next(islice(at, end - i - 2, None), None)
