@@ -54,8 +54,8 @@ def _finding(cause: str, summary: str, evidence: dict[str, Any]) -> Finding:
     )
 
 
-def _mib(kb: int) -> str:
-    return size(kb)
+_mib = size
+"""A size in prose (`units.size`; bound here, not wrapped: a call less per number)."""
 
 
 def _pct(share: float) -> str:
