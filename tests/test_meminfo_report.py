@@ -188,6 +188,13 @@ def test_v2_block_read_in_one_go_is_read_as_line_by_line() -> None:
         joined: dict[str, str] = {}
         each: dict[str, str] = {}
         assert (_v2_values(joined, lines, start), joined) == (_v2_lines(each, lines, start), each)
+        # and with a window narrower than the block, widened as the run fills it
+        narrow: dict[str, str] = {}
+        window = rng.randint(1, 3)
+        assert (_v2_values(narrow, lines, start, window), narrow) == (
+            _v2_lines({}, lines, start),
+            each,
+        )
 
 
 def test_a_number_too_long_for_int_raises_as_when_every_value_was_converted() -> None:

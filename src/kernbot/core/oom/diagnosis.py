@@ -248,6 +248,8 @@ def _outweighing(fillers: list[Finding], procs: list[Finding]) -> list[Finding]:
     """Process findings that hold more than any non-process filler. RSS counts mapped file
     pages (shared libraries, charged to whoever read them first), so a process beside 40 MiB of
     tmpfs can show half a 64 MiB limit in RSS; the bigger filler is the cause then."""
+    if not procs:
+        return procs
     biggest = max((-_by_size(f) for f in fillers), default=0)
     return [p for p in procs if -_by_size(p) >= biggest]
 

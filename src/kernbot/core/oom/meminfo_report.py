@@ -348,7 +348,13 @@ def _read_line(rep: MemReport, lines: list[str], i: int, in_slab: bool) -> tuple
     return False, i + 1
 
 
-def _v2_values(values: dict[str, str], lines: list[str], start: int) -> int:
+_V2_WINDOW = 48
+"""Lines joined at first to find a memory.stat block's end (`_v2_values`)."""
+
+
+def _v2_values(
+    values: dict[str, str], lines: list[str], start: int, window: int = _V2_WINDOW
+) -> int:
     """Read memory.stat's `key N` lines (bytes) from `start` into `values` (the numbers as
     printed, `StatsBlock.printed`); the index of the first line that is not one.
 
@@ -356,12 +362,19 @@ def _v2_values(values: dict[str, str], lines: list[str], start: int) -> int:
     `key N` lines at its head found by one regex (`_V2_LINE` per line, whitespace but the
     newline standing for `\\s`), its keys and numbers split off. Lines holding a newline or a
     syslog `#01x` escape take `_v2_lines`, the same reading line by line."""
-    block = "\n".join(lines[start:])
-    if ("#" in block and "#01" in block) or block.count("\n") != len(lines) - start - 1:
-        return _v2_lines(values, lines, start)
-    plain = _V2_PLAIN_RUN.match(block)
-    run = _V2_RUN.match(block, plain.end() if plain else 0)
-    text = block[: run.end()] if run else ""
+    while True:
+        # the next `window` lines (a block is ~40; the task table after it is long): wider
+        # when the run fills them, as it may go on past them
+        taken = lines[start : start + window]
+        block = "\n".join(taken)
+        if ("#" in block and "#01" in block) or block.count("\n") != len(taken) - 1:
+            return _v2_lines(values, lines, start)
+        plain = _V2_PLAIN_RUN.match(block)
+        run = _V2_RUN.match(block, plain.end() if plain else 0)
+        text = block[: run.end()] if run else ""
+        if len(text) < len(block) or start + window >= len(lines):
+            break
+        window *= 4
     # each line of the run is whitespace, a key, a space, a number, whitespace: split() (the
     # whitespace of `\\s`) gives key, number, key, number...
     words = text.split()
