@@ -4,13 +4,19 @@ one go) against what each line holds."""
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
+
+import pytest
 
 from kernbot.core.oom.meminfo_report import (
     _ANCHORS,
+    _MEMCG_PREFIXES,
     _PREFIXES,
+    MemReport,
     _v2_lines,
     _v2_values,
+    parse_memcg_part,
     parse_report,
     parse_report_reference,
 )
@@ -114,6 +120,40 @@ def test_the_shortcut_reads_what_the_general_path_reads() -> None:
     assert sum(parse_report([x]) == parse_report([]) for x in LINES) > len(LINES) // 2
 
 
+def test_the_memcg_part_reads_what_the_general_path_reads_of_a_cgroup() -> None:
+    """`parse_report(memcg=True)` (only lines beginning as a page counter, a stats header or
+    the slab header goes the general path) against `parse_report_reference`: the counters,
+    stats blocks and slab caches equal on every fixture, each fixture and crafted line alone
+    and mutated, and random runs of them; and each of its prefixes is needed."""
+    rng = random.Random(12)
+    here = Path(__file__).parent / "fixtures"
+    reports = [
+        path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for path in sorted([*here.glob("corpus/*.txt"), *here.glob("diagnosis/*.txt")])
+    ]
+    reports += [[line] for line in LINES]
+    reports += [[_mutated(rng, rng.choice(LINES))] for _ in range(20_000)]
+    for _ in range(3_000):
+        run = [rng.choice(LINES) for _ in range(rng.randint(0, 12))]
+        reports.append([_mutated(rng, x) if rng.random() < 0.3 else x for x in run])
+
+    def part(rep: MemReport) -> tuple[object, ...]:
+        return (rep.counters, rep.stats, rep.slab_caches)
+
+    differ = [r for r in reports if part(parse_memcg_part(r)) != part(parse_report_reference(r))]
+    assert differ == []
+    assert parse_report(reports[0], memcg=True) == parse_memcg_part(reports[0])
+    empty = part(MemReport())
+    for prefix in _MEMCG_PREFIXES:
+        held = [
+            x
+            for x in CRAFTED
+            if x.startswith(prefix)
+            and part(parse_report_reference([x, "kmalloc-64  12KB  16KB"])) != empty
+        ]
+        assert held, prefix
+
+
 def test_every_prefix_begins_a_line_that_holds_numbers() -> None:
     """Each beginning the shortcut lets through is one some pattern needs (a slab cache row
     follows, which only the slab header makes a number)."""
@@ -145,6 +185,48 @@ def test_v2_block_read_in_one_go_is_read_as_line_by_line() -> None:
             for _ in range(rng.randint(0, 6))
         ]
         start = rng.randint(0, len(lines))
-        joined: dict[str, int] = {}
-        each: dict[str, int] = {}
+        joined: dict[str, str] = {}
+        each: dict[str, str] = {}
         assert (_v2_values(joined, lines, start), joined) == (_v2_lines(each, lines, start), each)
+        # and with a window narrower than the block, widened as the run fills it
+        narrow: dict[str, str] = {}
+        window = rng.randint(1, 3)
+        assert (_v2_values(narrow, lines, start, window), narrow) == (
+            _v2_lines({}, lines, start),
+            each,
+        )
+
+
+def test_a_number_too_long_for_int_raises_as_when_every_value_was_converted() -> None:
+    """The v2 values are converted when read (`StatsBlock.kb`), but a number `int()` refuses
+    (longer than sys.get_int_max_str_digits()) still raises while the block is read, on both
+    paths (joined, and line by line for a `#01x` escape), as when every value was converted."""
+    big = "9" * (sys.get_int_max_str_digits() + 1)
+    for tail in ("", "#011"):
+        lines = ["Memory cgroup stats for /a:", "anon 4096" + tail, f"file {big}" + tail]
+        with pytest.raises(ValueError, match="integer string conversion"):
+            parse_report(lines)
+        with pytest.raises(ValueError, match="integer string conversion"):
+            parse_report_reference(lines)
+    ok = parse_report(["Memory cgroup stats for /a:", "anon 4096", f"file {big[:-2]}"])
+    assert ok.stats[0].kb(("anon",)) == {"anon": 4}
+
+
+def test_the_values_asked_for_are_those_of_the_whole_block() -> None:
+    """`StatsBlock.kb(keys)` (only those converted) equals `values_kb` cut to the keys, before
+    and after `values_kb` was made, on every stats block of the fixtures and random runs."""
+    rng = random.Random(13)
+    keys = ("anon", "file", "shmem", "slab", "kernel", "rss", "cache", "total_rss", "sock")
+    runs = [[rng.choice(LINES) for _ in range(rng.randint(0, 12))] for _ in range(3_000)]
+    for _ in range(3_000):
+        header = rng.choice(["Memory cgroup stats for /b:", CRAFTED[18]])
+        stats = [f"{rng.choice(keys)} {rng.randint(0, 10**12)}" for _ in range(rng.randint(0, 8))]
+        runs.append([header, *(_mutated(rng, x) if rng.random() < 0.1 else x for x in stats)])
+    seen = 0
+    for run in runs:
+        for block in parse_report(run).stats:
+            before = block.kb(keys)
+            values = block.values_kb
+            assert before == block.kb(keys) == {k: values[k] for k in keys if k in values}
+            seen += bool(before)
+    assert seen > 2_000

@@ -71,6 +71,13 @@ def test_program_groups_in_one_pass_equal_the_plain_rule() -> None:
             continue
         assert (acc.tasks_rss_kb, acc.groups) == _groups_plainly(tasks)
         assert all(type(g) is ProgramGroup for g in acc.groups)
+        # the same task object as max() picks (the first of the largest), not an equal one
+        assert acc.largest_task is max(tasks, key=lambda t: t.rss_kb or 0)
+        # the first group, asked for alone (before the list) and after it
+        fresh = Accounting(scope="memcg")
+        _account_tasks(fresh, tasks)
+        assert fresh.top_group() == acc.groups[0] == acc.top_group()
+        assert fresh.sorted_groups is None  # top_group made no list
 
 
 def test_adj_forced_in_one_pass_equals_the_plain_rule() -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
+
+from pydantic import BaseModel
 
 from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
 from kernbot.core.oom.meminfo_report import (
@@ -78,33 +80,105 @@ class Accounting:
     swap_used_kb: int | None = None
     swap_total_kb: int | None = None
     tasks_rss_kb: int = 0
-    groups: list[ProgramGroup] = field(default_factory=list)
+    programs: dict[str, list[int]] = field(default_factory=dict)
+    """Program name -> [processes, RSS sum, largest RSS], in the task table's order."""
+    tasks: list[Task] = field(default_factory=list)
+    """The task table `programs` was added up from."""
+    largest_task: Task | None = None
+    """The first task of the largest RSS in the table (`rss_kb`, None as 0)."""
+    sorted_groups: list[ProgramGroup] | None = None
+    """`groups` once asked for."""
     gaps: list[str] = field(default_factory=list)
     report: MemReport = field(default_factory=MemReport)
     nodes: list[int] | None = None
     """The NUMA nodes a confined (cpuset / mempolicy) report was accounted over; None: all."""
 
+    @property
+    def groups(self) -> list[ProgramGroup]:
+        """The programs of the task table, the largest RSS sum first (ties in the table's
+        order); made when first asked for (the diagnosis mostly needs `top_group` only)."""
+        if self.sorted_groups is None:
+            pids: dict[str, list[int]] = {}
+            for t in self.tasks:
+                pids.setdefault(t.name, []).append(t.pid)
+            new = tuple.__new__  # the NamedTuple's own constructor costs ~3x more
+            self.sorted_groups = sorted(
+                [
+                    new(ProgramGroup, (n, c, rss, top, tuple(pids[n])))
+                    for n, (c, rss, top) in self.programs.items()
+                ],
+                key=_by_rss,
+                reverse=True,
+            )
+        return self.sorted_groups
+
+    def top_program(self) -> str | None:
+        """The name of `groups[0]` (None without a task table), without sorting the others."""
+        if self.sorted_groups is not None or not self.programs:
+            return self.sorted_groups[0].name if self.sorted_groups else None
+        programs = self.programs
+        return max(programs, key=lambda n: programs[n][1])  # the first of the largest sum
+
+    def top_group(self) -> ProgramGroup | None:
+        """`groups[0]` (None without a task table), without making the others."""
+        name = self.top_program()
+        if name is None:
+            return None
+        processes, rss, largest = self.programs[name]
+        pids = tuple(t.pid for t in self.tasks if t.name == name)
+        return tuple.__new__(ProgramGroup, (name, processes, rss, largest, pids))
+
     def to_model(self) -> MemoryAccounting:
-        """The event's `accounting` field."""
-        return MemoryAccounting(
-            scope="memcg" if self.scope == "memcg" else "host",
-            total_kb=self.total_kb,
-            usage_kb=self.usage_kb,
-            parts_kb=dict(self.parts),
-            dirty_writeback_kb=self.dirty_writeback_kb,
-            hugepages_free_kb=self.hugepages_free_kb,
-            swap_used_kb=self.swap_used_kb,
-            swap_total_kb=self.swap_total_kb,
-            tasks_rss_kb=self.tasks_rss_kb,
-            lines={k: v for k, v in self.sources.items() if v},
-            not_in_report=list(self.gaps),
+        """The event's `accounting` field, made as validation makes it (`unvalidated`): every
+        value is already of its field's type, every container a fresh copy."""
+        return unvalidated(
+            MemoryAccounting,
+            {
+                "scope": "memcg" if self.scope == "memcg" else "host",
+                "total_kb": self.total_kb,
+                "usage_kb": self.usage_kb,
+                "parts_kb": dict(self.parts),
+                "dirty_writeback_kb": self.dirty_writeback_kb,
+                "hugepages_free_kb": self.hugepages_free_kb,
+                "swap_used_kb": self.swap_used_kb,
+                "swap_total_kb": self.swap_total_kb,
+                "tasks_rss_kb": self.tasks_rss_kb,
+                "lines": {k: list(v) for k, v in self.sources.items() if v},
+                "not_in_report": list(self.gaps),
+            },
+            _ACCOUNTING_FIELDS,
         )
+
+
+_ACCOUNTING_FIELDS = frozenset(MemoryAccounting.model_fields)
+"""`to_model` gives every field."""
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def unvalidated(cls: type[_M], fields: dict[str, Any], given: frozenset[str]) -> _M:
+    """`cls(**fields)` without pydantic's validation, for an event model (extra fields allowed,
+    no private attributes, no `model_post_init`, no validator but the wire-only bounds) and
+    values validation would keep as they are: each of its field's type, every list and dict a
+    fresh one (validation copies them), every field in `fields` in order, `given` their names
+    (`model_fields_set`). Validating the accounting and two findings of a report was ~9 us of
+    its ~70 us diagnosis; tests/test_oom_diagnosis_models.py compares these models with
+    validated ones (values, types, fields set, JSON) on corpus, bench and garbled reports."""
+    model = _new(cls)
+    _setattr(model, "__dict__", fields)
+    _setattr(model, "__pydantic_fields_set__", set(given))
+    _setattr(model, "__pydantic_extra__", {})
+    _setattr(model, "__pydantic_private__", None)
+    return model
 
 
 def account(ev: OomKillEvent) -> Accounting:
     """The accounting of one OOM event, from its lines and task table."""
-    rep = parse_report(ev.lines)
-    memcg = rep.counters.get("memory") is not None or (not ev.global_oom and ev.memcg is not None)
+    # a memory cgroup's OOM by the event itself: only the cgroup's numbers are read then
+    by_event = not ev.global_oom and ev.memcg is not None
+    rep = parse_report(ev.lines, memcg=by_event)
+    memcg = by_event or rep.counters.get("memory") is not None
     acc = Accounting(scope="memcg" if memcg else "host", report=rep)
     if memcg:
         _account_memcg(acc, rep, ev)
@@ -130,6 +204,20 @@ def _set(acc: Accounting, part: str, kb: int | None, *lines: int | None) -> None
         cited.extend(cast("tuple[int, ...]", lines))  # no None among them
 
 
+def _set_all(acc: Accounting, values: tuple[tuple[str, int | None], ...], line: int) -> None:
+    """`_set(acc, part, kb, line)` for each (part, kb) in order, without a call each."""
+    parts, sources = acc.parts, acc.sources
+    for part, kb in values:
+        if kb is None:
+            continue
+        parts[part] = parts.get(part, 0) + (kb if kb > 0 else 0)
+        cited = sources.get(part)
+        if cited is None:
+            sources[part] = [line]
+        else:
+            cited.append(line)
+
+
 def _account_host(acc: Accounting, rep: MemReport) -> None:
     if not rep.has_meminfo:
         acc.gaps.append("Mem-Info (free, anon, page cache, shmem, slab)")
@@ -146,18 +234,23 @@ def _account_host(acc: Accounting, rep: MemReport) -> None:
         acc.gaps.append("total RAM")
         total_lines = []
     acc.sources["total"] = total_lines
-    if rep.has_meminfo:
+    if rep.has_meminfo and line is not None:  # Mem-Info's pages always have their line
         shmem = pages_kb(rep, "shmem") or 0
         anon_lru = pages_kb(rep, "active_anon", "inactive_anon", "isolated_anon") or 0
-        _set(acc, "anon", anon_lru - shmem, line)
-        file_lru = pages_kb(rep, "active_file", "inactive_file", "isolated_file")
-        _set(acc, "page_cache", file_lru, line)
-        _set(acc, "shmem", shmem, line)
-        _set(acc, "slab_unreclaimable", pages_kb(rep, "slab_unreclaimable"), line)
-        _set(acc, "slab_reclaimable", pages_kb(rep, "slab_reclaimable"), line)
-        _set(acc, "page_tables", pages_kb(rep, "pagetables", "sec_pagetables"), line)
-        _set(acc, "unevictable", pages_kb(rep, "unevictable"), line)
-        _set(acc, "free", pages_kb(rep, "free", "free_pcp"), line)
+        _set_all(
+            acc,
+            (
+                ("anon", anon_lru - shmem),
+                ("page_cache", pages_kb(rep, "active_file", "inactive_file", "isolated_file")),
+                ("shmem", shmem),
+                ("slab_unreclaimable", pages_kb(rep, "slab_unreclaimable")),
+                ("slab_reclaimable", pages_kb(rep, "slab_reclaimable")),
+                ("page_tables", pages_kb(rep, "pagetables", "sec_pagetables")),
+                ("unevictable", pages_kb(rep, "unevictable")),
+                ("free", pages_kb(rep, "free", "free_pcp")),
+            ),
+            line,
+        )
         acc.dirty_writeback_kb = pages_kb(rep, "dirty", "writeback")
         acc.writeback_kb = pages_kb(rep, "writeback")
         _kernel_stack(acc, rep)
@@ -273,10 +366,10 @@ def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
         if memsw.limit_kb is not None and memsw.limit_kb == mem.limit_kb:
             acc.swap_total_kb = 0
         acc.sources["swap"] = [memsw.line]
-    blocks = [b for b in rep.stats if b.values_kb]
+    blocks = [b for b in rep.stats if b.has_values()]
     if not blocks:
         acc.gaps.append("memory.stat (what filled the cgroup)")
-    elif blocks[0].v2 and "rss" not in blocks[0].values_kb:
+    elif blocks[0].v2 and "rss" not in blocks[0].tokens_kb and "rss" not in blocks[0].printed:
         # 6.x prints cgroup v1 stats as memory.stat lines too (`rss N` in bytes): keys decide.
         _account_v2(acc, blocks[0])
     else:
@@ -284,7 +377,7 @@ def _account_memcg(acc: Accounting, rep: MemReport, ev: OomKillEvent) -> None:
     if acc.total_kb is not None and acc.usage_kb is not None:
         _set(acc, "free", acc.total_kb - acc.usage_kb, mem.line if mem else None)
     if acc.usage_kb is not None and blocks:
-        known = sum(v for k, v in acc.parts.items() if k != "free")
+        known = sum(acc.parts.values()) - acc.parts.get("free", 0)
         _set(acc, "unaccounted", acc.usage_kb - known, mem.line if mem else None)
 
 
@@ -306,19 +399,33 @@ def _account_v1(acc: Accounting, rep: MemReport, blocks: list[StatsBlock]) -> No
         acc.gaps.append("kernel memory (no kmem: line)")
 
 
+_V2_READ = (
+    *("anon", "file", "shmem", "slab_unreclaimable", "slab_reclaimable", "kernel_stack"),
+    *("pagetables", "sec_pagetables", "file_dirty", "file_writeback", "slab", "sock"),
+    *("percpu", "vmalloc", "kernel"),
+)
+"""The memory.stat keys `_account_v2` reads."""
+
+
 def _account_v2(acc: Accounting, block: StatsBlock) -> None:
-    v = block.values_kb
+    v = block.kb(_V2_READ)
     line = block.line
     shmem = v.get("shmem", 0)
-    _set(acc, "anon", v.get("anon"), line)
-    if "file" in v:
-        _set(acc, "page_cache", v["file"] - shmem, line)
-    _set(acc, "shmem", v.get("shmem"), line)
-    _set(acc, "slab_unreclaimable", v.get("slab_unreclaimable"), line)
-    _set(acc, "slab_reclaimable", v.get("slab_reclaimable"), line)
-    _set(acc, "kernel_stack", v.get("kernel_stack"), line)
+    file = v.get("file")
     pt = [v[k] for k in ("pagetables", "sec_pagetables") if k in v]
-    _set(acc, "page_tables", sum(pt) if pt else None, line)
+    _set_all(
+        acc,
+        (
+            ("anon", v.get("anon")),
+            ("page_cache", None if file is None else file - shmem),
+            ("shmem", v.get("shmem")),
+            ("slab_unreclaimable", v.get("slab_unreclaimable")),
+            ("slab_reclaimable", v.get("slab_reclaimable")),
+            ("kernel_stack", v.get("kernel_stack")),
+            ("page_tables", sum(pt) if pt else None),
+        ),
+        line,
+    )
     acc.dirty_writeback_kb = v.get("file_dirty", 0) + v.get("file_writeback", 0)
     acc.writeback_kb = v.get("file_writeback", 0)
     named = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "vmalloc")
@@ -333,27 +440,31 @@ def _account_tasks(acc: Accounting, tasks: list[Task]) -> None:
     if not tasks:
         acc.gaps.append("the task table")
         return
-    # name -> [processes, rss sum, largest rss, pids]: one pass, a list per program
-    groups: dict[str, list[Any]] = {}
+    # name -> [processes, rss sum, largest rss]: one pass, a list per program; and the first
+    # task of the largest rss (what `max` by rss would give)
+    programs: dict[str, list[int]] = {}
+    get = programs.get
     total = 0
+    largest, largest_kb = tasks[0], tasks[0].rss_kb or 0
     for t in tasks:
         rss = t.rss_kb or 0
         total += rss
-        group = groups.get(t.name)
+        if rss > largest_kb:
+            largest, largest_kb = t, rss
+        name = t.name
+        group = get(name)
         if group is None:
-            groups[t.name] = [1, rss, rss, [t.pid]]
+            programs[name] = [1, rss, rss]
         else:
             group[0] += 1
             group[1] += rss
-            group[2] = max(group[2], rss)
-            group[3].append(t.pid)
+            if rss > group[2]:  # noqa: PLR1730 (max() is a call per task)
+                group[2] = rss
     acc.tasks_rss_kb += total
-    new = tuple.__new__  # the NamedTuple's own constructor costs ~3x more, per program
-    acc.groups = sorted(
-        [new(ProgramGroup, (n, c, rss, top, tuple(p))) for n, (c, rss, top, p) in groups.items()],
-        key=_by_rss,
-        reverse=True,
-    )
+    acc.largest_task = largest
+    acc.programs = programs
+    acc.tasks = tasks
+    acc.sorted_groups = None
 
 
 _by_rss = itemgetter(2)

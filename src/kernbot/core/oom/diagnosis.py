@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernbot.core.events import Finding, OomKillEvent, Task
-from kernbot.core.oom.accounting import CONFINED, Accounting, account
+from kernbot.core.oom.accounting import CONFINED, Accounting, account, unvalidated
 from kernbot.core.oom.meminfo_report import pages_kb
 from kernbot.core.oom.task_table import PAGE_KB
 from kernbot.core.units import size
@@ -43,8 +43,19 @@ class Diagnosis:
     accounting: Accounting | None = None
 
 
-def _mib(kb: int) -> str:
-    return size(kb)
+_FINDING_FIELDS = frozenset({"cause", "summary", "evidence"})
+
+
+def _finding(cause: str, summary: str, evidence: dict[str, Any]) -> Finding:
+    """`Finding(cause=…, summary=…, evidence=…)` made as validation makes it (`unvalidated`):
+    `evidence` holds JSON values only, each list and dict its own."""
+    return unvalidated(
+        Finding, {"cause": cause, "summary": summary, "evidence": evidence}, _FINDING_FIELDS
+    )
+
+
+_mib = size
+"""A size in prose (`units.size`; bound here, not wrapped: a call less per number)."""
 
 
 def _pct(share: float) -> str:
@@ -55,6 +66,8 @@ def _pct(share: float) -> str:
 
 
 def _lines(*groups: list[int] | None) -> list[int]:
+    if len(groups) == 1:
+        return sorted(set(groups[0] or ()))
     out: set[int] = set()
     for g in groups:
         out.update(g or [])
@@ -64,8 +77,7 @@ def _lines(*groups: list[int] | None) -> list[int]:
 def diagnose(ev: OomKillEvent) -> Diagnosis:
     """The findings for one OOM kill event."""
     acc = account(ev)
-    d = Diagnosis(accounting=acc)
-    d.gaps.extend(f"not in the report: {g}" for g in acc.gaps)
+    d = Diagnosis([], [f"not in the report: {g}" for g in acc.gaps], acc)
     if ev.sysrq or ev.trigger.order == -1:
         d.gaps.append("a manual OOM (SysRq-f): no allocation failed, nothing ran out")
     elif acc.scope == "memcg":
@@ -87,7 +99,7 @@ def _memcg_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
         return
     fillers = _fillers(acc, base, "of the cgroup's usage")
     fillers += _outweighing(fillers, _process_findings(ev, acc, base, "of the cgroup's usage"))
-    if not fillers and acc.groups:
+    if not fillers and acc.programs:
         d.gaps.append(_spread(acc, base))
     d.findings.extend(sorted(fillers, key=_by_size))
 
@@ -119,7 +131,7 @@ def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
             f"{path} hit its memory+swap limit of {_mib(memsw.limit_kb)} "
             f"({_mib(mem.usage_kb)} in RAM, {_mib(memsw.usage_kb - mem.usage_kb)} in swap)."
         )
-        return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+        return _finding(cause="memcg_limit", summary=summary, evidence=evidence)
     evidence["lines"] = _lines(ev_lines)
     if acc.total_kb is not None and acc.usage_kb is not None:
         summary = (
@@ -128,7 +140,7 @@ def _memcg_limit(ev: OomKillEvent, acc: Accounting) -> Finding:
         )
     else:
         summary = f"{path} hit its own memory limit (usage and limit not in the report)."
-    return Finding(cause="memcg_limit", summary=summary, evidence=evidence)
+    return _finding(cause="memcg_limit", summary=summary, evidence=evidence)
 
 
 def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
@@ -143,7 +155,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     shmem = parts.get("shmem")
     if shmem is not None and share(shmem) >= LARGE_SHARE:
         out.append(
-            Finding(
+            _finding(
                 cause="shmem",
                 summary=f"shmem (tmpfs, /dev/shm, SysV shared memory) held {_mib(shmem)}, "
                 f"{_pct(share(shmem))} {of}; killing a process does not free it.",
@@ -160,7 +172,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
         caches = sorted(acc.report.slab_caches, key=lambda c: -c.used_kb)[:3]
         named = ", ".join(f"{c.name} {_mib(c.used_kb)}" for c in caches)
         out.append(
-            Finding(
+            _finding(
                 cause="slab",
                 summary=f"unreclaimable kernel slab held {_mib(slab)}, {_pct(share(slab))} {of}"
                 + (f"; biggest caches: {named}." if named else "."),
@@ -187,7 +199,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
             " pipe buffers, zram, drivers, BPF maps)"
         )
         out.append(
-            Finding(
+            _finding(
                 cause="kernel_other",
                 summary=f"{what} held {_mib(other)}, {_pct(share(other))} {of}.",
                 evidence={"kb": other, "share": round(share(other), 3), "base_kb": base}
@@ -199,7 +211,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
         cache = parts.get("page_cache", 0)
         wb = acc.writeback_kb or 0
         out.append(
-            Finding(
+            _finding(
                 cause="page_cache",
                 summary=f"{_mib(dirty)} of page cache was waiting for the disk ({_mib(dirty - wb)} "
                 f"dirty, {_mib(wb)} under writeback; {_pct(share(dirty))} {of}, page cache "
@@ -214,7 +226,7 @@ def _fillers(acc: Accounting, base: int, of: str) -> list[Finding]:
     if huge and share(huge) >= LARGE_SHARE:
         free = acc.hugepages_free_kb or 0
         out.append(
-            Finding(
+            _finding(
                 cause="hugepages",
                 summary=f"{_mib(huge)} ({_pct(share(huge))} {of}) is reserved as hugepages, "
                 f"{_mib(free)} of it unused, and no ordinary process can use it.",
@@ -236,6 +248,8 @@ def _outweighing(fillers: list[Finding], procs: list[Finding]) -> list[Finding]:
     """Process findings that hold more than any non-process filler. RSS counts mapped file
     pages (shared libraries, charged to whoever read them first), so a process beside 40 MiB of
     tmpfs can show half a 64 MiB limit in RSS; the bigger filler is the cause then."""
+    if not procs:
+        return procs
     biggest = max((-_by_size(f) for f in fillers), default=0)
     return [p for p in procs if -_by_size(p) >= biggest]
 
@@ -254,14 +268,14 @@ def _row_lines(ev: OomKillEvent, *pids: int | None) -> list[int]:
 
 
 def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> list[Finding]:
-    top = max(ev.tasks, key=_task_kb, default=None)
+    top = acc.largest_task  # max(ev.tasks, key=_task_kb), found by the accounting's pass
     if top is None or not base:
         return []
     kb = _task_kb(top)
     top_share = kb / base
     if top_share >= MOST:
         return [
-            Finding(
+            _finding(
                 cause="one_process",
                 summary=f"{top.name} (pid {top.pid}) alone held {_mib(kb)}, "
                 f"{_pct(top_share)} {of}: a leak or a heap sized beyond the limit.",
@@ -270,10 +284,14 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
                 | {"lines": _row_lines(ev, top.pid)},
             )
         ]
-    for g in acc.groups[:1]:
-        if g.processes >= MANY and g.rss_kb / base >= MOST and g.largest_kb / base < MOST:
+    name = acc.top_program()
+    if name is not None:
+        processes, rss_kb, largest_kb = acc.programs[name]
+        if processes >= MANY and rss_kb / base >= MOST and largest_kb / base < MOST:
+            g = acc.top_group()
+            assert g is not None  # the group of `name`
             return [
-                Finding(
+                _finding(
                     cause="many_processes",
                     summary=f"{g.processes} processes of {g.name} added up to {_mib(g.rss_kb)}, "
                     f"{_pct(g.rss_kb / base)} {of}; the largest held {_mib(g.largest_kb)}: too "
@@ -288,10 +306,10 @@ def _process_findings(ev: OomKillEvent, acc: Accounting, base: int, of: str) -> 
 
 def _spread(acc: Accounting, base: int) -> str:
     anon = acc.parts.get("anon", acc.tasks_rss_kb)
-    n = sum(g.processes for g in acc.groups)
+    n = len(acc.tasks)  # each task is one process of one program
     return (
         f"no single cause: anon memory {_mib(anon)} ({_pct(anon / base)}) is spread over "
-        f"{n} processes of {len(acc.groups)} programs, none holding half"
+        f"{n} processes of {len(acc.programs)} programs, none holding half"
     )
 
 
@@ -310,7 +328,7 @@ def _host_findings(d: Diagnosis, ev: OomKillEvent, acc: Accounting) -> None:
     nodes = f"{nodes_phrase(acc.nodes)}'s " if acc.nodes else ""
     fillers = _fillers(acc, base, f"of {nodes}RAM")
     fillers += _outweighing(fillers, _process_findings(ev, acc, usable, f"of {nodes}usable RAM"))
-    if not fillers and acc.groups and not d.findings:
+    if not fillers and acc.programs and not d.findings:
         d.gaps.append(_spread(acc, usable))
     d.findings.extend(sorted(fillers, key=_by_size))
 
@@ -395,7 +413,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
             f"the allocation was confined ({ev.constraint}) but the report names no nodes: "
             "its cpuset or NUMA memory policy ran out while other nodes may have had memory."
         )
-        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+        return _finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
     allowed, mask, mask_line = found
     rep = acc.report
     free: dict[int, int] = {}
@@ -418,7 +436,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
     if not shown:
         evidence["lines"] = lines
         summary = f"{head}; the report does not print what {where} had free."
-        return Finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
+        return _finding(cause="cpuset_or_mempolicy", summary=summary, evidence=evidence)
     allowed_free = sum(free[n] for n in shown)
     evidence["allowed_free_kb"] = allowed_free
     said = [
@@ -444,7 +462,7 @@ def _confined(ev: OomKillEvent, acc: Accounting) -> Finding | None:
             )
     evidence["lines"] = lines
     ran_out = "the nodes" if len(allowed) > 1 else "the node"
-    return Finding(
+    return _finding(
         cause="cpuset_or_mempolicy",
         summary=f"{head}: {', '.join(said)}; {ran_out} ran out, not the host.",
         evidence=evidence,
@@ -466,7 +484,7 @@ def _fragmentation(ev: OomKillEvent, acc: Accounting) -> Finding | None:
         return None
     z = max(above, key=lambda z: z.free_kb)
     largest = max((f.largest_order_kb() for f in lists), default=0)
-    return Finding(
+    return _finding(
         cause="fragmentation",
         summary=f"an order-{order} allocation ({need_kb} kB contiguous) failed while zone "
         f"{z.name} had {_mib(z.free_kb)} free, above its {_mib(z.min_kb or 0)} min watermark, "
@@ -503,7 +521,7 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
             bigger, bigger_kb = t, size(t)
     if row is None or bigger is None or bigger_kb <= size(row):
         return None
-    return Finding(
+    return _finding(
         cause="adj_forced",
         summary=f"oom_score_adj {adj}, not size, chose {v.comm} (pid {v.pid}, "
         f"{_mib(size(row))}): {bigger.name} (pid {bigger.pid}, adj {bigger.oom_score_adj or 0}) "
@@ -516,24 +534,24 @@ def _adj_forced(ev: OomKillEvent) -> Finding | None:
 
 def _swap(acc: Accounting) -> list[Finding]:
     total, used = acc.swap_total_kb, acc.swap_used_kb
-    lines = acc.sources.get("swap", [])
     if total is None:
         return []
     if total == 0:
         where = "the cgroup may not use swap" if acc.scope == "memcg" else "no swap is configured"
         return [
-            Finding(
+            _finding(
                 cause="no_swap",
                 summary=f"{where}, so every anonymous page had to stay in RAM.",
-                evidence={"swap_total_kb": 0, "lines": lines},
+                evidence={"swap_total_kb": 0, "lines": list(acc.sources.get("swap", ()))},
             )
         ]
     if used is not None and used >= total * SWAP_FULL:
         return [
-            Finding(
+            _finding(
                 cause="swap_exhausted",
                 summary=f"swap was full: {_mib(used)} of {_mib(total)} in use.",
-                evidence={"swap_used_kb": used, "swap_total_kb": total, "lines": lines},
+                evidence={"swap_used_kb": used, "swap_total_kb": total}
+                | {"lines": list(acc.sources.get("swap", ()))},
             )
         ]
     return []
