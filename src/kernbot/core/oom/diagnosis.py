@@ -43,6 +43,9 @@ class Diagnosis:
     accounting: Accounting | None = None
 
 
+UNREADABLE_NUMBER = (
+    "the report holds a number too long to read (thousands of digits): not diagnosed"
+)
 _FINDING_FIELDS = frozenset({"cause", "summary", "evidence"})
 
 
@@ -559,7 +562,12 @@ def _swap(acc: Accounting) -> list[Finding]:
 
 def attach_diagnosis(ev: OomKillEvent) -> Diagnosis:
     """Set `diagnosis` on the event, with `accounting` and `diagnosis_gaps` beside it."""
-    d = diagnose(ev)
+    try:
+        d = diagnose(ev)
+    except ValueError:
+        # A number past `int`'s 4,300 digits in a report line (no kernel prints one; a forged
+        # or garbled log can): the event keeps everything else and says why it has no diagnosis.
+        d = Diagnosis([], [UNREADABLE_NUMBER])
     ev.diagnosis = d.findings
     if d.accounting is not None:
         ev.accounting = d.accounting.to_model()

@@ -481,7 +481,12 @@ def parse_line(text: str) -> Parsed | None:
     seen = _SEEN
     if t in seen:
         return seen[t]
-    found = parse_any(t)
+    try:
+        found = parse_any(t)
+    except ValueError:
+        # A number longer than Python converts (`sys.get_int_max_str_digits()`, 4,300 digits):
+        # no kernel prints one, so the line is read as one of no kind, like any garbled line.
+        found = None
     if len(t) <= SEEN_LINE_MAX:
         seen[t] = found
         if len(seen) > SEEN_LINES:

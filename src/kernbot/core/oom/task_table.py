@@ -107,7 +107,10 @@ def parse_row(layout: TableLayout, text: str) -> TaskRow | None:
     row = seen.get(text)
     if row is None:
         plain = layout.plain_row.match(text)
-        row = _plain_row(layout, plain.groups()) if plain is not None else general_row(layout, text)
+        try:
+            row = _plain_row(layout, plain.groups()) if plain else general_row(layout, text)
+        except ValueError:  # a number past `int`'s 4,300 digits: not a row a kernel printed
+            return None
         if row is not None:
             if len(seen) >= SEEN_ROWS:
                 seen.clear()

@@ -60,6 +60,8 @@ def parse_syn_flood(
         return None
     addr6, addr4 = m.group("addr6"), m.group("addr4")
     port_text = m.group("port6") or m.group("port4") or m.group("port")
+    if len(port_text) > 5:  # not a port (and `int` refuses 4,300 digits and more)
+        return None
     port = int(port_text)
     if port > 65535:
         return None
