@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kernbot.core.events import OomKillEvent
 from kernbot.core.oom.diagnosis import UNREADABLE_NUMBER
 from kernbot.core.prefilter import detect_bytes
 
@@ -66,6 +67,7 @@ def test_a_report_whose_numbers_cannot_be_read_says_so_and_keeps_the_kill() -> N
     assert data["diagnosis"] == [] and data["diagnosis_gaps"] == [UNREADABLE_NUMBER]
     # the same report without the huge number is diagnosed: the gap above comes from it
     (plain,) = detect_bytes((CORPUS / FILES[0]).read_bytes())
+    assert isinstance(plain, OomKillEvent)
     assert plain.diagnosis and UNREADABLE_NUMBER not in plain.diagnosis_gaps
 
 
