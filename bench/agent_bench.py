@@ -248,6 +248,10 @@ async def main() -> None:
     ap.add_argument("--cgroups", type=int, default=500)
     ap.add_argument("--load", choices=("filler", "reports", "both"), default="both")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scan_bench import compile_bytecode
+
+    compile_bytecode()  # as installed: the agent's first report imports modules (advice, ...)
     bot = await FakeBot().start()
     try:
         with tempfile.TemporaryDirectory(prefix="kernbot-bench-") as d:
