@@ -1,7 +1,7 @@
 """The diagnosis against the reference: every fixture report and garbled copies of them.
 
 Two things are checked on each report. The findings and accounting the diagnosis makes without
-pydantic's validation (`accounting.unvalidated`) are what validating the same values makes: equal
+pydantic's validation (`events.validated`) are what validating the same values makes: equal
 values of the same types all the way down, the same fields set, the same JSON, and no list or
 dict shared between two of them. And the whole outcome (findings, gaps, accounting, Why line,
 bar) is the reference's: `diagnosis_reference.json` holds a digest of each report's outcome as

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import NamedTuple, cast
 
-from pydantic import BaseModel
-
-from kernbot.core.events import MemoryAccounting, OomKillEvent, Task
+from kernbot.core.events import MemoryAccounting, OomKillEvent, Task, validated
 from kernbot.core.oom.meminfo_report import (
     HugePool,
     MemReport,
@@ -129,9 +127,9 @@ class Accounting:
         return tuple.__new__(ProgramGroup, (name, processes, rss, largest, pids))
 
     def to_model(self) -> MemoryAccounting:
-        """The event's `accounting` field, made as validation makes it (`unvalidated`): every
+        """The event's `accounting` field, made as validation makes it (`events.validated`): every
         value is already of its field's type, every container a fresh copy."""
-        return unvalidated(
+        return validated(
             MemoryAccounting,
             {
                 "scope": "memcg" if self.scope == "memcg" else "host",
@@ -146,31 +144,12 @@ class Accounting:
                 "lines": {k: list(v) for k, v in self.sources.items() if v},
                 "not_in_report": list(self.gaps),
             },
-            _ACCOUNTING_FIELDS,
+            set(_ACCOUNTING_FIELDS),
         )
 
 
 _ACCOUNTING_FIELDS = frozenset(MemoryAccounting.model_fields)
 """`to_model` gives every field."""
-_M = TypeVar("_M", bound=BaseModel)
-_new = object.__new__
-_setattr = object.__setattr__
-
-
-def unvalidated(cls: type[_M], fields: dict[str, Any], given: frozenset[str]) -> _M:
-    """`cls(**fields)` without pydantic's validation, for an event model (extra fields allowed,
-    no private attributes, no `model_post_init`, no validator but the wire-only bounds) and
-    values validation would keep as they are: each of its field's type, every list and dict a
-    fresh one (validation copies them), every field in `fields` in order, `given` their names
-    (`model_fields_set`). Validating the accounting and two findings of a report was ~9 us of
-    its ~70 us diagnosis; tests/test_oom_diagnosis_models.py compares these models with
-    validated ones (values, types, fields set, JSON) on corpus, bench and garbled reports."""
-    model = _new(cls)
-    _setattr(model, "__dict__", fields)
-    _setattr(model, "__pydantic_fields_set__", set(given))
-    _setattr(model, "__pydantic_extra__", {})
-    _setattr(model, "__pydantic_private__", None)
-    return model
 
 
 def account(ev: OomKillEvent) -> Accounting:

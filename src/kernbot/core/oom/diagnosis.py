@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernbot.core.events import Finding, OomKillEvent, Task
-from kernbot.core.oom.accounting import CONFINED, Accounting, account, unvalidated
+from kernbot.core.events import Finding, OomKillEvent, Task, validated
+from kernbot.core.oom.accounting import CONFINED, Accounting, account
 from kernbot.core.oom.meminfo_report import pages_kb
 from kernbot.core.oom.task_table import PAGE_KB
 from kernbot.core.units import size
@@ -50,10 +50,10 @@ _FINDING_FIELDS = frozenset({"cause", "summary", "evidence"})
 
 
 def _finding(cause: str, summary: str, evidence: dict[str, Any]) -> Finding:
-    """`Finding(cause=…, summary=…, evidence=…)` made as validation makes it (`unvalidated`):
+    """`Finding(cause=…, summary=…, evidence=…)` made as validation makes it (`events.validated`):
     `evidence` holds JSON values only, each list and dict its own."""
-    return unvalidated(
-        Finding, {"cause": cause, "summary": summary, "evidence": evidence}, _FINDING_FIELDS
+    return validated(
+        Finding, {"cause": cause, "summary": summary, "evidence": evidence}, set(_FINDING_FIELDS)
     )
 
 
