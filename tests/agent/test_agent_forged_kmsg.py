@@ -51,8 +51,8 @@ async def _metric(agent: AgentProcess, name: str) -> float:
 
 
 async def _settled(agent: AgentProcess, name: str, timeout_s: float = 60.0) -> float:
-    """The metric once the first start has read the existing log as history: unchanged for 1.5 s
-    (a journal holding a thousand earlier kills takes longer than a fixed sleep to read)."""
+    """The metric once it is unchanged for 1.5 s (a fixed sleep was too short for the first
+    start to read a journal holding a thousand earlier kills)."""
     value, steady = await _metric(agent, name), 0
     for _ in range(int(timeout_s / 0.5)):
         await asyncio.sleep(0.5)
@@ -67,13 +67,17 @@ async def _settled(agent: AgentProcess, name: str, timeout_s: float = 60.0) -> f
 async def _forged_reach_nothing(agent: AgentProcess, bot: FakeBot) -> None:
     agent.start()
     await asyncio.to_thread(agent.wait_serving)
+    # the first start reads the existing log as history: a journal of a long-running test
+    # machine holds thousands of records, kills among them; forged lines are only looked for
+    # once the agent reads no more of it
+    await _settled(agent, "kernbot_agent_records_read_total", timeout_s=120.0)
     kills_before = await _settled(agent, 'kernbot_agent_events_total{kind="oom_kill"}')
     before = await _metric(agent, "kernbot_agent_records_not_kernel_total")
     events_before = len(bot.events)
     marker = f"forged-{uuid.uuid4().hex[:8]}"
     pid = 1012
     _forge(pid, marker)
-    for _ in range(100):
+    for _ in range(300):
         if await _metric(agent, "kernbot_agent_records_not_kernel_total") >= before + 3:
             break
         await asyncio.sleep(0.1)
