@@ -64,7 +64,7 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M:
+def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str] | None = None) -> _M:
     """`cls(**fields)` without running validation: for values that Python-mode validation
     keeps exactly as they are, in one of the event models here (extra fields allowed, no
     private attributes, no `model_post_init`, no field validators but the wire-only bounds):
@@ -72,13 +72,14 @@ def validated(cls: type[_M], fields: dict[str, Any], fields_set: set[str]) -> _M
 
     `fields` must hold every field, in order, each already what validation would give (an
     `int` for an int field, a comm cut by `clip_comm`, a fresh list, a model instance), and is
-    kept as the model's `__dict__`; `fields_set` is what `model_fields_set` answers. The OOM
+    kept as the model's `__dict__`; `fields_set` is what `model_fields_set` answers (every field
+    when None, as when each was given to the constructor). The OOM
     event build makes its event, victim, trigger, memcg, reaper and dozen task rows so, from
     values the report's parser typed (`kernbot.core.oom.event`: validating them was half of
     building the event); `tests/test_oom_build.py` compares each with a validated one."""
     model = _new(cls)
     _set(model, "__dict__", fields)
-    _set(model, "__pydantic_fields_set__", fields_set)
+    _set(model, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
     _set(model, "__pydantic_extra__", {})
     _set(model, "__pydantic_private__", None)
     return model

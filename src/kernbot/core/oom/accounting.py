@@ -144,12 +144,7 @@ class Accounting:
                 "lines": {k: list(v) for k, v in self.sources.items() if v},
                 "not_in_report": list(self.gaps),
             },
-            set(_ACCOUNTING_FIELDS),
         )
-
-
-_ACCOUNTING_FIELDS = frozenset(MemoryAccounting.model_fields)
-"""`to_model` gives every field."""
 
 
 def account(ev: OomKillEvent) -> Accounting:

@@ -46,15 +46,12 @@ class Diagnosis:
 UNREADABLE_NUMBER = (
     "the report holds a number too long to read (thousands of digits): not diagnosed"
 )
-_FINDING_FIELDS = frozenset({"cause", "summary", "evidence"})
 
 
 def _finding(cause: str, summary: str, evidence: dict[str, Any]) -> Finding:
     """`Finding(cause=…, summary=…, evidence=…)` made as validation makes it (`events.validated`):
     `evidence` holds JSON values only, each list and dict its own."""
-    return validated(
-        Finding, {"cause": cause, "summary": summary, "evidence": evidence}, set(_FINDING_FIELDS)
-    )
+    return validated(Finding, {"cause": cause, "summary": summary, "evidence": evidence})
 
 
 _mib = size

@@ -93,7 +93,6 @@ def _header_adj(h: ol.Header | None) -> int | None:
     return h.oom_score_adj if h.oom_score_adj is not None else h.oom_adj
 
 
-_TASK_FIELDS = frozenset(Task.model_fields)
 SCORED_ROWS = 1024
 """Task rows whose `Task` fields are kept per scoring scale (`_scored_tasks`): in an OOM loop
 the tasks that are not the victim print the very same row, read into the very same `TaskRow`
@@ -155,13 +154,8 @@ def _scored_tasks(
             if len(known) >= SCORED_ROWS:
                 known.clear()
             fields = known[t] = _task_fields(t, era, totalpages, bonus_era, norm)
-        tasks.append(validated(Task, fields.copy(), set(_TASK_FIELDS)))
+        tasks.append(validated(Task, fields.copy()))
     return tasks
-
-
-_TRIGGER_FIELDS = frozenset(Trigger.model_fields)
-_MEMCG_FIELDS = frozenset(Memcg.model_fields)
-_REAPER_FIELDS = frozenset(Reaper.model_fields)
 
 
 def _trigger(r: ReportState) -> Trigger:
@@ -174,7 +168,7 @@ def _trigger(r: ReportState) -> Trigger:
         "order": h.order if h else None,
         "oom_score_adj": _header_adj(h),
     }
-    return validated(Trigger, fields, set(_TRIGGER_FIELDS))
+    return validated(Trigger, fields)
 
 
 def _memcg(r: ReportState, oom_path: str | None, task_path: str | None) -> Memcg:
@@ -193,7 +187,7 @@ def _memcg(r: ReportState, oom_path: str | None, task_path: str | None) -> Memcg
         "memsw_limit_kb": memsw.limit_kb if memsw else None,
         "memsw_failcnt": memsw.failcnt if memsw else None,
     }
-    return validated(Memcg, fields, set(_MEMCG_FIELDS))
+    return validated(Memcg, fields)
 
 
 def _meminfo(r: ReportState) -> MemInfo:
@@ -218,7 +212,7 @@ def _reaper(rp: ol.ReaperLine | None) -> Reaper | None:
         "file_rss_kb": rp.file_rss_kb,
         "shmem_rss_kb": rp.shmem_rss_kb,
     }
-    return validated(Reaper, fields, set(_REAPER_FIELDS))
+    return validated(Reaper, fields)
 
 
 def _kill_line_only(r: ReportState) -> bool:

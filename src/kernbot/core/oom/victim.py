@@ -15,8 +15,6 @@ from kernbot.core.oom.era import normalised_3x
 from kernbot.core.oom.report_state import ReportState
 from kernbot.core.oom.score import oom_score
 
-_VICTIM_FIELDS = frozenset(Victim.model_fields)
-
 
 def pgtables_fixed(killed: ol.Killed, row: Task | None) -> tuple[int | None, bool]:
     """Undo 5.4.0's `pgtables:` printed in bytes but labelled kB.
@@ -108,7 +106,7 @@ def victim(
         "printed_score": printed,
         "pgtables_bytes_labelled_kb": labelled,
     }
-    return validated(Victim, fields, set(_VICTIM_FIELDS))
+    return validated(Victim, fields)
 
 
 def killed_victim(k: ol.Killed) -> Victim:
