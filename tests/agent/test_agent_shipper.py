@@ -151,3 +151,44 @@ async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(tmp_path: Pat
         await ship.close()
     finally:
         await bot.stop()
+
+
+async def test_a_storm_shares_rounds_and_a_lone_event_goes_at_once(tmp_path: Path) -> None:
+    """Rounds start at least `min_round_gap_s` apart: events stored every 20 ms for 1.5 s go
+    out in a handful of POSTs, every one of them once and in order; an event after a quiet spell
+    is posted at once, not after the gap."""
+    bot = await FakeBot().start()
+    box = Outbox(tmp_path / "o.db")
+    ship = Shipper(
+        box, bot_url=bot.url, token="test-token", host="h1", metrics=AgentMetrics(),
+        timeout_s=2.0, min_round_gap_s=0.5,
+    )  # fmt: skip
+    task = asyncio.create_task(ship.run())
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        seq = 0
+        while loop.time() - start < 1.5:
+            seq += 1
+            box.put(f"boot:{seq}", 0, "oom_kill", _ev(seq))
+            ship.wake()
+            await asyncio.sleep(0.02)
+        took = loop.time() - start
+        got = await bot.wait_for(lambda e: True, timeout=5, count=seq)
+        assert [e["id"] for e in got] == [f"boot:{n}" for n in range(1, seq + 1)]
+        assert seq > 40
+        # one round at once, then one per 0.5 s (a POST each: every round found events)
+        assert bot.posts <= took / 0.5 + 2, (bot.posts, seq)
+        await asyncio.sleep(0.7)  # quiet: longer than the gap since the last round began
+        posts = bot.posts
+        box.put("boot:10000", 0, "oom_kill", _ev(10_000))
+        ship.wake()
+        sent_at = loop.time()
+        lone = await bot.wait_for(lambda e: e["id"] == "boot:10000", timeout=5)
+        assert lone and loop.time() - sent_at < 0.3, "posted at once, not after the gap"
+        assert bot.posts == posts + 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ship.close()
+        await bot.stop()
