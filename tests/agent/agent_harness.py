@@ -131,8 +131,8 @@ class FakeSources:
 class RecordingOutbox(Outbox):
     """The real outbox (SQLite), which also keeps every accepted put in order."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, history: Path | None = None) -> None:
+        super().__init__(path, history=history)
         self.puts: list[dict[str, Any]] = []
 
     def put_many(self, rows: Sequence[Stored]) -> list[Stored]:
@@ -173,7 +173,7 @@ def make_agent(
     values.update(settings)
     sources = sources or FakeSources()
     clock = FakeClock()
-    outbox = RecordingOutbox(state_dir / "outbox.db")
+    outbox = RecordingOutbox(state_dir / "outbox.db", history=state_dir / "history.db")
     agent = build_agent(
         AgentSettings(**values),
         proc=ProcReader(SNAPSHOT),

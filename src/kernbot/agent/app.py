@@ -430,8 +430,9 @@ def build_agent(
     return Agent(
         settings,
         proc or ProcReader(Path(settings.proc_root), net_pid=settings.net_pid),
-        outbox=outbox or Outbox(state / "outbox.db", max_rows=settings.outbox_max),
-        history=history or History(state / "history.db"),
+        outbox=outbox
+        or Outbox(state / "outbox.db", max_rows=settings.outbox_max, history=state / "history.db"),
+        history=history or History(state / "history.db", outbox=state / "outbox.db"),
         kubernetes_api=kubernetes_api if kubernetes_api is not None else _kubernetes_api(settings),
         source_maker=source_maker,
         clock=clock,

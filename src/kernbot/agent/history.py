@@ -1,7 +1,10 @@
 """What this host has seen, for answering `/oom host` and `/synflood host` from Slack.
 
 Events (the newest revision of each id) are kept in SQLite so yesterday's kills survive an agent
-restart; the table is bounded. `RecentLines` is the in-memory tail behind `/v1/dmesg`.
+restart; the table is bounded: the newest `keep` events, and any older one the outbox still
+queues by reference (given the outbox's database, `outbox=`: such a row has no JSON of its own
+and is sent with the history's, kernbot.agent.outbox), so no event is trimmed before it is sent.
+`RecentLines` is the in-memory tail behind `/v1/dmesg`.
 """
 
 from __future__ import annotations
@@ -30,13 +33,22 @@ def event_epoch(body: dict[str, Any]) -> float | None:
     return dt.timestamp()
 
 
+TRIM_SLACK = 500
+"""Rows beyond those a trim had to spare (events the outbox still references) before the next
+trim: with the bot down, a trim every batch would walk every unsent row each time."""
+
+
 class History:
-    def __init__(self, path: Path, keep: int = 5000) -> None:
+    def __init__(self, path: Path, keep: int = 5000, *, outbox: Path | None = None) -> None:
         private_file(path)
         self.keep = keep
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._outbox_path = outbox
+        if outbox is not None:
+            private_file(outbox)  # ATTACH must not create it with the umask's mode
+            self._db.execute("ATTACH DATABASE ? AS o", (str(outbox),))
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS history (row INTEGER PRIMARY KEY AUTOINCREMENT,"
             " id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, revision INTEGER NOT NULL,"
@@ -45,6 +57,9 @@ class History:
         self._rows: int = self._db.execute("SELECT count(*) FROM history").fetchone()[0]
         """Rows held, counted here so that trimming costs only the rows it removes (issue 11:
         an OFFSET scan of the whole table on every revision was a tenth of the agent's CPU)."""
+        self._trim_above = keep
+        """Trim when more rows are held: `keep`, or what a trim that spared referenced rows
+        left, plus `TRIM_SLACK`."""
 
     def close(self) -> None:
         self._db.close()
@@ -61,8 +76,11 @@ class History:
         if not rows:
             return
         with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN")  # not IMMEDIATE: that would lock the outbox's file too
             known = dict(stored_revisions(self._db, "history", {r.event_id for r in rows}))
+            before = None  # the newest row before this batch: a trim spares the batch's rows
+            if self._rows + len(rows) > self._trim_above:
+                before = self._db.execute("SELECT max(row) FROM history").fetchone()[0]
             params: list[tuple[str, str, int, float, str]] = []
             for r in rows:
                 old = known.get(r.event_id)
@@ -78,13 +96,28 @@ class History:
                 " body=excluded.body",
                 params,
             )
-            if self._rows > self.keep:
-                self._db.execute(
-                    "DELETE FROM history WHERE row IN"
-                    " (SELECT row FROM history ORDER BY row ASC LIMIT ?)",
-                    (self._rows - self.keep,),
-                )
-                self._rows = self.keep
+            if self._rows > self._trim_above and before is not None:
+                self._trim(before)
+
+    def _trim(self, before: int) -> None:
+        """Down to `keep` rows, oldest first, of those up to row `before` (the batch just
+        written is not trimmed: the outbox has yet to refer to it), sparing those the outbox
+        references."""
+        spare = ""
+        if (
+            self._outbox_path is not None
+            and self._db.execute(
+                "SELECT 1 FROM o.sqlite_master WHERE type='table' AND name='outbox'"
+            ).fetchone()
+        ):
+            spare = " AND id NOT IN (SELECT id FROM o.outbox WHERE body = '')"
+        gone = self._db.execute(
+            f"DELETE FROM history WHERE row IN (SELECT row FROM history WHERE row <= ?{spare}"
+            " ORDER BY row ASC LIMIT ?)",
+            (before, self._rows - self.keep),
+        ).rowcount
+        self._rows -= gone
+        self._trim_above = self.keep if self._rows <= self.keep else self._rows + TRIM_SLACK
 
     def query(self, kind: str, since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""

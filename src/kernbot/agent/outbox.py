@@ -4,11 +4,19 @@ So a bot outage or an agent crash loses nothing: the shipper drains the table an
 only after the bot accepted them. One row per event id (a newer revision replaces an unsent older
 one); ids already sent are remembered so a re-read after restart does not send them again. The
 table is bounded: beyond `max_rows` the oldest rows are dropped and counted.
+
+An event's JSON is written once (issue 11). Given the history's database (`history=`, attached
+and only read), a row whose revision the history holds is queued by reference (body `''`) and
+`peek` takes the JSON from the history: the newest revision it has of that event (the history
+keeps only the newest, and a newer revision is never worse to send). The history keeps an event
+the outbox references until it leaves the outbox (kernbot.agent.history). Rows queued without a
+history, and those an older agent queued, carry their JSON as before.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -19,9 +27,14 @@ from typing import Any
 from kernbot.agent.stored import Stored, stored_revisions
 from kernbot.state_files import private_file
 
+log = logging.getLogger(__name__)
+
 SENT_KEEP = 20_000
 """How many sent (id, revision) pairs to remember for de-duplication."""
 
+
+BY_REFERENCE = ""
+"""The body of a row whose JSON is the history's."""
 
 SENT_TRIM_EVERY = 1_000
 """Acked ids between two trims of the `sent` table (a trim sorts it; once per ack was costly)."""
@@ -42,12 +55,18 @@ class Queued:
 
 
 class Outbox:
-    def __init__(self, path: Path, max_rows: int = 10_000) -> None:
+    def __init__(self, path: Path, max_rows: int = 10_000, *, history: Path | None = None) -> None:
         private_file(path)
         self.max_rows = max_rows
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._history = False
+        """Whether the history's table can be read (as `h.history`)."""
+        if history is not None:
+            private_file(history)  # ATTACH must not create it with the umask's mode
+            self._db.execute("ATTACH DATABASE ? AS h", (str(history),))
+        self._history_path = history
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS outbox (
@@ -97,11 +116,12 @@ class Outbox:
             return []
         now = time.time()
         with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN")  # not IMMEDIATE: that would lock the history's file too
+            held = self._held(fresh)
             self._db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in fresh])
             self._db.executemany(
                 "INSERT INTO outbox (id, revision, kind, body, created) VALUES (?,?,?,?,?)",
-                [(r.event_id, r.revision, r.kind, r.body, now) for r in fresh.values()],
+                [(r.event_id, r.revision, r.kind, _body(r, held), now) for r in fresh.values()],
             )
             excess = self.depth() - self.max_rows
             if excess > 0:
@@ -112,11 +132,61 @@ class Outbox:
                 self._bump("dropped", excess)
         return list(fresh.values())
 
+    def _reads_history(self) -> bool:
+        """Whether the attached history has its table (the history may be made second)."""
+        if not self._history and self._history_path is not None:
+            self._history = (
+                self._db.execute(
+                    "SELECT 1 FROM h.sqlite_master WHERE type='table' AND name='history'"
+                ).fetchone()
+                is not None
+            )
+        return self._history
+
+    def _held(self, rows: dict[str, Stored]) -> dict[str, int]:
+        """The revision the history holds of each of these ids it has."""
+        if not self._reads_history():
+            return {}
+        return dict(stored_revisions(self._db, "h.history", rows))
+
     def peek(self, limit: int) -> list[Queued]:
-        rows = self._db.execute(
-            "SELECT row, id, revision, body FROM outbox ORDER BY row LIMIT ?", (limit,)
-        ).fetchall()
-        return [Queued(r[0], r[1], r[2], r[3]) for r in rows]
+        """The oldest rows, up to `limit`, each with its JSON. A referenced event the history no
+        longer has (its database was removed) cannot be sent: it is dropped, counted, logged."""
+        while True:
+            if self._reads_history():
+                rows = self._db.execute(
+                    "SELECT o.row, o.id, o.revision, o.body, hh.revision, hh.body FROM outbox o"
+                    " LEFT JOIN h.history hh ON o.body = '' AND hh.id = o.id"
+                    " ORDER BY o.row LIMIT ?",
+                    (limit,),
+                ).fetchall()
+            else:
+                rows = [
+                    (*r, None, None)
+                    for r in self._db.execute(
+                        "SELECT row, id, revision, body FROM outbox ORDER BY row LIMIT ?",
+                        (limit,),
+                    )
+                ]
+            out: list[Queued] = []
+            lost: list[tuple[int, str]] = []
+            for row, event_id, revision, body, held_revision, held_body in rows:
+                if body != BY_REFERENCE:
+                    out.append(Queued(row, event_id, revision, body))
+                elif held_body is not None:
+                    out.append(Queued(row, event_id, max(revision, held_revision), held_body))
+                else:
+                    lost.append((row, event_id))
+            if not lost:
+                return out
+            log.error(
+                "%d queued event(s) dropped: the history no longer has them (%s)",
+                len(lost), ", ".join(event_id for _, event_id in lost[:5]),
+            )  # fmt: skip
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM outbox WHERE row=?", [(r,) for r, _ in lost])
+                self._bump("dropped", len(lost))
 
     def ack(self, sent: list[Queued]) -> None:
         """The bot accepted these: forget the rows, remember the ids (at least the newest
@@ -159,3 +229,8 @@ class Outbox:
             "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = v + excluded.v",
             (name, n),
         )
+
+
+def _body(row: Stored, held: dict[str, int]) -> str:
+    """What the outbox keeps of `row`: a reference when the history holds this revision."""
+    return BY_REFERENCE if held.get(row.event_id) == row.revision else row.body
