@@ -69,25 +69,106 @@ _TEXT = (
     + _tail(b"")
     + rb")"
 )
-_RUNS: dict[int, re.Pattern[bytes]] = {}
+_QUICK_TEXT = (
+    rb"(?:"
+    + _chars(PLAIN_ANY_FIRST)
+    + rb"[^\n]*|"
+    + _chars(PLAIN_NO_COLON_FIRST)
+    + rb"[^\n:=]*|C(?!"
+    + re.escape(PLAIN_C_NOT[1:].encode())
+    + rb")[^\n]*)"
+)
+"""`_TEXT` but for a task row, with no test for `\r` or a glued stamp: a scan for one byte, not
+for a set of them (stack and memory.stat runs are matched in half the time)."""
+
+
+def _lines_pattern(width: int, text: bytes) -> re.Pattern[bytes]:
+    digits = width - 10  # `[` blanks and digits `.` six digits `] `
+    stamp = b""
+    if 1 <= digits <= 24:
+        stamp = rb"\[(?= {0,12}\d{1,12}\.)[ \d]{%d}\.\d{6}\] |" % digits
+    indent = rb" {%d}(?= *[!-~])" % width
+    return re.compile(rb"(?:(?:" + stamp + indent + rb")" + text + rb"\n){1,%d}" % MAX_RUN)
+
+
+class _RunMatch:
+    """The run pattern of one prefix width (`_run_pattern`), tried as `_QUICK_TEXT`'s first.
+
+    The quick pattern's lines are the full pattern's where none but their stamps hold a `[`
+    or a `\r`, and the line after them does not begin with `[` (a task row): those lines hold
+    nothing the full pattern tests for beyond the quick one's tests, and where the quick one
+    stops the full one, stricter in all else, stops too (`PlainRuns.take` checks that, else
+    asks the full pattern; the tests compare both on hostile lines). Where the quick pattern
+    takes no line, neither does the full one unless the first line's text begins with `[`."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.quick = _lines_pattern(width, _QUICK_TEXT)
+        self.full = _lines_pattern(width, _TEXT)
+
+    def match(self, data: bytes, pos: int, size: int) -> tuple[re.Match[bytes], bool] | None:
+        """The lines at `pos` of the quick pattern (True) or, where it takes none, of the full
+        one (False)."""
+        m = self.quick.match(data, pos, size)
+        if m is not None:
+            return m, True
+        width = self.width
+        if data[pos + width : pos + width + 1] != b"[":
+            return None  # the first line is neither a task row nor (quick) plain
+        m = self.full.match(data, pos, size)
+        return None if m is None else (m, False)
+
+
+_RUNS: dict[int, _RunMatch] = {}
+
+
+def _run_match(width: int) -> _RunMatch:
+    """Runs of lines whose prefix is `width` wide: stamped or indented continuation lines."""
+    found = _RUNS.get(width)
+    if found is None:
+        found = _RUNS[width] = _RunMatch(width)
+    return found
 
 
 def _run_pattern(width: int) -> re.Pattern[bytes]:
     """A run of lines whose prefix is `width` wide: stamped or indented continuation lines."""
-    found = _RUNS.get(width)
-    if found is None:
-        digits = width - 10  # `[` blanks and digits `.` six digits `] `
-        stamp = b""
-        if 1 <= digits <= 24:
-            stamp = rb"\[(?= {0,12}\d{1,12}\.)[ \d]{%d}\.\d{6}\] |" % digits
-        indent = rb" {%d}(?= *[!-~])" % width
-        found = re.compile(rb"(?:(?:" + stamp + indent + rb")" + _TEXT + rb"\n){1,%d}" % MAX_RUN)
-        _RUNS[width] = found
-    return found
+    return _run_match(width).full
 
 
 def _usec(stamp: str, width: int) -> int:
     return int(stamp[1 : width - 9]) * 1_000_000 + int(stamp[width - 8 : width - 2])
+
+
+def _stamped(lines: list[str], chunk: str) -> tuple[int, bool, str]:
+    """How many of `lines` (`chunk` split, each stamped or indented) are stamped, whether no
+    other `[` is in them, and the least line where all are (the least stamp: `[` > ` `)."""
+    brackets = chunk.count("[")
+    first = lines[0][0] == "["
+    if brackets == first:  # the first line's stamp at most (a memory.stat block's)
+        return brackets, True, lines[0]
+    low = min(lines)
+    if low[0] == "[":  # all (found without a 2-byte count: ~3x as long)
+        return len(lines), brackets == len(lines), low
+    stamped = chunk.count("\n[") + first
+    return stamped, brackets == stamped, low
+
+
+def _quick_holds(data: bytes, chunk: str, clean: bool, after: int) -> bool:
+    """Whether the full pattern takes the lines of `chunk` the quick one took: no `[` in them
+    but their stamps' (`clean`), no `\r`, and the text of the next line, at `after` (0: the
+    run was cut before), does not begin with `[` (a task row, which the quick one never takes).
+    """
+    return clean and "\r" not in chunk and not (after and data[after : after + 1] == b"[")
+
+
+def _stamp_range(lines: list[str], width: int) -> tuple[int, int, int]:
+    """The least and greatest stamp (in microseconds) of the stamped ones among `lines` (some
+    are) and the index of the last of them."""
+    stamps = [line[:width] for line in lines if line[0] == "["]
+    i = len(lines) - 1
+    while lines[i][0] != "[":
+        i -= 1
+    return _usec(min(stamps), width), _usec(max(stamps), width), i
 
 
 class PlainRuns:
@@ -101,9 +182,9 @@ class PlainRuns:
         """Offsets of `WORDS` in the window searched last, sorted."""
         self._start = 0
         self._until = 0
-        self._width = 15
-        self._pattern = _run_pattern(15)
-        """The prefix width of the last run that started with a stamp (`[    1.000000] `)."""
+        self._pattern = _run_match(15)
+        """The patterns of the prefix width of the last run that started with a stamp
+        (`[    1.000000] `)."""
         self.lines_fed = 0
         """Lines fed in runs so far (tests and benchmarks read it)."""
         self.texts: list[str] = []
@@ -125,28 +206,32 @@ class PlainRuns:
             return self._until
         return data.rfind(b"\n", pos, hits[i]) + 1
 
-    def _match(self, data: bytes, pos: int, size: int) -> tuple[re.Match[bytes], int] | None:
-        """The lines at `pos` that have a run's shape, and their prefix width."""
+    def _match(
+        self, data: bytes, pos: int, size: int
+    ) -> tuple[re.Match[bytes], bool, _RunMatch] | None:
+        """The lines at `pos` that have a run's shape, whether the quick pattern took them
+        (`_RunMatch`), and the patterns of their prefix width."""
         if data[pos] == 0x20:  # ` `: continues the record before
             width = self.reader.plain_width() or 0
             if not width:
                 return None
-            m = _run_pattern(width).match(data, pos, size)
-            return None if m is None else (m, width)
-        width = self._width  # `[`: most runs have the last run's width
-        m = self._pattern.match(data, pos, size)
-        if m is None:
+            pattern = _run_match(width)
+            found = pattern.match(data, pos, size)
+            return None if found is None else (*found, pattern)
+        pattern = self._pattern  # `[`: most runs have the last run's width
+        found = pattern.match(data, pos, size)
+        if found is None:
             stamp = _STAMP.match(data, pos)
-            if stamp is None or stamp.end() - pos == width:
+            if stamp is None or stamp.end() - pos == pattern.width:
                 return None
-            width = stamp.end() - pos
-            m = _run_pattern(width).match(data, pos, size)
-            if m is None:
+            pattern = _run_match(stamp.end() - pos)
+            found = pattern.match(data, pos, size)
+            if found is None:
                 return None
-            self._width, self._pattern = width, _run_pattern(width)
+            self._pattern = pattern
         if self.reader.plain_width() is None:
             return None
-        return m, width
+        return (*found, pattern)
 
     def take(self, data: bytes, pos: int, size: int, lineno: int) -> tuple[int, int, bool] | None:
         """A run of plain lines at `pos` (which holds `[` or a blank) while the detector is
@@ -157,24 +242,39 @@ class PlainRuns:
         found = self._match(data, pos, size)
         if found is None:
             return None
-        m, width = found
-        reader = self.reader
+        m, quick, pattern = found
+        width = pattern.width
         end = m.end()
         limit = self._limit(data, pos, size)
         if limit < end:  # a line with a word: the run stops before it (lines match one by one)
             if limit <= pos:
                 return None
             end = limit
-        lines = data[pos : end - 1].decode("utf-8", "replace").split("\n")
+        chunk = data[pos : end - 1].decode("utf-8", "replace")
+        lines = chunk.split("\n")
+        stamped, clean, low = _stamped(lines, chunk)
+        after = end + width if end == m.end() else 0  # cut by a word: no next line to test
+        if quick and not _quick_holds(data, chunk, clean, after):
+            full = pattern.full.match(data, pos, size)
+            if full is None:
+                return None
+            end = min(full.end(), limit)
+            chunk = data[pos : end - 1].decode("utf-8", "replace")
+            lines = chunk.split("\n")
+            stamped, clean, low = _stamped(lines, chunk)
+        reader = self.reader
         n = len(lines)
         texts = [line[width:] for line in lines]
-        stamps = [line[:width] for line in lines if line[0] == "["]
         last_head: tuple[str, int, int] | None = None
-        if stamps:
-            lo, hi = _usec(min(stamps), width), _usec(max(stamps), width)
-            i = n - 1
-            while lines[i][0] != "[":
-                i -= 1
+        if stamped == n:  # of one prefix width, so the lines sort by their stamps
+            lo, hi = _usec(low, width), _usec(max(lines), width)
+            last = _usec(lines[-1], width)
+            last_head = (texts[-1], width, last)
+        elif stamped == 1 and lines[0][0] == "[":  # the first only (a memory.stat block's)
+            lo = hi = last = _usec(lines[0], width)
+            last_head = (texts[0], width, last)
+        elif stamped:
+            lo, hi, i = _stamp_range(lines, width)
             last = _usec(lines[i], width)
             last_head = (texts[i], width, last)
             if lines[0][0] == " ":
