@@ -338,8 +338,10 @@ class _RecordingDetector(Detector):
 
 TAKE_TEXTS = [
     "anon 5", "shmem 0", " dump_stack+0x10/0x16", " ? foo+0x1/0x2 [mod]", "RIP: 0033:0x7f",
-    "x [    2.000000] glued", "a [ 5] b", "x\r", "y\rz", "[  19690]     0 19690  42 630 98 0 0 a",
-    "[  7]  0 7 1 1 4096 0 0 n [x]", "Code: x", "sock 1", "sock: 1", "k=v", "</TASK>", "]", "[",
+    "x [    2.000000] glued", "x[    3.000000] glued", "a [ 5] b", "a[", "x\r", "y\rz",
+    "[  19690]     0 19690  42 630 98 0 0 a", "[  7]  0 7 1 1 4096 0 0 n [x]",
+    "[  8]  0 8 1 1 4096 0 0 n[    4.000000] glued", "Code: x", "sock 1", "sock: 1", "k=v",
+    "</TASK>", "]", "[",
 ]  # fmt: skip
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Callable
+from typing import NamedTuple
 
 from kernbot.core.bytesearch import find_all
 from kernbot.core.detector import DETECTORS, Detector
@@ -54,32 +56,36 @@ def _tail(extra: bytes) -> bytes:
     return cls + rb"(?:" + _NOT_GLUED + cls + rb")*"
 
 
-_TEXT = (
-    rb"(?:"
-    + _chars(PLAIN_ANY_FIRST)
-    + _tail(b"")
-    + rb"|"
-    + _chars(PLAIN_NO_COLON_FIRST)
-    + _tail(b":=")
-    + rb"|C(?!"
-    + re.escape(PLAIN_C_NOT[1:].encode())
-    + rb")"
-    + _tail(b"")
-    + rb"|\[ *\d+\]"
-    + _tail(b"")
-    + rb")"
-)
-_QUICK_TEXT = (
-    rb"(?:"
-    + _chars(PLAIN_ANY_FIRST)
-    + rb"[^\n]*|"
-    + _chars(PLAIN_NO_COLON_FIRST)
-    + rb"[^\n:=]*|C(?!"
-    + re.escape(PLAIN_C_NOT[1:].encode())
-    + rb")[^\n]*)"
-)
-"""`_TEXT` but for a task row, with no test for `\r` or a glued stamp: a scan for one byte, not
-for a set of them (stack and memory.stat runs are matched in half the time)."""
+def _quick_tail(extra: bytes) -> bytes:
+    """`_tail` without its tests for `\\r` and glued stamps: the regex engine's loop for one
+    excluded byte instead of a set's (with `extra`, a set again)."""
+    return rb"[^\n" + extra + rb"]*"
+
+
+def _text(tail: Callable[[bytes], bytes]) -> bytes:
+    return (
+        rb"(?:"
+        + _chars(PLAIN_ANY_FIRST)
+        + tail(b"")
+        + rb"|"
+        + _chars(PLAIN_NO_COLON_FIRST)
+        + tail(b":=")
+        + rb"|C(?!"
+        + re.escape(PLAIN_C_NOT[1:].encode())
+        + rb")"
+        + tail(b"")
+        + rb"|\[ *\d+\]"
+        + tail(b"")
+        + rb")"
+    )
+
+
+_TEXT = _text(_tail)
+_QUICK_TEXT = _text(_quick_tail)
+"""`_TEXT` that takes a `\\r` and a `[` anywhere: every line `_TEXT` takes, and more. Where a
+run of its lines holds neither (a `[` only as the first character of a text: a task row's),
+`_TEXT` takes the very same lines (`PlainRuns.take` checks); stack and memory.stat runs are
+matched in half the time."""
 
 
 def _lines_pattern(width: int, text: bytes) -> re.Pattern[bytes]:
@@ -91,74 +97,55 @@ def _lines_pattern(width: int, text: bytes) -> re.Pattern[bytes]:
     return re.compile(rb"(?:(?:" + stamp + indent + rb")" + text + rb"\n){1,%d}" % MAX_RUN)
 
 
-class _RunMatch:
-    """The run pattern of one prefix width (`_run_pattern`), tried as `_QUICK_TEXT`'s first.
+class _RunPatterns(NamedTuple):
+    """The run patterns of one prefix width: `quick` first, `full` where its lines need it."""
 
-    The quick pattern's lines are the full pattern's where none but their stamps hold a `[`
-    or a `\r`, and the line after them does not begin with `[` (a task row): those lines hold
-    nothing the full pattern tests for beyond the quick one's tests, and where the quick one
-    stops the full one, stricter in all else, stops too (`PlainRuns.take` checks that, else
-    asks the full pattern; the tests compare both on hostile lines). Where the quick pattern
-    takes no line, neither does the full one unless the first line's text begins with `[`."""
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self.quick = _lines_pattern(width, _QUICK_TEXT)
-        self.full = _lines_pattern(width, _TEXT)
-
-    def match(self, data: bytes, pos: int, size: int) -> tuple[re.Match[bytes], bool] | None:
-        """The lines at `pos` of the quick pattern (True) or, where it takes none, of the full
-        one (False)."""
-        m = self.quick.match(data, pos, size)
-        if m is not None:
-            return m, True
-        width = self.width
-        if data[pos + width : pos + width + 1] != b"[":
-            return None  # the first line is neither a task row nor (quick) plain
-        m = self.full.match(data, pos, size)
-        return None if m is None else (m, False)
+    width: int
+    quick: re.Pattern[bytes]
+    full: re.Pattern[bytes]
 
 
-_RUNS: dict[int, _RunMatch] = {}
+_RUNS: dict[int, _RunPatterns] = {}
 
 
-def _run_match(width: int) -> _RunMatch:
+def _run_patterns(width: int) -> _RunPatterns:
     """Runs of lines whose prefix is `width` wide: stamped or indented continuation lines."""
     found = _RUNS.get(width)
     if found is None:
-        found = _RUNS[width] = _RunMatch(width)
+        found = _RUNS[width] = _RunPatterns(
+            width, _lines_pattern(width, _QUICK_TEXT), _lines_pattern(width, _TEXT)
+        )
     return found
 
 
 def _run_pattern(width: int) -> re.Pattern[bytes]:
     """A run of lines whose prefix is `width` wide: stamped or indented continuation lines."""
-    return _run_match(width).full
+    return _run_patterns(width).full
 
 
 def _usec(stamp: str, width: int) -> int:
     return int(stamp[1 : width - 9]) * 1_000_000 + int(stamp[width - 8 : width - 2])
 
 
-def _stamped(lines: list[str], chunk: str) -> tuple[int, bool, str]:
-    """How many of `lines` (`chunk` split, each stamped or indented) are stamped, whether no
-    other `[` is in them, and the least line where all are (the least stamp: `[` > ` `)."""
+def _stamped(lines: list[str], chunk: str) -> tuple[int, int, str]:
+    """How many of `lines` (`chunk` split, each stamped or indented) are stamped, how many `[`
+    they hold, and the least line where all are stamped (the least stamp: `[` > ` `)."""
     brackets = chunk.count("[")
     first = lines[0][0] == "["
     if brackets == first:  # the first line's stamp at most (a memory.stat block's)
-        return brackets, True, lines[0]
+        return brackets, brackets, lines[0]
     low = min(lines)
     if low[0] == "[":  # all (found without a 2-byte count: ~3x as long)
-        return len(lines), brackets == len(lines), low
-    stamped = chunk.count("\n[") + first
-    return stamped, brackets == stamped, low
+        return len(lines), brackets, low
+    return chunk.count("\n[") + first, brackets, low
 
 
-def _quick_holds(data: bytes, chunk: str, clean: bool, after: int) -> bool:
-    """Whether the full pattern takes the lines of `chunk` the quick one took: no `[` in them
-    but their stamps' (`clean`), no `\r`, and the text of the next line, at `after` (0: the
-    run was cut before), does not begin with `[` (a task row, which the quick one never takes).
-    """
-    return clean and "\r" not in chunk and not (after and data[after : after + 1] == b"[")
+def _full_takes(chunk: str, texts: list[str], stamped: int, brackets: int) -> bool:
+    """Whether `_TEXT` takes every line of `chunk` (lines `_QUICK_TEXT` took; `texts` their
+    texts): none holds a `\\r`, nor a `[` but a stamp's or a task row's first."""
+    if "\r" in chunk:
+        return False
+    return brackets == stamped or all(t.find("[", 1) < 0 for t in texts)
 
 
 def _stamp_range(lines: list[str], width: int) -> tuple[int, int, int]:
@@ -182,7 +169,7 @@ class PlainRuns:
         """Offsets of `WORDS` in the window searched last, sorted."""
         self._start = 0
         self._until = 0
-        self._pattern = _run_match(15)
+        self._patterns = _run_patterns(15)
         """The patterns of the prefix width of the last run that started with a stamp
         (`[    1.000000] `)."""
         self.lines_fed = 0
@@ -206,32 +193,30 @@ class PlainRuns:
             return self._until
         return data.rfind(b"\n", pos, hits[i]) + 1
 
-    def _match(
-        self, data: bytes, pos: int, size: int
-    ) -> tuple[re.Match[bytes], bool, _RunMatch] | None:
-        """The lines at `pos` that have a run's shape, whether the quick pattern took them
-        (`_RunMatch`), and the patterns of their prefix width."""
+    def _match(self, data: bytes, pos: int, size: int) -> tuple[int, _RunPatterns] | None:
+        """The end of the lines at `pos` that have a run's (quick) shape, and the patterns of
+        their prefix width."""
         if data[pos] == 0x20:  # ` `: continues the record before
             width = self.reader.plain_width() or 0
             if not width:
                 return None
-            pattern = _run_match(width)
-            found = pattern.match(data, pos, size)
-            return None if found is None else (*found, pattern)
-        pattern = self._pattern  # `[`: most runs have the last run's width
-        found = pattern.match(data, pos, size)
-        if found is None:
+            patterns = _run_patterns(width)
+            m = patterns.quick.match(data, pos, size)
+            return None if m is None else (m.end(), patterns)
+        patterns = self._patterns  # `[`: most runs have the last run's width
+        m = patterns.quick.match(data, pos, size)
+        if m is None:
             stamp = _STAMP.match(data, pos)
-            if stamp is None or stamp.end() - pos == pattern.width:
+            if stamp is None or stamp.end() - pos == patterns.width:
                 return None
-            pattern = _run_match(stamp.end() - pos)
-            found = pattern.match(data, pos, size)
-            if found is None:
+            patterns = _run_patterns(stamp.end() - pos)
+            m = patterns.quick.match(data, pos, size)
+            if m is None:
                 return None
-            self._pattern = pattern
+            self._patterns = patterns
         if self.reader.plain_width() is None:
             return None
-        return (*found, pattern)
+        return m.end(), patterns
 
     def take(self, data: bytes, pos: int, size: int, lineno: int) -> tuple[int, int, bool] | None:
         """A run of plain lines at `pos` (which holds `[` or a blank) while the detector is
@@ -242,9 +227,8 @@ class PlainRuns:
         found = self._match(data, pos, size)
         if found is None:
             return None
-        m, quick, pattern = found
-        width = pattern.width
-        end = m.end()
+        end, patterns = found
+        width = patterns.width
         limit = self._limit(data, pos, size)
         if limit < end:  # a line with a word: the run stops before it (lines match one by one)
             if limit <= pos:
@@ -252,19 +236,19 @@ class PlainRuns:
             end = limit
         chunk = data[pos : end - 1].decode("utf-8", "replace")
         lines = chunk.split("\n")
-        stamped, clean, low = _stamped(lines, chunk)
-        after = end + width if end == m.end() else 0  # cut by a word: no next line to test
-        if quick and not _quick_holds(data, chunk, clean, after):
-            full = pattern.full.match(data, pos, size)
-            if full is None:
+        texts = [line[width:] for line in lines]
+        stamped, brackets, low = _stamped(lines, chunk)
+        if not _full_takes(chunk, texts, stamped, brackets):
+            m = patterns.full.match(data, pos, size)  # it stops where the quick one did or before
+            if m is None:
                 return None
-            end = min(full.end(), limit)
+            end = min(m.end(), limit)
             chunk = data[pos : end - 1].decode("utf-8", "replace")
             lines = chunk.split("\n")
-            stamped, clean, low = _stamped(lines, chunk)
+            texts = [line[width:] for line in lines]
+            stamped, brackets, low = _stamped(lines, chunk)
         reader = self.reader
         n = len(lines)
-        texts = [line[width:] for line in lines]
         last_head: tuple[str, int, int] | None = None
         if stamped == n:  # of one prefix width, so the lines sort by their stamps
             lo, hi = _usec(low, width), _usec(max(lines), width)
