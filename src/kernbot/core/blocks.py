@@ -103,6 +103,8 @@ class _RunPatterns(NamedTuple):
     width: int
     quick: re.Pattern[bytes]
     full: re.Pattern[bytes]
+    indent: str
+    """A newline and the indent: what splits a run of indented lines into their texts."""
 
 
 _RUNS: dict[int, _RunPatterns] = {}
@@ -113,7 +115,10 @@ def _run_patterns(width: int) -> _RunPatterns:
     found = _RUNS.get(width)
     if found is None:
         found = _RUNS[width] = _RunPatterns(
-            width, _lines_pattern(width, _QUICK_TEXT), _lines_pattern(width, _TEXT)
+            width,
+            _lines_pattern(width, _QUICK_TEXT),
+            _lines_pattern(width, _TEXT),
+            "\n" + " " * width,
         )
     return found
 
@@ -127,17 +132,16 @@ def _usec(stamp: str, width: int) -> int:
     return int(stamp[1 : width - 9]) * 1_000_000 + int(stamp[width - 8 : width - 2])
 
 
-def _stamped(lines: list[str], chunk: str) -> tuple[int, int, str]:
-    """How many of `lines` (`chunk` split, each stamped or indented) are stamped, how many `[`
-    they hold, and the least line where all are stamped (the least stamp: `[` > ` `)."""
-    brackets = chunk.count("[")
+def _stamped(lines: list[str], chunk: str, brackets: int) -> tuple[int, str]:
+    """How many of `lines` (`chunk` split, each stamped or indented; `brackets` the number of
+    `[` in it) are stamped, and the least line where all are (the least stamp: `[` > ` `)."""
     first = lines[0][0] == "["
-    if brackets == first:  # the first line's stamp at most (a memory.stat block's)
-        return brackets, brackets, lines[0]
+    if brackets == first:  # the first line's stamp at most
+        return brackets, lines[0]
     low = min(lines)
     if low[0] == "[":  # all (found without a 2-byte count: ~3x as long)
-        return len(lines), brackets, low
-    return chunk.count("\n[") + first, brackets, low
+        return len(lines), low
+    return chunk.count("\n[") + first, low
 
 
 def _full_takes(chunk: str, texts: list[str], stamped: int, brackets: int) -> bool:
@@ -235,9 +239,14 @@ class PlainRuns:
                 return None
             end = limit
         chunk = data[pos : end - 1].decode("utf-8", "replace")
+        brackets = chunk.count("[")
+        if brackets == (data[pos] == 0x5B) and "\r" not in chunk:
+            # Every line indented but perhaps the first, no `[` but its stamp: the full
+            # pattern's lines (`_full_takes`), the texts what follows each line's prefix.
+            return self._feed_indented(chunk, end, patterns, lineno)
         lines = chunk.split("\n")
         texts = [line[width:] for line in lines]
-        stamped, brackets, low = _stamped(lines, chunk)
+        stamped, low = _stamped(lines, chunk, brackets)
         if not _full_takes(chunk, texts, stamped, brackets):
             m = patterns.full.match(data, pos, size)  # it stops where the quick one did or before
             if m is None:
@@ -246,7 +255,7 @@ class PlainRuns:
             chunk = data[pos : end - 1].decode("utf-8", "replace")
             lines = chunk.split("\n")
             texts = [line[width:] for line in lines]
-            stamped, brackets, low = _stamped(lines, chunk)
+            stamped, low = _stamped(lines, chunk, chunk.count("["))
         reader = self.reader
         n = len(lines)
         last_head: tuple[str, int, int] | None = None
@@ -269,9 +278,38 @@ class PlainRuns:
             cont = reader.plain_mono()
             assert cont is not None
             lo = hi = last = cont
+        return self._feed(texts, lo, hi, last, head=last_head, end=end, lineno=lineno)
+
+    def _feed_indented(
+        self, chunk: str, end: int, patterns: _RunPatterns, lineno: int
+    ) -> tuple[int, int, bool]:
+        """`take` of a run of lines all indented, or all but the first (stamped)."""
+        width = patterns.width
+        texts = chunk[width:].split(patterns.indent)
+        if chunk[0] == "[":
+            lo = _usec(chunk, width)
+            return self._feed(texts, lo, lo, lo, head=(texts[0], width, lo), end=end, lineno=lineno)
+        cont = self.reader.plain_mono()
+        assert cont is not None  # plain_width() said so
+        return self._feed(texts, cont, cont, cont, head=None, end=end, lineno=lineno)
+
+    def _feed(
+        self,
+        texts: list[str],
+        lo: int,
+        hi: int,
+        last: int,
+        *,
+        head: tuple[str, int, int] | None,
+        end: int,
+        lineno: int,
+    ) -> tuple[int, int, bool]:
+        """Feed a run's `texts` at times within [`lo`, `hi`], the last at `last`; `head` the
+        last stamped line's (`LineReader.took_lines`)."""
+        n = len(texts)
         if not self.detector.feed_plain(texts, lo, hi, last):
             return end, n, False
-        reader.took_lines(lineno + n, last_head)
+        self.reader.took_lines(lineno + n, head)
         self.lines_fed += n
         self.texts = texts
         return end, n, True
