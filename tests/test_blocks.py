@@ -362,9 +362,9 @@ def _reference_take(data: bytes, width: int, cont: int) -> tuple[int, list[str],
 
 @pytest.mark.parametrize("seed", range(4))
 def test_take_feeds_the_full_patterns_lines(seed: int) -> None:
-    """`take` (quick pattern, checked) gives the lines, times and end of the full pattern's
-    run, on runs of plain lines mixed with `[`, `\\r`, glued stamps and task rows, stamps out
-    of order, indented lines of odd widths."""
+    """`take` (the quick pattern, its lines checked) feeds the lines, times and end of the full
+    pattern's run, on runs of plain lines mixed with `[`, `\\r`, glued stamps (one character
+    into a text too) and task rows, stamps out of order, indented lines of odd widths."""
     rng = random.Random(seed)
     quick = 0
     for _ in range(3000):

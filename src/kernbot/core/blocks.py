@@ -15,10 +15,14 @@ run only if
 - its text has one of the OOM parser's plain shapes (`kernbot.core.oom.lines.is_plain`: the
   first character, no `:`/`=` after some, a task row's `[ pid]`), and holds no detector's
   `plain_words`, so `parse_line` says None and no SYN line starts or ends there.
-Words are found with memmem (`kernbot.core.bytesearch`) over a window of lines ahead, once,
-and a run stops before the first line holding one. A detector that must see the lines one by
-one (a gap in time, a long run of unrelated lines, a wrapped line waiting for its tail) refuses,
-and the caller feeds that run line by line.
+The pattern is tried in two steps: a quick one (one-byte scans, no test for `\\r` or glued
+stamps) takes every line the full one takes and more; where the run it found holds no `\\r`
+and no `[` but its stamps' and task rows' first, the full one would take the same lines, which
+a `str.count` and an `in` tell at C speed; otherwise the full pattern decides. Words are found
+with memmem (`kernbot.core.bytesearch`) over a window of lines ahead, once, and a run stops
+before the first line holding one. A detector that must see the lines one by one (a gap in
+time, a long run of unrelated lines, a wrapped line waiting for its tail) refuses, and the
+caller feeds that run line by line.
 """
 
 from __future__ import annotations
