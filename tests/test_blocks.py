@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernbot.core.blocks import WORDS, _run_pattern
+from kernbot.core.blocks import WORDS, PlainRuns, _run_pattern
+from kernbot.core.detector import Detector
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import LineReader, read_lines
 from kernbot.core.oom import lines as lines_mod
@@ -317,3 +318,73 @@ def test_random_logs_of_report_and_hostile_lines(seed: int) -> None:
             assert dump(got) == want
             in_runs += fed
     assert in_runs > 100  # runs were taken
+
+
+class _RecordingDetector(Detector):
+    """A detector with a report open that takes every run and records what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fed: list[tuple[list[str], int, int, int]] = []
+
+    @property
+    def pending(self) -> bool:
+        return True
+
+    def feed_plain(self, texts: list[str], lo: int, hi: int, last_mono: int) -> bool:
+        self.fed.append((list(texts), lo, hi, last_mono))
+        return True
+
+
+TAKE_TEXTS = [
+    "anon 5", "shmem 0", " dump_stack+0x10/0x16", " ? foo+0x1/0x2 [mod]", "RIP: 0033:0x7f",
+    "x [    2.000000] glued", "x[    3.000000] glued", "a [ 5] b", "a[", "x\r", "y\rz",
+    "[  19690]     0 19690  42 630 98 0 0 a", "[  7]  0 7 1 1 4096 0 0 n [x]",
+    "[  8]  0 8 1 1 4096 0 0 n[    4.000000] glued", "Code: x", "sock 1", "sock: 1", "k=v",
+    "</TASK>", "]", "[",
+]  # fmt: skip
+
+
+def _reference_take(data: bytes, width: int, cont: int) -> tuple[int, list[str], int, int, int]:
+    """What `take` must feed at offset 0: the full run pattern's lines, each line's stamp."""
+    m = _run_pattern(width).match(data)
+    assert m is not None
+    lines = data[: m.end() - 1].decode().split("\n")
+    stamps = [
+        int(line[1 : width - 9]) * 1_000_000 + int(line[width - 8 : width - 2])
+        for line in lines
+        if line[0] == "["
+    ]
+    times = stamps + ([cont] if lines[0][0] == " " else [])
+    last = stamps[-1] if stamps else cont
+    return m.end(), [line[width:] for line in lines], min(times), max(times), last
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_take_feeds_the_full_patterns_lines(seed: int) -> None:
+    """`take` (the quick pattern, its lines checked) feeds the lines, times and end of the full
+    pattern's run, on runs of plain lines mixed with `[`, `\\r`, glued stamps (one character
+    into a text too) and task rows, stamps out of order, indented lines of odd widths."""
+    rng = random.Random(seed)
+    quick = 0
+    for _ in range(3000):
+        out: list[str] = []
+        for _ in range(rng.randrange(1, 12)):
+            text = rng.choice(TAKE_TEXTS)
+            if rng.random() < 0.3:
+                out.append(" " * rng.choice([15, 15, 15, 14, 16]) + text)
+            else:
+                out.append(stamp(rng.randrange(1_000_000, 9_000_000)) + text)
+        data = ("\n".join(out) + "\n").encode()
+        reader = LineReader()
+        reader.feed("[    1.500000] Call Trace:")
+        detector = _RecordingDetector()
+        runs = PlainRuns(reader, detector)
+        if _run_pattern(15).match(data) is None:
+            assert runs.take(data, 0, len(data), 0) is None
+            continue
+        end, texts, lo, hi, last = _reference_take(data, 15, 1_500_000)
+        assert runs.take(data, 0, len(data), 0) == (end, len(texts), True)
+        assert detector.fed == [(texts, lo, hi, last)]
+        quick += "[" not in data[15:end].decode().replace("\n[", "") and b"\r" not in data
+    assert quick > 100  # runs the quick pattern alone decides were among them
