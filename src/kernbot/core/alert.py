@@ -23,14 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from kernbot.core.context import ProcInfo, Psi
+from kernbot.core.context import WHO_IS_NEXT, ProcInfo, Psi
 from kernbot.core.events import Advice, Event, OomKillEvent, SynFloodEvent, Task
 from kernbot.core.oom.why import accounting_bar, why_parts, with_diagnosis
 from kernbot.core.units import size
 
 SpanKind = Literal["text", "value", "strong", "prose", "link"]
 MAX_TASKS = 8
-MAX_NEXT = 5
+MAX_NEXT = WHO_IS_NEXT
 
 
 class Span(BaseModel):

@@ -19,6 +19,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+WHO_IS_NEXT = 5
+"""How many processes "who is next" (`OomContext.top_oom_score`) holds: the agent reads this many
+and the alert shows them all (issue 11: ten were stored and sent for five shown)."""
+
+
 class ProcInfo(_Model):
     """One live process as /proc shows it (who is next: the highest oom_score now)."""
 
@@ -113,7 +118,8 @@ class OomContext(_Context):
     meminfo: HostMemory | None = None
     psi: Psi | None = None
     top_oom_score: list[ProcInfo] | None = None
-    """Who is next: the processes with the highest /proc oom_score right after the kill."""
+    """Who is next: the `WHO_IS_NEXT` processes with the highest /proc oom_score right after the
+    kill."""
     oom_kill_total: int | None = None
     """/proc/vmstat oom_kill: kills since boot."""
     kills_24h: int | None = None
