@@ -3,16 +3,14 @@ for any run of kills (revisions, restarts, forgotten kills, other cgroups, times
 
 The first version is written out plainly here as the reference: its bookkeeping of remembered
 kills (newest `max_per_key` per cgroup or pod, `max_remembered` in all), `recurrence` over a list
-of them, the 24 h count, and the copy made field by field."""
+of them (tests/recurrence_reference.py), the 24 h count, and the copy made field by field."""
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import median
 from typing import TypeVar
 
 import pytest
@@ -26,7 +24,7 @@ from kernbot.core.cgroup_identity import identify
 from kernbot.core.context import Recurrence
 from kernbot.core.events import Kubernetes, Memcg, OomKillEvent, Victim
 from kernbot.core.oom.recurrence import WINDOW_S, Kill, as_kill
-from kernbot.core.units import size
+from recurrence_reference import plain_recurrence
 
 T = TypeVar("T")
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "proc" / "snapshot"
@@ -41,48 +39,6 @@ PATHS = [
     "/system.slice/web.service",
     None,  # a global OOM
 ]
-
-
-def plain_recurrence(current: Kill, known: list[Kill], more: bool) -> Recurrence | None:
-    """`recurrence` as first written (see tests/test_oom_kill_times.py)."""
-
-    def same_level(a: Kill, b: Kill) -> bool:
-        if a.usage_kb is None or b.usage_kb is None:
-            return a.limit_kb is not None and a.limit_kb == b.limit_kb
-        high = max(a.usage_kb, b.usage_kb)
-        return high == 0 or abs(a.usage_kb - b.usage_kb) <= high * 0.05
-
-    picked = {
-        k.at: k
-        for k in [*known, current]
-        if k.key == current.key
-        and current.at - WINDOW_S <= k.at <= current.at
-        and same_level(k, current)
-    }
-    same = sorted(picked.values(), key=lambda k: k.at)
-    if len(same) < 3:
-        return None
-    gaps = [b.at - a.at for a, b in itertools.pairwise(same) if b.at > a.at]
-    if not gaps:
-        return None
-    interval = median(gaps)
-    if interval < 90:
-        every = f"~{interval:.0f} s"
-    elif interval < 2 * 3600:
-        every = f"~{interval / 60:.0f} min"
-    else:
-        every = f"~{interval / 3600:.1f} h"
-    level = f" at {size(current.usage_kb)}" if current.usage_kb else ""
-    return Recurrence(
-        kills=len(same),
-        interval_s=round(interval, 1),
-        usage_kb=current.usage_kb,
-        limit_kb=current.limit_kb,
-        since=same[0].at,
-        key=current.key,
-        text=f"grows to its limit every {every} ({len(same)}{'+' if more else ''} kills{level}): "
-        "a leak, or a limit too low for its steady state",
-    )
 
 
 def event_ts(ev: OomKillEvent) -> float | None:
