@@ -3,11 +3,17 @@
 `oom_score` is read live rather than computed so it matches what the kernel would do now (it
 includes oom_score_adj and the kernel era's scale). Processes vanish while being read; every read
 tolerates that. `comm` is kept exactly as the kernel shows it: escaping is the renderer's job.
+
+Cost (issue 11): "who is next" reads every process's oom_score, once a second while kills come.
+Python's `open()` makes seven system calls for a file (open, fstat, ioctl, lseek, two reads,
+close) and pathlib builds a path object per file; `os.open`/`os.read`/`os.close` on a string path
+make three, and give the same text (`_read`).
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,14 +24,37 @@ Identify = Callable[[str], Kubernetes | None]
 """cgroup path -> Kubernetes identity (pod uid, container id, qos) or None."""
 
 
-def _read(path: Path) -> str | None:
+CHUNK = 4096
+"""Bytes asked for per read: a /proc/PID file this module reads fits (status is ~1.5 KB)."""
+
+
+def _read(path: str) -> str | None:
+    """The file's text as `Path.read_text(encoding="utf-8", errors="replace")` gives it
+    (undecodable bytes replaced, `\r\n` and `\r` read as `\n`), or None when it cannot be
+    read. A read shorter than asked is taken as the end of the file, as it is for /proc's
+    small files and regular files: that saves the empty read that would confirm it."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None
+    try:
+        data = os.read(fd, CHUNK)
+        if len(data) == CHUNK:
+            chunks = [data]
+            while chunk := os.read(fd, CHUNK):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
-def _read_int(path: Path) -> int | None:
+def _read_int(path: str) -> int | None:
     text = _read(path)
     if text is None:
         return None
@@ -60,30 +89,30 @@ def rss_kb(status_text: str) -> int | None:
 
 def pids(root: Path) -> Iterator[int]:
     try:
-        entries = list(root.iterdir())
+        names = os.listdir(root)
     except OSError:
         return
-    for entry in entries:
-        if entry.name.isdigit():
-            yield int(entry.name)
+    for name in names:
+        if name.isdigit():
+            yield int(name)
 
 
 def read_process(root: Path, pid: int, identify: Identify | None = None) -> ProcInfo | None:
     """Everything kernbot shows about one process, or None when it is gone."""
-    base = root / str(pid)
-    comm = _read(base / "comm")
+    base = f"{os.fspath(root)}/{pid}"
+    comm = _read(f"{base}/comm")
     if comm is None:
         return None
     info = ProcInfo(
         pid=pid,
         comm=comm.removesuffix("\n"),
-        oom_score=_read_int(base / "oom_score"),
-        oom_score_adj=_read_int(base / "oom_score_adj"),
+        oom_score=_read_int(f"{base}/oom_score"),
+        oom_score_adj=_read_int(f"{base}/oom_score_adj"),
     )
-    status = _read(base / "status")
+    status = _read(f"{base}/status")
     if status is not None:
         info.rss_kb = rss_kb(status)
-    cgroup_text = _read(base / "cgroup")
+    cgroup_text = _read(f"{base}/cgroup")
     if cgroup_text is not None:
         info.cgroup = memory_cgroup(cgroup_text)
     if info.cgroup and identify is not None:
@@ -104,10 +133,11 @@ def top_by_oom_score(root: Path, n: int, identify: Identify | None = None) -> li
     """
     if n <= 0:
         return []
+    base = os.fspath(root)
     scored = (
         (score, -pid)
         for pid in pids(root)
-        if (score := _read_int(root / str(pid) / "oom_score")) is not None
+        if (score := _read_int(f"{base}/{pid}/oom_score")) is not None
     )
     out: list[ProcInfo] = []
     for score, neg_pid in heapq.nlargest(n * 2 + 8, scored):

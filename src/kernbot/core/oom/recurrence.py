@@ -9,8 +9,10 @@ keyed by pod UID, other cgroups by the limit's path.
 
 from __future__ import annotations
 
-import itertools
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from math import isnan
+from operator import sub
 from statistics import median
 
 from kernbot.core.cgroup_identity import identify
@@ -95,22 +97,101 @@ def recurrence(current: Kill, known: list[Kill], *, more: bool = False) -> Recur
         by_at[k.at] = k
     if _same_level(current, current):
         by_at[current.at] = current
-    same = [by_at[at] for at in sorted(by_at)]
-    if len(same) < MIN_KILLS:
+    return _pattern(current, [by_at[at].at for at in sorted(by_at)], more)
+
+
+class KillTimes:
+    """The times of one cgroup's or pod's remembered kills, by level (usage and limit), kept as
+    kills come and go, so `recurrence_of` equals `recurrence` over those kills without a walk
+    over each of them.
+
+    The agent asks this for every kill of an OOM loop over the newest 100 kills of its cgroup
+    (issue 11): the level test is made once per distinct (usage, limit) instead of once per kill
+    (a loop's kills are at a few levels), and the window is two bisections of the sorted times.
+    `recurrence` keeps one kill per time and measures only times, so a time is counted here
+    while any kill holds it. A time that is NaN is never inside a window and is not kept. Times
+    are assumed not to be -0.0 (the agent's are epoch seconds from the clock or an event's time):
+    `recurrence` takes the sign of zero from whichever kill comes last in its list.
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self) -> None:
+        self._levels: dict[tuple[int | None, int | None], dict[float, int]] = {}
+        """(usage_kb, limit_kb) -> time -> how many remembered kills at that level have it."""
+
+    def add(self, kill: Kill) -> None:
+        at = kill.at
+        if isnan(at):
+            return
+        times = self._levels.get((kill.usage_kb, kill.limit_kb))
+        if times is None:
+            self._levels[(kill.usage_kb, kill.limit_kb)] = {at: 1}
+        else:
+            times[at] = times.get(at, 0) + 1
+
+    def discard(self, kill: Kill) -> None:
+        """Forget one kill given to `add` (nothing when it was not)."""
+        level = (kill.usage_kb, kill.limit_kb)
+        times = self._levels.get(level)
+        if times is None or kill.at not in times:
+            return
+        if times[kill.at] > 1:
+            times[kill.at] -= 1
+        else:
+            del times[kill.at]
+            if not times:
+                del self._levels[level]
+
+    def recurrence_of(self, current: Kill, *, more: bool = False) -> Recurrence | None:
+        """`recurrence(current, kills, more=more)` where `kills` are the kills added and not
+        discarded (each of them of `current.key`)."""
+        at = current.at
+        if isnan(at):  # no kill is in its window, and itself alone is no pattern
+            return None
+        usage, limit = current.usage_kb, current.limit_kb
+        picked: list[dict[float, int]] = []
+        for (k_usage, k_limit), times in self._levels.items():
+            if usage is None or k_usage is None:
+                if limit is None or k_limit != limit:
+                    continue
+            else:
+                high = usage if usage > k_usage else k_usage
+                if high and abs(usage - k_usage) > high * SAME_LEVEL:
+                    continue
+            picked.append(times)
+        own = _same_level(current, current)
+        if len(picked) == 1 and (not own or at in picked[0]):
+            ordered = sorted(picked[0])
+        else:
+            union: set[float] = set()
+            for times in picked:
+                union.update(times)
+            if own:
+                union.add(at)
+            ordered = sorted(union)
+        lo = bisect_left(ordered, at - WINDOW_S)
+        hi = bisect_right(ordered, at)
+        if hi - lo < MIN_KILLS:
+            return None
+        return _pattern(current, ordered[lo:hi], more)
+
+
+def _pattern(current: Kill, times: list[float], more: bool) -> Recurrence | None:
+    """The recurrence of `current` among kills at these times (sorted, each once)."""
+    if len(times) < MIN_KILLS:
         return None
-    gaps = [b.at - a.at for a, b in itertools.pairwise(same) if b.at > a.at]
-    if not gaps:
-        return None
-    interval = median(gaps)
+    # each later than the one before: every gap is positive (`b > a` of the first version)
+    interval = median(map(sub, times[1:], times[:-1]))
     level = f" at {size(current.usage_kb)}" if current.usage_kb else ""
     return Recurrence(
-        kills=len(same),
+        kills=len(times),
         interval_s=round(interval, 1),
         usage_kb=current.usage_kb,
         limit_kb=current.limit_kb,
-        since=same[0].at,
+        since=times[0],
         key=current.key,
         text=f"grows to its limit every {_every(interval)} "
-        f"({len(same)}{'+' if more else ''} kills{level}): "
+        f"({len(times)}{'+' if more else ''} kills{level}): "
         "a leak, or a limit too low for its steady state",
     )
