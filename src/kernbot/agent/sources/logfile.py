@@ -38,12 +38,13 @@ CHUNK = 1 << 20
 FIRST_START_TAIL = 8 << 20
 """On first start read at most this much of an existing file: the rest is old history."""
 POLL_S = 1.0
-BUSY_POLL_S = 0.1
+BUSY_POLL_S = 0.2
 """How often a growing file is read (watchdog off): at most this much added latency, while busy.
 Each read is one pipeline batch, and a batch has fixed costs (its SQLite transactions, a POST to
-the bot, a position save: ~0.35 ms): at 10,000 lines/s of OOM reports (issue 11) reading every
-50 ms spent ~0.35 % of a core more than every 100 ms on them, for 50 ms less delay under a storm.
-The first lines after a quiet spell are read at once (watchdog)."""
+the bot, a position save) and a warm-up (each step's code runs over the batch, `Pipeline`): at
+10,000 lines/s of OOM reports (issue 11) the agent spent 0.3-0.4 % of a core less reading every
+100 ms than every 50 ms, and ~0.6 % less again every 200 ms, for 150 ms more delay under a
+storm. The first lines after a quiet spell are read at once (watchdog)."""
 MAX_LINE = 1 << 20
 SIG_BYTES = 64
 """The last bytes read are re-checked before each read: a file rewritten in place (copytruncate
