@@ -3,12 +3,6 @@
 Rows leave the outbox only once the bot answered 2xx, so delivery is at-least-once and the bot's
 idempotent ids (`boot_id:seq`) make it exactly-once. Failures back off exponentially with full
 jitter, capped, so a fleet of agents does not hammer a bot that just came back.
-
-A round (drain the outbox: peek, POST, ack) starts at once when the last one started at least
-`min_round_gap_s` ago, else when that much time has passed: an event after a quiet spell goes out
-at once, and in an OOM storm (a pipeline batch every 100 ms) the events of several batches share
-one POST and one ack transaction. Issue 11: a round cost ~0.7 ms, ~0.6 % of a core at ten a
-second.
 """
 
 from __future__ import annotations
@@ -30,9 +24,6 @@ from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat, fit_to_wire
 log = logging.getLogger(__name__)
 
 RETRYABLE_4XX = {401, 403, 404, 408, 409, 425, 429}
-MIN_ROUND_GAP_S = 0.2
-"""Least time between the starts of two shipping rounds: the most a storm's event waits for
-the round after the one that just began."""
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -58,7 +49,6 @@ class Shipper:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         rand: Callable[[], float] = random.random,
-        min_round_gap_s: float = MIN_ROUND_GAP_S,
     ) -> None:
         self.outbox = outbox
         self.bot_url = bot_url.rstrip("/") if bot_url else None
@@ -69,9 +59,6 @@ class Shipper:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self._rand = rand
-        self.min_round_gap_s = min_round_gap_s
-        self.rounds = 0
-        """Rounds run (`run`), for tests and benchmarks."""
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._head: str | None = None
@@ -181,16 +168,10 @@ class Shipper:
     async def run(self) -> None:
         if self.bot_url is None:
             log.warning("KERNBOT_BOT_URL is not set: events stay in the outbox and history")
-        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            started = loop.time()
-            self.rounds += 1
             if await self.ship_once():
                 await self._wake.wait()
-                rest = self.min_round_gap_s - (loop.time() - started)
-                if rest > 0:
-                    await asyncio.sleep(rest)  # what arrives meanwhile goes in the next round
             else:
                 await asyncio.sleep(self.backoff(self.failures))
 
