@@ -98,12 +98,9 @@ def _mutated(rng: random.Random, line: str) -> str:
     return line[:i] + "".join(rng.choices(PIECES, k=rng.randint(0, 3))) + line[j:]
 
 
-def test_the_shortcut_reads_what_the_general_path_reads() -> None:
-    """`parse_report` (lines that can hold no number skipped by their first character and a
-    few substring tests) against `parse_report_reference` (every line on the general path):
-    equal reports on every fixture, on each fixture line and crafted line alone and mutated,
-    and on random runs of such lines (slab tables and memory.stat blocks opened and cut)."""
-    rng = random.Random(11)
+def _reports(rng: random.Random) -> list[list[str]]:
+    """Every fixture report, each fixture and crafted line alone and mutated (20,000), and
+    3,000 random runs of such lines (slab tables and memory.stat blocks opened and cut)."""
     here = Path(__file__).parent / "fixtures"
     reports = [
         path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -114,6 +111,15 @@ def test_the_shortcut_reads_what_the_general_path_reads() -> None:
     for _ in range(3_000):
         run = [rng.choice(LINES) for _ in range(rng.randint(0, 12))]
         reports.append([_mutated(rng, x) if rng.random() < 0.3 else x for x in run])
+    return reports
+
+
+def test_the_shortcut_reads_what_the_general_path_reads() -> None:
+    """`parse_report` (lines that can hold no number skipped by their first character and a
+    few substring tests) against `parse_report_reference` (every line on the general path):
+    equal reports on every fixture, on each fixture line and crafted line alone and mutated,
+    and on random runs of such lines (slab tables and memory.stat blocks opened and cut)."""
+    reports = _reports(random.Random(11))
     differ = [r for r in reports if parse_report(r) != parse_report_reference(r)]
     assert differ == []
     # and the shortcut is taken: most fixture lines are no memory line
@@ -125,17 +131,7 @@ def test_the_memcg_part_reads_what_the_general_path_reads_of_a_cgroup() -> None:
     the slab header goes the general path) against `parse_report_reference`: the counters,
     stats blocks and slab caches equal on every fixture, each fixture and crafted line alone
     and mutated, and random runs of them; and each of its prefixes is needed."""
-    rng = random.Random(12)
-    here = Path(__file__).parent / "fixtures"
-    reports = [
-        path.read_text(encoding="utf-8", errors="replace").splitlines()
-        for path in sorted([*here.glob("corpus/*.txt"), *here.glob("diagnosis/*.txt")])
-    ]
-    reports += [[line] for line in LINES]
-    reports += [[_mutated(rng, rng.choice(LINES))] for _ in range(20_000)]
-    for _ in range(3_000):
-        run = [rng.choice(LINES) for _ in range(rng.randint(0, 12))]
-        reports.append([_mutated(rng, x) if rng.random() < 0.3 else x for x in run])
+    reports = _reports(random.Random(12))
 
     def part(rep: MemReport) -> tuple[object, ...]:
         return (rep.counters, rep.stats, rep.slab_caches)
