@@ -11,10 +11,10 @@ from kernbot.core.oom.recurrence import WINDOW_S, Kill
 from kernbot.core.units import size
 
 
-def plain_recurrence(current: Kill, known: list[Kill], more: bool) -> Recurrence | None:
-    """The recurrence as first written: each kill of the key inside the window whose usage is
-    within 5 % of the current one's (else the same limit, when either usage is unknown), one
-    per time with the current kill last, their gaps' median."""
+def plain_kills(current: Kill, known: list[Kill]) -> list[Kill]:
+    """The kills the recurrence counts, as first written: each kill of the key inside the window
+    whose usage is within 5 % of the current one's (else the same limit, when either usage is
+    unknown), one per time with the current kill last, oldest first."""
 
     def same_level(a: Kill, b: Kill) -> bool:
         if a.usage_kb is None or b.usage_kb is None:
@@ -29,7 +29,12 @@ def plain_recurrence(current: Kill, known: list[Kill], more: bool) -> Recurrence
         and current.at - WINDOW_S <= k.at <= current.at
         and same_level(k, current)
     }
-    same = sorted(picked.values(), key=lambda k: k.at)
+    return sorted(picked.values(), key=lambda k: k.at)
+
+
+def plain_recurrence(current: Kill, known: list[Kill], more: bool) -> Recurrence | None:
+    """The recurrence as first written: the median of the gaps between `plain_kills`."""
+    same = plain_kills(current, known)
     if len(same) < 3:
         return None
     gaps = [b.at - a.at for a, b in itertools.pairwise(same) if b.at > a.at]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kernbot.core.events import Kubernetes, Memcg, OomKillEvent, Victim
 from kernbot.core.oom.recurrence import Kill, as_kill, kill_key, recurrence
+from recurrence_reference import plain_kills
 
 UID = "0f1c2d3e-1111-2222-3333-444455556666"
 
@@ -58,20 +59,6 @@ def test_a_global_oom_has_no_limit_to_grow_into() -> None:
     assert kill_key(ev) is None and as_kill(ev, 0.0) is None
 
 
-def _reference(current: Kill, known: list[Kill]) -> list[Kill]:
-    """The kills `recurrence` counts, as first written: `_same_level` for each, one per time."""
-    from kernbot.core.oom.recurrence import WINDOW_S, _same_level
-
-    picked = {
-        k.at: k
-        for k in [*known, current]
-        if k.key == current.key
-        and current.at - WINDOW_S <= k.at <= current.at
-        and _same_level(k, current)
-    }
-    return sorted(picked.values(), key=lambda k: k.at)
-
-
 def test_the_one_pass_picks_the_kills_the_level_test_picks() -> None:
     """`recurrence` inlines the window and level tests: on random kills (no usage, no limit,
     zero usage, ties in time, other keys, outside the window) it counts what they pick."""
@@ -95,7 +82,7 @@ def test_the_one_pass_picks_the_kills_the_level_test_picks() -> None:
             )
             for _ in range(rng.randrange(0, 12))
         ]
-        want = _reference(current, known)
+        want = plain_kills(current, known)
         got = recurrence(current, known)
         if len(want) < 3 or not any(b.at > a.at for a, b in itertools.pairwise(want)):
             assert got is None
