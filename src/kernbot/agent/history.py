@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernbot.agent.stored import Stored, stored_revisions
+from kernbot.agent.stored import Stored, has_table, stored_revisions
 from kernbot.state_files import private_file
 
 
@@ -104,12 +104,7 @@ class History:
         written is not trimmed: the outbox has yet to refer to it), sparing those the outbox
         references."""
         spare = ""
-        if (
-            self._outbox_path is not None
-            and self._db.execute(
-                "SELECT 1 FROM o.sqlite_master WHERE type='table' AND name='outbox'"
-            ).fetchone()
-        ):
+        if self._outbox_path is not None and has_table(self._db, "o", "outbox"):
             spare = " AND id NOT IN (SELECT id FROM o.outbox WHERE body = '')"
         gone = self._db.execute(
             f"DELETE FROM history WHERE row IN (SELECT row FROM history WHERE row <= ?{spare}"

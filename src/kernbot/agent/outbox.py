@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernbot.agent.stored import Stored, stored_revisions
+from kernbot.agent.stored import Stored, has_table, stored_revisions
 from kernbot.state_files import private_file
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,7 @@ class Outbox:
     def _reads_history(self) -> bool:
         """Whether the attached history has its table (the history may be made second)."""
         if not self._history and self._history_path is not None:
-            self._history = (
-                self._db.execute(
-                    "SELECT 1 FROM h.sqlite_master WHERE type='table' AND name='history'"
-                ).fetchone()
-                is not None
-            )
+            self._history = has_table(self._db, "h", "history")
         return self._history
 
     def _held(self, rows: dict[str, Stored]) -> dict[str, int]:
@@ -183,10 +178,7 @@ class Outbox:
                 "%d queued event(s) dropped: the history no longer has them (%s)",
                 len(lost), ", ".join(event_id for _, event_id in lost[:5]),
             )  # fmt: skip
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("DELETE FROM outbox WHERE row=?", [(r,) for r, _ in lost])
-                self._bump("dropped", len(lost))
+            self._remove([row for row, _ in lost], "dropped")
 
     def ack(self, sent: list[Queued]) -> None:
         """The bot accepted these: forget the rows, remember the ids (at least the newest
@@ -211,11 +203,14 @@ class Outbox:
 
     def drop(self, items: list[Queued]) -> None:
         """The bot rejected these as invalid: retrying cannot help."""
+        self._remove([q.row for q in items], "rejected")
+
+    def _remove(self, rows: list[int], counter: str) -> None:
+        """Delete these rows, unsent, and count them under `counter`."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for q in items:
-                self._db.execute("DELETE FROM outbox WHERE row=?", (q.row,))
-            self._bump("rejected", len(items))
+            self._db.executemany("DELETE FROM outbox WHERE row=?", [(r,) for r in rows])
+            self._bump(counter, len(rows))
 
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])

@@ -41,3 +41,12 @@ def stored_revisions(
             f"SELECT id, revision FROM {table} WHERE id IN ({marks})", chunk
         ):
             yield event_id, int(revision)
+
+
+def has_table(db: sqlite3.Connection, schema: str, table: str) -> bool:
+    """Whether the database attached as `schema` has `table` yet (the history and the outbox
+    attach each other's file, and either may be made first)."""
+    found = db.execute(
+        f"SELECT 1 FROM {schema}.sqlite_master WHERE type='table' AND name=?", (table,)
+    ).fetchone()
+    return found is not None
