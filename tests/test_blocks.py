@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernbot.core.blocks import WORDS, PlainRuns, _run_pattern
+from kernbot.core.blocks import WORDS, PlainRuns, _run_pattern, no_run_at
 from kernbot.core.detector import Detector
 from kernbot.core.events import Event, OomKillEvent
 from kernbot.core.formats.reader import LineReader, read_lines
@@ -388,3 +388,62 @@ def test_take_feeds_the_full_patterns_lines(seed: int) -> None:
         assert detector.fed == [(texts, lo, hi, last)]
         quick += "[" not in data[15:end].decode().replace("\n[", "") and b"\r" not in data
     assert quick > 100  # runs the quick pattern alone decides were among them
+
+
+NO_RUN_TEXTS = [
+    *TAKE_TEXTS, "CPU: 1 PID: 2", "CPU:", "CPx", "C", "memory: usage 1kB", "swap 1", "s=1",
+    "Memory cgroup stats for /a:", "Tasks state (memory values in pages):", "T", "9 pages RAM",
+    "[  pid  ]   uid  tgid total_vm", "[ 12]", "[12", "[ x]", "oom-kill:a=b", "o", "\u00e9", "\x01",
+    "a.b", ".", "x. [ 1.000000] y", "", "\r", "] ", "K", "k", "killed", "OOM", "free:1",
+]  # fmt: skip
+
+
+def _prefix(rng: random.Random) -> str:
+    """A stamp of some width, or one the reader does not take, or a piece of one."""
+    usec = rng.randrange(0, 10 ** rng.choice([6, 8, 10, 10, 10, 13]))
+    secs, frac = usec // 1_000_000, usec % 1_000_000
+    return rng.choice(
+        [
+            *[stamp(usec)] * 6,
+            f"[{secs}.{frac:06d}] ",
+            f"[{secs:>12}.{frac:06d}] ",
+            f"[{secs:>13}.{frac:06d}] ",
+            f"[{secs}.{frac:05d}] ",
+            f"[{secs}.{frac:06d}]",
+            f"[{secs}. {frac:06d}] ",
+            f"[ .{secs}.{frac:06d}] ",
+            f"[{secs}.{frac:06d}.1] ",
+            "[",
+            "[ ",
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_run_at_only_where_take_finds_none(seed: int) -> None:
+    """`no_run_at` (a few byte tests before `take`) says no run only where `take` finds none,
+    whatever the width of the last run's stamps: stamps of other widths, malformed ones, texts
+    of every first byte the run patterns tell apart."""
+    rng = random.Random(seed)
+    said_no = took = 0
+    for _ in range(6000):
+        reader = LineReader()
+        reader.feed("[    1.500000] Call Trace:")
+        runs = PlainRuns(reader, _RecordingDetector())
+        if rng.random() < 0.5:  # the last run's stamps of another width
+            usec = rng.randrange(10 ** rng.choice([6, 10, 10, 12, 15]))
+            head = f"[{usec // 1_000_000}.{usec % 1_000_000:06d}] anon 5\n".encode()
+            assert runs.take(head, 0, len(head), 0) is not None
+            assert runs.width == head.index(b"]") + 2
+            runs.reset()  # another buffer
+        lines = [_prefix(rng) + rng.choice(NO_RUN_TEXTS) for _ in range(rng.randrange(1, 4))]
+        data = "\n".join(lines).encode() + rng.choice([b"\n", b""])
+        if not data.startswith(b"["):
+            continue
+        eol = data.find(b"\n")
+        if no_run_at(data, 0, len(data) if eol < 0 else eol, runs.width):
+            said_no += 1
+            assert runs.take(data, 0, len(data), 0) is None, data
+        else:
+            took += runs.take(data, 0, len(data), 0) is not None
+    assert said_no > 300 and took > 500, (said_no, took)  # both ways, often

@@ -16,13 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kernbot.agent.sources import Batch
-from kernbot.core.blocks import PlainRuns
+from kernbot.core.blocks import PlainRuns, no_run_at
 from kernbot.core.detector import Detector
 from kernbot.core.formats.reader import LineReader
 from kernbot.core.record import Record
 
-_RUN_STARTS = b"[ "
-"""First bytes of a run of plain lines (`kernbot.core.blocks`): a stamp or an indent."""
 _NONE: list[Record] = []
 """A run's records: it went to the detector already."""
 
@@ -96,21 +94,29 @@ class FileLines:
         size = len(data)
         pos = 0
         slow_until = 0  # a run some detector refused: read line by line up to here
+        find = data.find
         while pos < size:
-            if runs is not None and pos >= slow_until and data[pos] in _RUN_STARTS:
+            end = find(b"\n", pos)
+            if end < 0:
+                end = size  # a line cut at the source's `MAX_LINE`
+            if (
+                runs is not None
+                and pos >= slow_until
+                and (
+                    (first := data[pos]) == 0x20
+                    or (first == 0x5B and not no_run_at(data, pos, end, runs.width))
+                )
+            ):
                 took = runs.take(data, pos, size, 0)
                 if took is not None:
-                    end, count, fed = took
+                    run_end, count, fed = took
                     if fed:
                         texts += runs.texts
                         self.in_runs += count
-                        pos = end
-                        yield _NONE, end
+                        pos = run_end
+                        yield _NONE, run_end
                         continue
-                    slow_until = end
-            end = data.find(b"\n", pos)
-            if end < 0:
-                end = size  # a line cut at the source's `MAX_LINE`
+                    slow_until = run_end
             try:
                 records = feed(data[pos:end].decode("utf-8", "replace"))
             except ValueError:
@@ -118,5 +124,5 @@ class FileLines:
                 batch.garbled += 1
             for rec in records:
                 texts.append(rec.text)
-            pos = min(end + 1, size)
+            pos = end + 1 if end < size else size
             yield records, pos

@@ -132,6 +132,44 @@ def _run_pattern(width: int) -> re.Pattern[bytes]:
     return _run_patterns(width).full
 
 
+_ANY, _NO_COLON, _C, _ROW = 1, 2, 3, 4
+_FIRST = bytes(
+    _ANY if chr(c) in PLAIN_ANY_FIRST
+    else _NO_COLON if chr(c) in PLAIN_NO_COLON_FIRST
+    else _C if c == 0x43
+    else _ROW if c == 0x5B
+    else 0
+    for c in range(256)
+)  # fmt: skip
+"""What the first byte of a text says about the first line of a run (`_QUICK_TEXT`): 0 never."""
+_ROW_HEAD = re.compile(rb"\[ *\d+\]")
+
+
+def no_run_at(data: bytes, pos: int, eol: int, width: int) -> bool:
+    """True only where `PlainRuns.take` at `pos` (a line starting with `[` and ending at `eol`)
+    finds no run when the last run's prefix was `width` wide (`PlainRuns.width`): its stamp, if
+    it has one, is that wide (a `.` where that width has it and none before: a stamp's `.` is
+    the first byte after its blanks and digits), and its text does not start the way the quick
+    pattern's first line must. A few byte tests instead of the two regexes and the calls of a
+    failed `take`, for the lines of a report the parser reads one by one; False where that is
+    not sure (`take` decides)."""
+    at = pos + width
+    if at > eol or data[at - 9] != 0x2E or data.find(b".", pos + 1, at - 9) >= 0:
+        return False
+    if at == eol:  # no text: no run
+        return True
+    kind = _FIRST[data[at]]
+    if kind == _ANY:
+        return False
+    if kind == _NO_COLON:
+        return data.find(b":", at, eol) >= 0 or data.find(b"=", at, eol) >= 0
+    if kind == _C:
+        return data.startswith(b"PU: ", at + 1)
+    if kind == _ROW:
+        return _ROW_HEAD.match(data, at, eol) is None
+    return True
+
+
 def _usec(stamp: str, width: int) -> int:
     return int(stamp[1 : width - 9]) * 1_000_000 + int(stamp[width - 8 : width - 2])
 
@@ -180,6 +218,8 @@ class PlainRuns:
         self._patterns = _run_patterns(15)
         """The patterns of the prefix width of the last run that started with a stamp
         (`[    1.000000] `)."""
+        self.width = 15
+        """Their width (`no_run_at`)."""
         self.lines_fed = 0
         """Lines fed in runs so far (tests and benchmarks read it)."""
         self.texts: list[str] = []
@@ -222,6 +262,7 @@ class PlainRuns:
             if m is None:
                 return None
             self._patterns = patterns
+            self.width = patterns.width
         if self.reader.plain_width() is None:
             return None
         return m.end(), patterns

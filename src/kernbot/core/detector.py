@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from kernbot.core.advice import advise
 from kernbot.core.deferred import Deferred
@@ -115,6 +115,14 @@ class _SynLines:
         pass
 
 
+def _direct_feed(det: RecordDetector) -> Callable[[Record], list[Event]]:
+    """`det.feed`, or what it calls where it only passes the record on (one call less a record:
+    `Detector.feed` runs for every line of a report read one by one)."""
+    if isinstance(det, _OomReports):
+        return cast(Callable[[Record], list[Event]], det.assembler.feed)
+    return det.feed
+
+
 class _OomReports:
     """The OOM report assembler. Besides its own `pending`, a report that was emitted early but
     never saw its kill line (a headerless fragment) is still open and absorbs the following lines
@@ -122,29 +130,29 @@ class _OomReports:
     then would change the result, so that counts as pending too."""
 
     def __init__(self, host: str | None, boot_id: str | None) -> None:
-        self._asm = OomAssembler(host=host, boot_id=boot_id)
+        self.assembler = OomAssembler(host=host, boot_id=boot_id)
 
     @property
     def pending(self) -> bool:
-        return self._asm.holding
+        return self.assembler.holding
 
     def feed(self, rec: Record) -> list[Event]:
-        return self._asm.feed(rec)  # type: ignore[return-value]  # a fresh list, never mutated
+        return self.assembler.feed(rec)  # type: ignore[return-value]  # a fresh list, never mutated
 
     def flush(self) -> list[Event]:
-        return list(self._asm.flush())
+        return list(self.assembler.flush())
 
     def live_ids(self) -> set[str]:
-        return self._asm.live_ids()
+        return self.assembler.live_ids()
 
     def defer_to(self, sink: list[Event | Deferred]) -> None:
-        self._asm.defer_to(sink)
+        self.assembler.defer_to(sink)
 
     def takes_plain(self, lo: int, hi: int, n: int) -> bool:
-        return self._asm.takes_plain(lo, hi, n)
+        return self.assembler.takes_plain(lo, hi, n)
 
     def feed_plain(self, texts: list[str], last_mono: int) -> None:
-        self._asm.feed_plain(texts, last_mono)
+        self.assembler.feed_plain(texts, last_mono)
 
 
 OOM_KEYWORDS: tuple[bytes, ...] = (
@@ -199,7 +207,7 @@ class Detector:
             # builds each once it is final (diagnosis and advice are then its job too).
             for det in self._detectors:
                 det.defer_to(defer)
-        self._feeds = tuple(det.feed for det in self._detectors)
+        self._feeds = tuple(_direct_feed(det) for det in self._detectors)
 
     @property
     def pending(self) -> bool:

@@ -62,8 +62,6 @@ _JSON_STRUCTURE = frozenset({"{", "},{", "}", "},", "]", "],", "}]", "]}"})
 """Lines of pretty-printed `dmesg --json` that carry no record."""
 _NOT_JSON = Head("", "not-json")
 _tuple_new = tuple.__new__
-_NO_META = (None,) * 6
-"""A `Head`'s wall, host, caller, seq, boot_id and cursor when its prefix carries none."""
 _PLAIN_STAMP = re.compile(r"\[ {0,12}(\d{1,12})\.(\d{6})\] ?")
 """`dmesg`'s own stamp with microseconds: what `parse_bracket` reads the same way."""
 
@@ -181,7 +179,10 @@ class LineReader:
             text = line[end:]
             self._after_kmsg = False
             # tuple.__new__: the NamedTuples' own constructors cost more than the rest here
-            self._cont = _tuple_new(Head, (text, "dmesg", end, None, mono, *_NO_META))
+            # no wall, host, caller, seq, boot_id nor cursor (a literal: faster than `*` of a tuple)
+            self._cont = _tuple_new(
+                Head, (text, "dmesg", end, None, mono, None, None, None, None, None, None)
+            )
             if len(self._indent) != end:
                 self._indent = " " * end
             host, boot = self.host, self.boot_id
@@ -229,7 +230,9 @@ class LineReader:
         self._after_kmsg = False
         if last_head is not None:
             text, width, mono = last_head
-            self._cont = _tuple_new(Head, (text, "dmesg", width, None, mono, *_NO_META))
+            self._cont = _tuple_new(
+                Head, (text, "dmesg", width, None, mono, None, None, None, None, None, None)
+            )
             if len(self._indent) != width:
                 self._indent = " " * width
 

@@ -151,10 +151,10 @@ class OomAssembler:
             return out
         if isinstance(parsed, ol.SysrqOom):
             self._manual = None if parsed.ignored else (rec, self._fed)
-        if isinstance(parsed, ol.Header):
+        elif isinstance(parsed, ol.Header):
             out += self._close()
             return out + self._start(rec, parsed)
-        if isinstance(parsed, ol.ReaperLine):
+        elif isinstance(parsed, ol.ReaperLine):
             target = self._owner_of(parsed.pid)
             if target is not None:
                 target.absorb(rec, parsed)

@@ -150,7 +150,7 @@ class ReportState:
             return
         self.unrecognised_run = 0
         self.wrapped_task_in = False
-        if isinstance(parsed, EVIDENCE):
+        if not self.evidence and isinstance(parsed, EVIDENCE):
             self.evidence = True
         self._apply(parsed)
 
@@ -182,35 +182,21 @@ class ReportState:
         self.unrecognised_run = run
 
     def _apply(self, p: ol.Parsed) -> None:
+        # Kinds in the order an OOM loop's memcg reports print them (no kind subclasses another,
+        # so the order of their cases changes nothing but how many are tried).
         match p:
             case ol.Header():
                 self.header = p
             case ol.StackHeader():
                 self.stack = self.stack or p
-            case ol.CpusetLine():
-                self.cpuset = p
-            case ol.MemInfoLine(key="managed", value=v):
-                self.managed_kb += v
-            case ol.MemInfoLine(key="start" | "unstable" | "sec_pagetables" as key):
-                self.meminfo_flags.add(key)
-            case ol.MemInfoLine(key=key, value=v):
-                self.meminfo.setdefault(key, v)
-            case ol.TaskIn(task_path=t, oom_path=o, partial=partial):
-                if t is not None:
-                    self.task_path = t
-                if o is not None:
-                    self.oom_path = o
-                self.wrapped_task_in = partial and o is not None
             case ol.Counter():
                 self.counters.setdefault(p.name, p)
-            case ol.TasksState():
+            case ol.MemcgStats() | ol.TasksState():
                 pass
             case ol.TableHeader(columns=cols):
                 self.layout = table_layout(cols)
             case ol.OomKillLine():
                 self.oom_kill = p
-            case ol.KillProcess(sharing=False):
-                self.kill_process = self.kill_process or p
             case ol.Killed():
                 if self.killed is None:
                     self.killed = p
@@ -218,6 +204,22 @@ class ReportState:
                     self.group_victims.append(p)
             case ol.ReaperLine():
                 self.reaper = p
+            case ol.MemInfoLine(key="managed", value=v):
+                self.managed_kb += v
+            case ol.MemInfoLine(key="start" | "unstable" | "sec_pagetables" as key):
+                self.meminfo_flags.add(key)
+            case ol.MemInfoLine(key=key, value=v):
+                self.meminfo.setdefault(key, v)
+            case ol.CpusetLine():
+                self.cpuset = p
+            case ol.TaskIn(task_path=t, oom_path=o, partial=partial):
+                if t is not None:
+                    self.task_path = t
+                if o is not None:
+                    self.oom_path = o
+                self.wrapped_task_in = partial and o is not None
+            case ol.KillProcess(sharing=False):
+                self.kill_process = self.kill_process or p
             case ol.OomGroup(path=path):
                 self.group_path = path
             case ol.Panic():
