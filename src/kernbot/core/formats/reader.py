@@ -111,9 +111,53 @@ class LineReader:
             line = line.rstrip("\r\n")
         self._lineno = lineno
         if self._fragment is None and self.forced is None and not self._json_mode:
-            fast = self._fast(line, lineno)
-            if fast is not None:
-                return fast
+            # The two commonest lines of a big log without the general machinery (written here,
+            # not called: `kernbot scan` and the agent read most lines of an OOM loop this way).
+            # A plain `dmesg` line (`[   12.345678] msg`: no caller id (a task-table row's
+            # `[  pid]` is none), no `host kernel: `, no second record glued on) and a
+            # continuation line indented under the record before it give the very records
+            # `_parse` and `to_records` would; every other line takes the general path below.
+            first = line[:1]
+            if first == "[":
+                m = _PLAIN_STAMP.match(line)
+                if m is not None and "\n" not in line:
+                    end = m.end()
+                    if not (
+                        (line.startswith("[", end) and CALLER.match(line, end))
+                        or line.find(" kernel: ", end, end + 260) >= 0
+                        or (len(line) > 40 and line.find("[", 14) >= 0 and split_glued(line))
+                    ):
+                        secs, frac = m.group(1, 2)
+                        mono = int(secs) * 1_000_000 + int(frac)
+                        text = line[end:]
+                        self._after_kmsg = False
+                        # tuple.__new__: the NamedTuples' own constructors cost more than the
+                        # rest here; no wall, host, caller, seq, boot_id nor cursor (a literal
+                        # tuple: faster than `*` of one)
+                        self._cont = _tuple_new(
+                            Head,
+                            (text, "dmesg", end, None, mono, None, None, None, None, None, None),
+                        )
+                        if len(self._indent) != end:
+                            self._indent = " " * end
+                        host, boot, fmt = self.host, self.boot_id, "dmesg"
+                        rec = (text, None, None, mono, None, host, None, boot, None, fmt, lineno)
+                        return [_tuple_new(Record, rec)]
+            elif first == " ":
+                cont = self._cont
+                if cont is not None and line.startswith(self._indent) and "\n" not in line:
+                    text = line[cont.width :]
+                    if text and not text.isspace() and cont.fmt not in _RECOVERABLE:
+                        meta = self._cont_meta
+                        if meta is None or meta[0] is not cont:
+                            meta = (cont, self._shared(cont))
+                            self._cont_meta = meta
+                        self._after_kmsg = False
+                        return [_tuple_new(Record, (text, *meta[1], lineno))]
+        return self._general(line, lineno)
+
+    def _general(self, line: str, lineno: int) -> list[Record]:
+        """`feed` of a line its fast path does not read."""
         # A kmsg `c` fragment held from earlier lines: a `+` line below may still extend it.
         self._held, self._fragment = self._fragment, None
         if not line or line.isspace():
@@ -152,59 +196,6 @@ class LineReader:
                 self._cont = None
         out.extend(to_records(head, lineno=lineno, host=self.host, boot_id=self.boot_id))
         return out
-
-    def _fast(self, line: str, lineno: int) -> list[Record] | None:
-        """The two commonest lines of a big log without the general machinery, or None.
-
-        A plain `dmesg` line (`[   12.345678] msg`: no caller id (a task-table row's `[  pid]`
-        is none), no `host kernel: `, no second record glued on) and a continuation line indented
-        under the record before it give the very records `_parse` and `to_records` would;
-        everything else returns None and takes the general path. `kernbot scan` of a node in an
-        OOM loop spends most of its lines here.
-        """
-        first = line[:1]
-        if first == "[":
-            m = _PLAIN_STAMP.match(line)
-            if m is None or "\n" in line:
-                return None
-            end = m.end()
-            if (
-                (line.startswith("[", end) and CALLER.match(line, end))
-                or line.find(" kernel: ", end, end + 260) >= 0
-                or (len(line) > 40 and line.find("[", 14) >= 0 and split_glued(line))
-            ):
-                return None
-            secs, frac = m.group(1, 2)
-            mono = int(secs) * 1_000_000 + int(frac)
-            text = line[end:]
-            self._after_kmsg = False
-            # tuple.__new__: the NamedTuples' own constructors cost more than the rest here
-            # no wall, host, caller, seq, boot_id nor cursor (a literal: faster than `*` of a tuple)
-            self._cont = _tuple_new(
-                Head, (text, "dmesg", end, None, mono, None, None, None, None, None, None)
-            )
-            if len(self._indent) != end:
-                self._indent = " " * end
-            host, boot = self.host, self.boot_id
-            return [
-                _tuple_new(
-                    Record, (text, None, None, mono, None, host, None, boot, None, "dmesg", lineno)
-                )
-            ]
-        if first == " ":
-            cont = self._cont
-            if cont is None or not line.startswith(self._indent) or "\n" in line:
-                return None
-            text = line[cont.width :]
-            if not text or text.isspace() or cont.fmt in _RECOVERABLE:
-                return None
-            meta = self._cont_meta
-            if meta is None or meta[0] is not cont:
-                meta = (cont, self._shared(cont))
-                self._cont_meta = meta
-            self._after_kmsg = False
-            return [_tuple_new(Record, (text, *meta[1], lineno))]
-        return None
 
     def plain_width(self) -> int | None:
         """The width of the prefix that indented lines continue when `feed` would read them on
