@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from fakes.fake_bot import FakeBot
 from kernbot.agent.metrics import AgentMetrics
@@ -127,10 +130,15 @@ async def test_heartbeat_reaches_the_bot(tmp_path: Path) -> None:
         await bot.stop()
 
 
-async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(tmp_path: Path) -> None:
+async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The bot refuses (422) an event whose pid is past int64 or whose line is longer than a
     kmsg record, which a garbled log line can make; the shipper does not drop the kill: it
-    posts it once more with those values made to fit, and the rest of the batch goes through."""
+    posts it once more with those values made to fit, and the rest of the batch goes through.
+    What cannot be made to fit is dropped, counted and named in the log (not only counted);
+    the events delivered one by one count as shipped."""
+    caplog.set_level(logging.ERROR, logger="kernbot.agent.shipper")
     bot = await FakeBot().start()
     box = Outbox(tmp_path / "o.db")
     try:
@@ -148,6 +156,10 @@ async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(tmp_path: Pat
         assert got["boot:2"]["victim"]["pid"] == 2**63 - 1
         assert got["boot:2"]["lines"] == ["l" * 8191 + "…", "kept"]
         assert box.depth() == 0 and box.counter("rejected") == 1
+        dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(dropped) == 1 and dropped[0].startswith("bot rejected event bad (revision 0)")
+        shipped = ship.metrics.registry.get_sample_value("kernbot_agent_events_shipped_total")
+        assert shipped == 2
         await ship.close()
     finally:
         await bot.stop()

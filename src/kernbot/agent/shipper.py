@@ -20,6 +20,7 @@ from kernbot.agent.metrics import AgentMetrics
 from kernbot.agent.outbox import Outbox, Queued
 from kernbot.bearer import authorization
 from kernbot.core.wire import MAX_BATCH, EventBatch, Heartbeat, fit_to_wire
+from kernbot.logsafe import logsafe
 
 log = logging.getLogger(__name__)
 
@@ -143,21 +144,35 @@ class Shipper:
                         one = await self._post_fitted(q)
                     if one == "retry":
                         return self._failed()
-                    (self.outbox.ack if one == "ok" else self.outbox.drop)([q])
+                    if one == "ok":
+                        self.outbox.ack([q])
+                        self.metrics.events_shipped.inc()
+                    else:
+                        self._dropped([q])
                 continue
             if verdict == "reject":
                 verdict = await self._post_fitted(items[0])
             if verdict == "retry":
                 return self._failed()
             if verdict == "reject":
-                log.error("bot rejected event %s: %s; dropped", items[0].event_id, self.last_error)
-                self.outbox.drop(items)
+                self._dropped(items)
             else:
                 self.outbox.ack(items)
                 self.metrics.events_shipped.inc(len(items))
             self.failures = 0
             self.last_error = None
         return True
+
+    def _dropped(self, items: list[Queued]) -> None:
+        """The bot refused these for good (nothing could be made to fit): out of the outbox,
+        counted (`rejected`), and each named in the log: an alert that never comes is not
+        silent here."""
+        for q in items:
+            log.error(
+                "bot rejected event %s (revision %d): %s; dropped",
+                logsafe(q.event_id), q.revision, logsafe(self.last_error or "", 600),
+            )  # fmt: skip
+        self.outbox.drop(items)
 
     def _failed(self) -> bool:
         self.failures += 1
