@@ -17,7 +17,13 @@ from agent_process import AgentProcess
 from fakes.fake_bot import FakeBot
 from kernbot.agent.position import Position
 from kernbot.agent.sources import Batch, SourceConfig, SourceUnavailable, make_source
-from kernbot.agent.sources.logfile import LogFileSource
+from kernbot.agent.sources.logfile import (
+    BUSY_POLL_S,
+    STORM_BYTES,
+    STORM_POLL_S,
+    LogFileSource,
+    busy_poll_s,
+)
 
 
 def _lines(batch: Batch) -> list[tuple[list[str], Position | None]]:
@@ -71,6 +77,37 @@ async def test_file_source_follows_late_file_rotation_and_truncation(tmp_path: P
 
         log.write_text("[    5.000000] after truncation\n")  # copytruncate, then a write
         assert await _texts(it, 1) == ["after truncation"]
+    finally:
+        await it.aclose()  # type: ignore[attr-defined]
+        await src.close()
+
+
+async def test_a_file_in_a_storm_is_read_less_often(tmp_path: Path) -> None:
+    """A growing file is read every `BUSY_POLL_S`; after a read of `STORM_BYTES` or more (a
+    flood: thousands of lines a second) the next read waits `STORM_POLL_S`, and once reads are
+    small again `BUSY_POLL_S`. Nothing is lost either way."""
+    assert busy_poll_s(STORM_BYTES - 1) == BUSY_POLL_S < STORM_POLL_S == busy_poll_s(STORM_BYTES)
+    log = tmp_path / "kern.log"
+    log.write_text("")
+    src = LogFileSource(log, resume=None)
+    await src.open()
+    it = src.batches()
+    try:
+        await asyncio.wait_for(anext(it), 5)  # the (empty) backlog of the first start
+        storm = [f"[ {i:6}.000000] flood line {i:06} " + "x" * 40 for i in range(1200)]
+        _append(log, *storm)  # ~86 KB at once
+        assert await _texts(it, 1200) == [line.split("] ", 1)[1] for line in storm]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        _append(log, "[ 2000.000000] after the storm")
+        assert await _texts(it, 1) == ["after the storm"]
+        after_storm = loop.time() - t0
+        t0 = loop.time()
+        _append(log, "[ 2001.000000] a quiet line")
+        assert await _texts(it, 1) == ["a quiet line"]
+        after_quiet = loop.time() - t0
+        assert after_storm >= STORM_POLL_S - 0.05
+        assert after_quiet < after_storm
     finally:
         await it.aclose()  # type: ignore[attr-defined]
         await src.close()

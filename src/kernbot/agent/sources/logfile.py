@@ -2,7 +2,8 @@
 
 watchdog wakes the reader when the file or its directory changes; a slow poll backs it up for
 filesystems without inotify. While the file keeps growing (a read found lines, and so did the next
-one `BUSY_POLL_S` later) watchdog is switched off and the file is read every `BUSY_POLL_S`:
+one `BUSY_POLL_S` later) watchdog is switched off and the file is read every `BUSY_POLL_S`
+(`STORM_POLL_S` after a read of `STORM_BYTES` or more):
 watchdog handles each inotify event in its own threads, about half a millisecond apiece, and a
 busy log makes one per write (issue 11: a tenth of a core at 100 writes a second, more than the
 reads). The first read that finds nothing switches it on again and reads once more, so a line
@@ -39,12 +40,29 @@ FIRST_START_TAIL = 8 << 20
 """On first start read at most this much of an existing file: the rest is old history."""
 POLL_S = 1.0
 BUSY_POLL_S = 0.2
-"""How often a growing file is read (watchdog off): at most this much added latency, while busy.
+"""How often a growing file is read (watchdog off): at most this much added latency, while busy
+(`STORM_POLL_S` in a storm).
 Each read is one pipeline batch, and a batch has fixed costs (its SQLite transactions, a POST to
 the bot, a position save) and a warm-up (each step's code runs over the batch, `Pipeline`): at
 10,000 lines/s of OOM reports (issue 11) the agent spent 0.3-0.4 % of a core less reading every
 100 ms than every 50 ms, and ~0.6 % less again every 200 ms, for 150 ms more delay under a
 storm. The first lines after a quiet spell are read at once (watchdog)."""
+STORM_BYTES = 64 << 10
+"""A read of this much or more (over ~320 KB/s at `BUSY_POLL_S`: thousands of lines a second, a
+node in an OOM loop) means a storm: the next read comes `STORM_POLL_S` later."""
+STORM_POLL_S = 0.5
+"""How often a file in a storm is read. Each batch also costs a warm-up (its code and data are
+cold after the agent slept; the other processes ran meanwhile): at 10,000 lines/s of OOM reports
+(issue 11) reading every 500 ms instead of 200 took the agent from 5.3-5.9 % of a core to
+4.7-5.1 % (three alternating runs each), for at most 300 ms more delay while the log floods.
+Below `STORM_BYTES` a read the file is read every `BUSY_POLL_S` as before."""
+
+
+def busy_poll_s(read: int) -> float:
+    """How long to wait before reading a growing file again after a read of `read` bytes."""
+    return STORM_POLL_S if read >= STORM_BYTES else BUSY_POLL_S
+
+
 MAX_LINE = 1 << 20
 SIG_BYTES = 64
 """The last bytes read are re-checked before each read: a file rewritten in place (copytruncate
@@ -107,6 +125,8 @@ class LogFileSource:
         self._fh: BinaryIO | None = None
         self._inode: int | None = None
         self._offset = 0
+        self._last_read = 0
+        """Bytes of whole lines the last read took (`busy_poll_s`)."""
         self._sig = b""
         self._observer: Any = None
         self._stopping: set[asyncio.Future[None]] = set()
@@ -198,6 +218,7 @@ class LogFileSource:
         lines = data[: end + 1]
         put_lines(batch, lines, self._offset, reader)
         self._offset += len(lines)
+        self._last_read = len(lines)
         return len(data) == CHUNK
 
     def _rewritten(self, fh: BinaryIO) -> bool:
@@ -271,7 +292,7 @@ class LogFileSource:
                 if busy:  # lines again: poll while it grows, without watchdog
                     self._stop_watch()
                 busy = True
-                await asyncio.sleep(BUSY_POLL_S)
+                await asyncio.sleep(busy_poll_s(self._last_read))
                 continue
             busy = False
             if self._observer is None:
