@@ -10,8 +10,8 @@ import pytest
 
 from fakes.fake_bot import FakeBot
 from kernbot.agent.metrics import AgentMetrics
-from kernbot.agent.outbox import Outbox
-from kernbot.agent.shipper import Shipper
+from kernbot.agent.outbox import Outbox, Queued
+from kernbot.agent.shipper import MAX_POST_BYTES, Shipper, by_size
 from kernbot.core.events import OomKillEvent
 
 
@@ -160,6 +160,34 @@ async def test_an_event_refused_for_a_size_is_delivered_cut_to_fit(
         assert len(dropped) == 1 and dropped[0].startswith("bot rejected event bad (revision 0)")
         shipped = ship.metrics.registry.get_sample_value("kernbot_agent_events_shipped_total")
         assert shipped == 2
+        await ship.close()
+    finally:
+        await bot.stop()
+
+
+async def test_a_big_backlog_goes_out_in_bodies_the_bot_takes(tmp_path: Path) -> None:
+    """After an outage the outbox holds hundreds of OOM reports of ~13 KB: `MAX_BATCH` of them
+    in one POST is past what a bot takes (this fake one, as aiohttp by default: 1 MiB), which
+    answered 413 and had every event posted on its own. Bodies of at most `MAX_POST_BYTES`
+    (UTF-8: `é` is two bytes), in order, each event once."""
+    bot = await FakeBot().start()
+    box = Outbox(tmp_path / "o.db")
+    try:
+        for seq in range(200):
+            ev = _ev(seq)
+            ev["lines"] = [f"{seq} line {i} " + "é" * 30 for i in range(200)]
+            box.put(f"boot:{seq}", 0, "oom_kill", ev)
+        total = sum(len(q.text.encode()) for q in box.peek(500))
+        assert total > 2 * (1 << 20)  # the whole backlog: more than twice the fake bot's limit
+        ship = _shipper(box, bot)
+        assert await ship.ship_once()
+        assert [e["id"] for e in bot.events] == [f"boot:{seq}" for seq in range(200)]
+        assert bot.posts <= total // MAX_POST_BYTES + 2, "bodies of about MAX_POST_BYTES"
+        assert bot.refused == 0 and box.depth() == 0
+        parts = by_size(box_items := [Queued(i, str(i), 0, "é" * 100) for i in range(10)], 450)
+        assert [len(p) for p in parts] == [2, 2, 2, 2, 2]
+        assert [q for p in parts for q in p] == box_items
+        assert by_size([Queued(0, "big", 0, "x" * 999)], 10) == [[Queued(0, "big", 0, "x" * 999)]]
         await ship.close()
     finally:
         await bot.stop()

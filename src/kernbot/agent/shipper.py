@@ -25,6 +25,29 @@ from kernbot.logsafe import logsafe
 log = logging.getLogger(__name__)
 
 RETRYABLE_4XX = {401, 403, 404, 408, 409, 425, 429}
+MAX_POST_BYTES = 512 << 10
+"""Event JSON per POST at most (a single larger event goes alone). `MAX_BATCH` events of an OOM
+report are ~7 MB: past the bot's `max_body_bytes` (4 MiB) and aiohttp's default 1 MiB, so after
+an outage every batch was refused (413) and then sent one event per POST."""
+
+
+def by_size(items: list[Queued], limit: int) -> list[list[Queued]]:
+    """`items` cut, in order, into runs whose JSON adds up to at most `limit` bytes of UTF-8
+    (one longer event alone)."""
+    bodies: list[list[Queued]] = []
+    size = 0
+    for q in items:
+        text = q.text
+        n = len(text) if text.isascii() else len(text.encode())
+        if bodies and size + n <= limit:
+            bodies[-1].append(q)
+            size += n
+        else:
+            bodies.append([q])
+            size = n
+    return bodies
+
+
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -136,31 +159,38 @@ class Shipper:
         if self.bot_url is None:
             return True
         while items := self.outbox.peek(MAX_BATCH):
-            verdict = await self._post(items)
-            if verdict == "reject" and len(items) > 1:
-                for q in items:  # find the bad one(s); the rest go through
-                    one = await self._post([q])
-                    if one == "reject":
-                        one = await self._post_fitted(q)
-                    if one == "retry":
-                        return self._failed()
-                    if one == "ok":
-                        self.outbox.ack([q])
-                        self.metrics.events_shipped.inc()
-                    else:
-                        self._dropped([q])
-                continue
-            if verdict == "reject":
-                verdict = await self._post_fitted(items[0])
-            if verdict == "retry":
-                return self._failed()
-            if verdict == "reject":
-                self._dropped(items)
-            else:
-                self.outbox.ack(items)
-                self.metrics.events_shipped.inc(len(items))
-            self.failures = 0
-            self.last_error = None
+            for body in by_size(items, MAX_POST_BYTES):
+                if not await self._ship(body):
+                    return self._failed()
+        return True
+
+    async def _ship(self, items: list[Queued]) -> bool:
+        """Post one body's events; False when the bot could not take them (retry later)."""
+        verdict = await self._post(items)
+        if verdict == "reject" and len(items) > 1:
+            for q in items:  # find the bad one(s); the rest go through
+                one = await self._post([q])
+                if one == "reject":
+                    one = await self._post_fitted(q)
+                if one == "retry":
+                    return False
+                if one == "ok":
+                    self.outbox.ack([q])
+                    self.metrics.events_shipped.inc()
+                else:
+                    self._dropped([q])
+            return True
+        if verdict == "reject":
+            verdict = await self._post_fitted(items[0])
+        if verdict == "retry":
+            return False
+        if verdict == "reject":
+            self._dropped(items)
+        else:
+            self.outbox.ack(items)
+            self.metrics.events_shipped.inc(len(items))
+        self.failures = 0
+        self.last_error = None
         return True
 
     def _dropped(self, items: list[Queued]) -> None:
