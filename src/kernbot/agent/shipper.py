@@ -179,6 +179,8 @@ class Shipper:
                     self.metrics.events_shipped.inc()
                 else:
                     self._dropped([q])
+            self.failures = 0
+            self.last_error = None
             return True
         if verdict == "reject":
             verdict = await self._post_fitted(items[0])

@@ -55,7 +55,7 @@ STORM_POLL_S = 0.5
 cold after the agent slept; the other processes ran meanwhile): at 10,000 lines/s of OOM reports
 (issue 11) reading every 500 ms instead of 200 took the agent from 5.3-5.9 % of a core to
 4.7-5.1 % (three alternating runs each), for at most 300 ms more delay while the log floods.
-Below `STORM_BYTES` a read the file is read every `BUSY_POLL_S` as before."""
+After a smaller read the file is read every `BUSY_POLL_S` as before."""
 
 
 def busy_poll_s(read: int) -> float:
