@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from kernbot.core.blocks import PlainRuns
+from kernbot.core.blocks import PlainRuns, no_run_at
 from kernbot.core.bytesearch import find_all
 from kernbot.core.deferred import Deferred
 from kernbot.core.detector import DETECTORS, Detector, finish_event
@@ -34,8 +34,6 @@ BACKUP_LINES = 2
 """Lines fed before a keyword line: the reader needs the line a continuation belongs to."""
 MAX_CONTINUATION = 2000
 """How far back to look for the head of a run of indented continuation lines."""
-_RUN_STARTS = b"[ "
-"""First bytes of a run of plain lines (`kernbot.core.blocks`): a stamp or an indent."""
 AFTER_LINES = 2
 """Lines fed after the last keyword line once nothing is pending (readers emit one line late)."""
 
@@ -298,20 +296,23 @@ class ByteScanner:
         lineno = self._lineno
         find = data.find
         while pos < size:
-            if (
-                plain is not None
-                and pos >= slow_until
-                and data[pos] in _RUN_STARTS
-                and (took := plain.take(data, pos, size, lineno)) is not None
-            ):
-                end, count, fed = took
-                if fed:  # detectors pending all along: `after` stays 0
-                    pos, lineno, after = end, lineno + count, 0
-                    continue
-                slow_until = end
             end = find(b"\n", pos, size)
             if end < 0:
                 end = size
+            if (
+                plain is not None
+                and pos >= slow_until
+                and (
+                    (first := data[pos]) == 0x20
+                    or (first == 0x5B and not no_run_at(data, pos, end, plain.width))
+                )
+                and (took := plain.take(data, pos, size, lineno)) is not None
+            ):
+                run_end, count, fed = took
+                if fed:  # detectors pending all along: `after` stays 0
+                    pos, lineno, after = run_end, lineno + count, 0
+                    continue
+                slow_until = run_end
             lineno += 1
             for rec in read(data[pos:end].decode("utf-8", "replace"), lineno):
                 found = detect(rec)
