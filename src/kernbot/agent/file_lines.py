@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kernbot.agent.sources import Batch
-from kernbot.core.blocks import PlainRuns, no_run_at
+from kernbot.core.blocks import PlainRuns
 from kernbot.core.detector import Detector
 from kernbot.core.formats.reader import LineReader
 from kernbot.core.record import Record
@@ -99,14 +99,7 @@ class FileLines:
             end = find(b"\n", pos)
             if end < 0:
                 end = size  # a line cut at the source's `MAX_LINE`
-            if (
-                runs is not None
-                and pos >= slow_until
-                and (
-                    (first := data[pos]) == 0x20
-                    or (first == 0x5B and not no_run_at(data, pos, end, runs.width))
-                )
-            ):
+            if runs is not None and pos >= slow_until and runs.may_start(data, pos, end):
                 took = runs.take(data, pos, size, 0)
                 if took is not None:
                     run_end, count, fed = took

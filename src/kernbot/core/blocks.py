@@ -228,6 +228,12 @@ class PlainRuns:
     def reset(self) -> None:
         self._hits, self._start, self._until = [], 0, 0
 
+    def may_start(self, data: bytes, pos: int, eol: int) -> bool:
+        """Whether `take` may find a run at the line from `pos` to `eol`: it starts with a blank
+        or a `[` that `no_run_at` does not rule out (the last run's width)."""
+        first = data[pos]
+        return first == 0x20 or (first == 0x5B and not no_run_at(data, pos, eol, self.width))
+
     def _limit(self, data: bytes, pos: int, size: int) -> int:
         """Where a run starting at `pos` must stop: the start of the first line at or after
         `pos` that holds a word, or the end of the window searched."""

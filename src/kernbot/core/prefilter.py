@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from kernbot.core.blocks import PlainRuns, no_run_at
+from kernbot.core.blocks import PlainRuns
 from kernbot.core.bytesearch import find_all
 from kernbot.core.deferred import Deferred
 from kernbot.core.detector import DETECTORS, Detector, finish_event
@@ -302,10 +302,7 @@ class ByteScanner:
             if (
                 plain is not None
                 and pos >= slow_until
-                and (
-                    (first := data[pos]) == 0x20
-                    or (first == 0x5B and not no_run_at(data, pos, end, plain.width))
-                )
+                and plain.may_start(data, pos, end)
                 and (took := plain.take(data, pos, size, lineno)) is not None
             ):
                 run_end, count, fed = took
