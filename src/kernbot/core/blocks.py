@@ -218,12 +218,15 @@ class PlainRuns:
         self._patterns = _run_patterns(15)
         """The patterns of the prefix width of the last run that started with a stamp
         (`[    1.000000] `)."""
-        self.width = 15
-        """Their width (`no_run_at`)."""
         self.lines_fed = 0
         """Lines fed in runs so far (tests and benchmarks read it)."""
         self.texts: list[str] = []
         """The records' texts of the run `take` fed last (the agent keeps every line's text)."""
+
+    @property
+    def width(self) -> int:
+        """The prefix width of the last run that started with a stamp (`no_run_at`)."""
+        return self._patterns.width
 
     def reset(self) -> None:
         self._hits, self._start, self._until = [], 0, 0
@@ -232,7 +235,9 @@ class PlainRuns:
         """Whether `take` may find a run at the line from `pos` to `eol`: it starts with a blank
         or a `[` that `no_run_at` does not rule out (the last run's width)."""
         first = data[pos]
-        return first == 0x20 or (first == 0x5B and not no_run_at(data, pos, eol, self.width))
+        return first == 0x20 or (
+            first == 0x5B and not no_run_at(data, pos, eol, self._patterns.width)
+        )
 
     def _limit(self, data: bytes, pos: int, size: int) -> int:
         """Where a run starting at `pos` must stop: the start of the first line at or after
@@ -268,7 +273,6 @@ class PlainRuns:
             if m is None:
                 return None
             self._patterns = patterns
-            self.width = patterns.width
         if self.reader.plain_width() is None:
             return None
         return m.end(), patterns
