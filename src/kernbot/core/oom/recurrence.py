@@ -60,11 +60,19 @@ def as_kill(ev: OomKillEvent, at: float) -> Kill | None:
     return Kill(at, key, m.usage_kb if m else None, m.limit_kb if m else None)
 
 
+def _levels_match(
+    usage: int | None, limit: int | None, k_usage: int | None, k_limit: int | None
+) -> bool:
+    """Whether a kill at `usage`/`limit` and one at `k_usage`/`k_limit` are at the same level:
+    usages within `SAME_LEVEL` of the larger, else (a usage unknown) the same known limit."""
+    if usage is None or k_usage is None:
+        return limit is not None and limit == k_limit
+    high = usage if usage > k_usage else k_usage
+    return high == 0 or abs(usage - k_usage) <= high * SAME_LEVEL
+
+
 def _same_level(a: Kill, b: Kill) -> bool:
-    if a.usage_kb is None or b.usage_kb is None:
-        return a.limit_kb is not None and a.limit_kb == b.limit_kb
-    high = max(a.usage_kb, b.usage_kb)
-    return high == 0 or abs(a.usage_kb - b.usage_kb) <= high * SAME_LEVEL
+    return _levels_match(a.usage_kb, a.limit_kb, b.usage_kb, b.limit_kb)
 
 
 def _every(seconds: float) -> str:
@@ -78,23 +86,16 @@ def _every(seconds: float) -> str:
 def recurrence(current: Kill, known: list[Kill], *, more: bool = False) -> Recurrence | None:
     """The pattern `current` repeats, or None. `more`: `known` is only the newest kills of this
     cgroup (older ones were forgotten), so the count is a lower bound and is said so."""
-    # One pass with the window and level tests inlined (the agent runs this for every kill of
-    # an OOM loop over up to 100 remembered kills): the same kills as `_same_level` picks, one
-    # per time, `current` last so it wins a tie.
+    # One kill per time, `current` last so it wins a tie. (The agent measures its OOM loops
+    # with `KillTimes` instead: this walks every kill.)
     key, first, last = current.key, current.at - WINDOW_S, current.at
     usage, limit = current.usage_kb, current.limit_kb
     by_at: dict[float, Kill] = {}
     for k in known:
         if k.key != key or not first <= k.at <= last:
             continue
-        if usage is None or k.usage_kb is None:
-            if limit is None or k.limit_kb != limit:
-                continue
-        else:
-            high = usage if usage > k.usage_kb else k.usage_kb
-            if high and abs(usage - k.usage_kb) > high * SAME_LEVEL:
-                continue
-        by_at[k.at] = k
+        if _levels_match(usage, limit, k.usage_kb, k.limit_kb):
+            by_at[k.at] = k
     if _same_level(current, current):
         by_at[current.at] = current
     return _pattern(current, [by_at[at].at for at in sorted(by_at)], more)
@@ -152,14 +153,8 @@ class KillTimes:
         usage, limit = current.usage_kb, current.limit_kb
         picked: list[dict[float, int]] = []
         for (k_usage, k_limit), times in self._levels.items():
-            if usage is None or k_usage is None:
-                if limit is None or k_limit != limit:
-                    continue
-            else:
-                high = usage if usage > k_usage else k_usage
-                if high and abs(usage - k_usage) > high * SAME_LEVEL:
-                    continue
-            picked.append(times)
+            if _levels_match(usage, limit, k_usage, k_limit):
+                picked.append(times)
         own = _same_level(current, current)
         if len(picked) == 1 and (not own or at in picked[0]):
             ordered = sorted(picked[0])
