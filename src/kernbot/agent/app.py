@@ -41,7 +41,6 @@ from kernbot.agent.scheduler import Scheduler
 from kernbot.agent.shipper import Shipper
 from kernbot.agent.sources import Source, SourceConfig, make_source, source_name
 from kernbot.agent.stages import Advise, ApiPodNames, Enrich, KillAccounting, Stage, SynEpisodes
-from kernbot.core.context import WHO_IS_NEXT
 from kernbot.core.deferred import Deferred
 from kernbot.core.detector import Detector, diagnose
 from kernbot.core.events import Event, OomKillEvent
@@ -169,7 +168,6 @@ class Agent:
         self.enricher = Enricher(
             proc,
             PodResolver(settings.pod_log_dir, kubernetes_api is not None, kubernetes_api),
-            top_n=WHO_IS_NEXT,
             clock=clock.wall,
         )
         # the last days of kills, for "killed again every ~N min" across restarts

@@ -37,7 +37,7 @@ from typing import TypeVar, overload
 from kernbot.agent.pods import PodResolver, describe_source
 from kernbot.agent.proc import ProcReader
 from kernbot.core.cgroup_identity import identify
-from kernbot.core.context import HostMemory, Listener, ProcInfo, Psi, Recurrence
+from kernbot.core.context import WHO_IS_NEXT, HostMemory, Listener, ProcInfo, Psi, Recurrence
 from kernbot.core.events import Event, Kubernetes, OomKillEvent, OomRiskEvent, SynFloodEvent
 from kernbot.core.oom.recurrence import Kill, KillTimes, as_kill
 from kernbot.core.syn.episodes import COUNTERS
@@ -101,7 +101,7 @@ class Enricher:
         proc: ProcReader,
         pods: PodResolver,
         *,
-        top_n: int = 10,
+        top_n: int = WHO_IS_NEXT,
         clock: Callable[[], float] = time.time,
         max_per_key: int = MAX_PER_KEY,
         max_remembered: int = MAX_REMEMBERED,

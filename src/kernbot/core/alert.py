@@ -30,7 +30,6 @@ from kernbot.core.units import size
 
 SpanKind = Literal["text", "value", "strong", "prose", "link"]
 MAX_TASKS = 8
-MAX_NEXT = WHO_IS_NEXT
 
 
 class Span(BaseModel):
@@ -404,7 +403,7 @@ def _who_is_next(procs: Sequence[ProcInfo]) -> Section | None:
     if not procs:
         return None
     rows = []
-    for p in list(procs)[:MAX_NEXT]:
+    for p in list(procs)[:WHO_IS_NEXT]:
         where = f"{p.namespace}/{p.pod}" if p.pod else (p.cgroup or "")
         rows.append(
             [
